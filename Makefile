@@ -1,0 +1,52 @@
+# The single entry point: demo, tests, sanity, lint, bench.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+OLD_PY := .venv-oldest/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+COLL := .tmp/sanity/ansible_collections/zerodown/rollout
+
+.PHONY: help venv services images units integration sanity lint changelog-lint test demo bench clean
+
+help:
+	@echo "make demo   - the seed story end to end on the local Docker engine"
+	@echo "make test   - the whole test suite (what CI runs)"
+	@echo "other targets: venv services images units integration sanity lint bench clean"
+
+venv:
+	@./scripts/bootstrap.sh
+
+services:
+	@./scripts/services.sh
+
+images: services
+	@./images/demo-app/build.sh
+
+units: venv
+	$(PY) -m pytest -q tests/unit
+	$(OLD_PY) -m pytest -q -p no:cacheprovider tests/unit
+
+integration: venv images
+	$(PY) -m pytest -q tests/integration
+
+sanity: venv
+	@./scripts/sanity.sh
+
+lint: venv
+	cd . && $(VENV)/bin/ansible-lint --profile production roles/ playbooks/
+
+test: venv services images
+	$(PY) -m pytest -q tests/unit
+	$(OLD_PY) -m pytest -q -p no:cacheprovider tests/unit
+	$(PY) -m pytest -q tests/integration
+	@./scripts/sanity.sh
+	$(VENV)/bin/ansible-lint --profile production roles/ playbooks/
+
+demo: venv images
+	$(VENV)/bin/ansible-playbook -i localhost, -c local playbooks/demo.yml -e ansible_python_interpreter=$(CURDIR)/$(PY)
+
+bench: venv images
+	$(PY) -m bench.run
+
+clean:
+	rm -rf .tmp tests/output

@@ -1,0 +1,46 @@
+# Copyright: zerodown maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Options every module of the collection has: which workload, on which platform.
+    DOCUMENTATION = r"""
+options:
+  platform:
+    description:
+      - Where the workload runs.
+      - V(kubernetes) acts on a Deployment, StatefulSet or DaemonSet through the Kubernetes API.
+      - V(docker) acts on a named set of containers on a Docker host, behind a load balancer.
+    type: str
+    required: true
+    choices: [docker, kubernetes]
+  name:
+    description:
+      - Name of the workload.
+      - For O(platform=kubernetes), the name of the Deployment, StatefulSet or DaemonSet.
+      - For O(platform=docker), the name of the set of containers (stored in their labels).
+    type: str
+    required: true
+  kind:
+    description:
+      - Kind of Kubernetes workload. Only for O(platform=kubernetes).
+    type: str
+    default: Deployment
+    choices: [Deployment, StatefulSet, DaemonSet]
+  namespace:
+    description:
+      - Kubernetes namespace of the workload. Only for O(platform=kubernetes).
+    type: str
+    default: default
+"""
+
+    ATTRIBUTES = r"""
+attributes:
+  action_group:
+    description: Use C(group/zerodown.rollout.rollout) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - zerodown.rollout.rollout
+"""

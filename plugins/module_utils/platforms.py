@@ -1,0 +1,93 @@
+# Copyright: zerodown maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Note that this module util is PRIVATE to the collection. It can change at any time.
+"""Glue shared by the modules: the common argument spec, platform dispatch, error handling.
+
+Modules stay thin: ``argument_spec(...)`` -> ``AnsibleModule`` -> ``run(module, action)``. Each
+backend contributes its own options (``DOCKER_ARGS`` / ``KUBERNETES_ARGS``), which are documented in
+the ``zerodown.rollout.docker`` and ``zerodown.rollout.kubernetes`` doc fragments.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
+    InvalidInput,
+    Platform,
+    RolloutError,
+    WorkloadRef,
+)
+
+PLATFORMS = ("docker", "kubernetes")
+KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+
+COMMON_ARGS: dict[str, dict[str, t.Any]] = {
+    "platform": {"type": "str", "required": True, "choices": list(PLATFORMS)},
+    "name": {"type": "str", "required": True},
+    "kind": {"type": "str", "default": "Deployment", "choices": list(KINDS)},
+    "namespace": {"type": "str", "default": "default"},
+}
+
+
+def _backend_args() -> dict[str, dict[str, t.Any]]:
+    spec: dict[str, dict[str, t.Any]] = {}
+    try:
+        from ansible_collections.zerodown.rollout.plugins.module_utils.docker.args import DOCKER_ARGS
+    except ImportError:  # the backend is not part of this build
+        DOCKER_ARGS = {}
+    try:
+        from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.args import KUBERNETES_ARGS
+    except ImportError:
+        KUBERNETES_ARGS = {}
+    spec.update(DOCKER_ARGS)
+    spec.update(KUBERNETES_ARGS)
+    return spec
+
+
+def argument_spec(**module_args: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
+    """The full argument spec of a module: common + both backends' + the module's own options."""
+    spec = dict(COMMON_ARGS)
+    spec.update(_backend_args())
+    spec.update(module_args)
+    return spec
+
+
+def get_platform(module: t.Any) -> Platform:
+    """Instantiate the backend named by ``platform``; raises InvalidInput for unusable choices."""
+    params = module.params
+    workload = WorkloadRef(
+        platform=params["platform"],
+        name=params["name"],
+        kind=params.get("kind") or "Deployment",
+        namespace=params.get("namespace") if params["platform"] == "kubernetes" else None,
+    )
+    if not workload.name or not workload.name.strip():
+        raise InvalidInput("name must be the non-empty name of the workload")
+    if workload.platform == "docker":
+        if params.get("kind") not in (None, "Deployment"):
+            raise InvalidInput(
+                f"kind={params['kind']} applies to platform=kubernetes only; a Docker workload is a set of "
+                "containers, leave kind unset"
+            )
+        try:
+            from ansible_collections.zerodown.rollout.plugins.module_utils.docker.backend import DockerPlatform
+        except ImportError as exc:  # only when the backend itself is missing from the build
+            raise InvalidInput(f"platform=docker is not available in this build of the collection ({exc})")
+        return DockerPlatform(module, workload)
+    try:
+        from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.backend import KubernetesPlatform
+    except ImportError as exc:
+        raise InvalidInput(f"platform=kubernetes is not available in this build of the collection ({exc})")
+    return KubernetesPlatform(module, workload)
+
+
+def run(module: t.Any, action: t.Callable[[Platform], dict[str, t.Any]]) -> None:
+    """Run ``action`` on the module's platform and exit; every RolloutError becomes a clean failure."""
+    try:
+        platform = get_platform(module)
+        result = action(platform)
+    except RolloutError as err:
+        module.fail_json(msg=err.msg, **err.details)
+    module.exit_json(**result)

@@ -1,0 +1,154 @@
+#!/usr/bin/python
+# Copyright: zerodown maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: image_upgrade
+short_description: Upgrade a workload to a new container image with zero downtime
+version_added: 0.1.0
+author: zerodown maintainers (@zerodown)
+description:
+  - Moves a workload to a new image and records a new revision.
+  - On Kubernetes, sets the image of one container (O(container)) or of every container whose image
+    repository matches O(image), records a change-cause, and lets the workload's controller roll it out.
+  - On a Docker host, replaces the workload's containers start-first, in batches, behind the load
+    balancer; old containers are drained, stopped and kept so that M(zerodown.rollout.rollback) can
+    bring them back.
+  - Does nothing when the workload already runs O(image).
+extends_documentation_fragment:
+  - zerodown.rollout.common
+  - zerodown.rollout.common.ATTRIBUTES
+  - zerodown.rollout.docker
+  - zerodown.rollout.kubernetes
+attributes:
+  check_mode:
+    support: full
+    details: Kubernetes uses a server-side dry run; Docker predicts the change.
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+options:
+  image:
+    description:
+      - The new image reference, for example V(registry.example.org/shop/web:2.0).
+    type: str
+    required: true
+  container:
+    description:
+      - Name of the container whose image is set. Only for O(platform=kubernetes).
+      - When omitted, every container whose image repository matches the repository of O(image).
+    type: str
+  change_cause:
+    description:
+      - Why this revision exists; recorded with the revision and shown by M(zerodown.rollout.rollout_info).
+      - Defaults to a text naming the image.
+    type: str
+  replicas:
+    description:
+      - Desired number of replicas. When omitted, the current number is kept.
+      - For O(platform=docker) it is required when the workload does not exist yet (it is then created).
+    type: int
+  wait:
+    description:
+      - Wait until the new revision is rolled out (see M(zerodown.rollout.rollout_wait)).
+    type: bool
+    default: true
+  wait_timeout:
+    description:
+      - How many seconds to wait for the rollout when O(wait=true).
+    type: int
+    default: 300
+seealso:
+  - module: zerodown.rollout.rollout_wait
+  - module: zerodown.rollout.rollback
+  - module: zerodown.rollout.rollout_info
+"""
+
+EXAMPLES = r"""
+- name: Upgrade a Deployment's web container and wait for the rollout
+  zerodown.rollout.image_upgrade:
+    platform: kubernetes
+    kind: Deployment
+    name: shop
+    namespace: prod
+    container: web
+    image: registry.example.org/shop/web:2.0
+    change_cause: "release 2.0"
+  register: upgrade
+
+- name: Upgrade a set of containers behind HAProxy on a Docker host, two at a time
+  zerodown.rollout.image_upgrade:
+    platform: docker
+    name: shop
+    image: shop/web:2.0
+    batch_size: 2
+    load_balancer:
+      type: haproxy
+      socket: /run/haproxy/admin.sock
+      backend: shop
+"""
+
+RETURN = r"""
+workload:
+  description: The workload acted on.
+  returned: always
+  type: dict
+  sample: {"platform": "kubernetes", "kind": "Deployment", "name": "shop", "namespace": "prod"}
+revision:
+  description: The workload's revision after the task (the new one when something changed).
+  returned: always
+  type: int
+  sample: 4
+previous_revision:
+  description: The revision that was current before the task; give it to M(zerodown.rollout.rollback).
+  returned: always
+  type: int
+  sample: 3
+images:
+  description: Container name to image, after the task.
+  returned: always
+  type: dict
+  sample: {"web": "registry.example.org/shop/web:2.0"}
+previous_images:
+  description: Container name to image, before the task.
+  returned: always
+  type: dict
+  sample: {"web": "registry.example.org/shop/web:1.0"}
+status:
+  description: Rollout status after the task (see M(zerodown.rollout.rollout_wait) for the keys).
+  returned: success
+  type: dict
+  sample: {"desired": 3, "updated": 3, "ready": 3, "available": 3, "revision": 4, "state": "complete", "done": true,
+           "message": "deployment \"shop\" successfully rolled out", "reason": null}
+msg:
+  description: What was done, in one sentence.
+  returned: always
+  type: str
+  sample: Deployment prod/shop upgraded from revision 3 to 4
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.zerodown.rollout.plugins.module_utils.platforms import argument_spec, run
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=argument_spec(
+            image={"type": "str", "required": True},
+            container={"type": "str"},
+            change_cause={"type": "str"},
+            replicas={"type": "int"},
+            wait={"type": "bool", "default": True},
+            wait_timeout={"type": "int", "default": 300},
+        ),
+        supports_check_mode=True,
+    )
+    run(module, lambda platform: platform.upgrade(module.params).to_module_result(module._diff))
+
+
+if __name__ == "__main__":
+    main()

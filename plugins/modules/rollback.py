@@ -1,0 +1,142 @@
+#!/usr/bin/python
+# Copyright: zerodown maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: rollback
+short_description: Roll a workload back to an earlier revision, the same safe way it was upgraded
+version_added: 0.1.0
+author: zerodown maintainers (@zerodown)
+description:
+  - Makes an earlier revision current again.
+  - On Kubernetes, follows C(kubectl rollout undo) but picks the revision among the ReplicaSets or
+    ControllerRevisions the workload I(owns), keeps the workload's other annotations, and does nothing when
+    the workload already runs that revision.
+  - On a Docker host, restarts the retained containers of that revision (no pull) start-first, in batches,
+    behind the load balancer, and drains the current ones.
+extends_documentation_fragment:
+  - zerodown.rollout.common
+  - zerodown.rollout.common.ATTRIBUTES
+  - zerodown.rollout.docker
+  - zerodown.rollout.kubernetes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+    details: With O(to_revision) set, re-running changes nothing. Without it, the target is the revision
+      before the current one, as C(kubectl rollout undo) does, so a second run goes back again.
+options:
+  to_revision:
+    description:
+      - The revision to go back to. When omitted, the revision before the current one.
+      - Use the RV(zerodown.rollout.image_upgrade#module:previous_revision) an upgrade returned to make
+        re-runs idempotent.
+    type: int
+  allow_paused:
+    description:
+      - Roll back a paused Kubernetes Deployment anyway (it stays paused, so nothing rolls out until it
+        is resumed). By default a paused Deployment is refused, as C(kubectl rollout undo) does.
+    type: bool
+    default: false
+  wait:
+    description:
+      - Wait until the rollback is rolled out.
+    type: bool
+    default: true
+  wait_timeout:
+    description:
+      - How many seconds to wait when O(wait=true).
+    type: int
+    default: 300
+seealso:
+  - module: zerodown.rollout.image_upgrade
+  - module: zerodown.rollout.rollout_info
+"""
+
+EXAMPLES = r"""
+- name: Upgrade, and roll back automatically if anything fails
+  block:
+    - name: Upgrade
+      zerodown.rollout.image_upgrade:
+        platform: kubernetes
+        name: shop
+        container: web
+        image: registry.example.org/shop/web:2.0
+      register: upgrade
+  rescue:
+    - name: Back to the revision that ran before
+      zerodown.rollout.rollback:
+        platform: kubernetes
+        name: shop
+        to_revision: "{{ upgrade.previous_revision }}"
+
+- name: Roll a Docker workload back to the previous revision
+  zerodown.rollout.rollback:
+    platform: docker
+    name: shop
+"""
+
+RETURN = r"""
+workload:
+  description: The workload acted on.
+  returned: always
+  type: dict
+  sample: {"platform": "docker", "kind": "Deployment", "name": "shop", "namespace": null}
+revision:
+  description: The workload's revision after the task.
+  returned: always
+  type: int
+  sample: 5
+previous_revision:
+  description: The revision that was current before the task.
+  returned: always
+  type: int
+  sample: 4
+images:
+  description: Container name to image, after the task.
+  returned: always
+  type: dict
+  sample: {"web": "shop/web:1.0"}
+previous_images:
+  description: Container name to image, before the task.
+  returned: always
+  type: dict
+  sample: {"web": "shop/web:2.0"}
+status:
+  description: Rollout status after the task (see M(zerodown.rollout.rollout_wait) for the keys).
+  returned: success
+  type: dict
+  sample: {"desired": 3, "updated": 3, "ready": 3, "available": 3, "revision": 5, "state": "complete", "done": true,
+           "message": "rolled out", "reason": null}
+msg:
+  description: What was done, in one sentence.
+  returned: always
+  type: str
+  sample: Docker workload 'shop' rolled back from revision 4 to revision 3 (now revision 5)
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.zerodown.rollout.plugins.module_utils.platforms import argument_spec, run
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=argument_spec(
+            to_revision={"type": "int"},
+            allow_paused={"type": "bool", "default": False},
+            wait={"type": "bool", "default": True},
+            wait_timeout={"type": "int", "default": 300},
+        ),
+        supports_check_mode=True,
+    )
+    run(module, lambda platform: platform.rollback(module.params).to_module_result(module._diff))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Make sure a Docker engine and HAProxy are available for the demo and the tests.
+#  - a reachable engine (DOCKER_HOST or the default socket) is used as it is;
+#  - otherwise, as root on Debian, docker.io/haproxy/busybox-static are installed from the
+#    distribution and dockerd is started in the background;
+#  - otherwise we stop and say what to install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STATE=.tmp/services; mkdir -p "$STATE"
+
+say() { echo ">> $*"; }
+die() { echo "ERROR: $*" >&2; exit 1; }
+
+engine_up() { docker_cli version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+docker_cli() {
+  # Debian's client matches Debian's engine (API 1.41); prefer it over any newer client on PATH
+  if [ -x /usr/bin/docker ]; then /usr/bin/docker "$@"; else docker "$@"; fi
+}
+
+need_pkgs=()
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_pkgs+=(haproxy)
+[ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || need_pkgs+=(busybox-static)
+command -v wrk >/dev/null 2>&1 || need_pkgs+=(wrk)
+if ! engine_up && ! command -v dockerd >/dev/null 2>&1 && [ ! -x /usr/sbin/dockerd ]; then
+  need_pkgs+=(docker.io)
+fi
+# busybox must be static to run FROM scratch
+if [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q dynamically; then need_pkgs+=(busybox-static); fi
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing from the distribution: ${need_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+  else
+    die "missing: ${need_pkgs[*]}. Install them (Debian/Ubuntu: apt-get install ${need_pkgs[*]}) and re-run."
+  fi
+fi
+
+if engine_up; then
+  say "Docker engine reachable: $(docker_cli version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"
+else
+  [ "$(id -u)" = 0 ] || die "no Docker engine is reachable and we are not root to start one. Start dockerd (or set DOCKER_HOST) and re-run."
+  say "starting dockerd in the background (log: $STATE/dockerd.log)"
+  nohup /usr/sbin/dockerd >"$STATE/dockerd.log" 2>&1 &
+  echo $! > "$STATE/dockerd.pid"
+  for _ in $(seq 1 60); do engine_up && break; sleep 0.5; done
+  engine_up || { tail -20 "$STATE/dockerd.log" >&2; die "dockerd did not come up"; }
+  say "Docker engine started: $(docker_cli version --format '{{.Server.Version}}')"
+fi
+haproxy -v 2>/dev/null | head -1 | sed 's/^/>> /' || /usr/sbin/haproxy -v | head -1

@@ -1,0 +1,33 @@
+"""Shared pytest setup: make the checkout importable as ansible_collections.zerodown.rollout."""
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+COLLECTIONS = ROOT / ".tmp" / "collections"
+LINK = COLLECTIONS / "ansible_collections" / "zerodown" / "rollout"
+
+
+def _ensure_collection_link() -> None:
+    LINK.parent.mkdir(parents=True, exist_ok=True)
+    if LINK.is_symlink() and LINK.resolve() == ROOT:
+        return
+    if LINK.is_symlink() or LINK.exists():
+        LINK.unlink()
+    LINK.symlink_to(ROOT, target_is_directory=True)
+
+
+_ensure_collection_link()
+if str(COLLECTIONS) not in sys.path:
+    sys.path.insert(0, str(COLLECTIONS))
+os.environ["ANSIBLE_COLLECTIONS_PATH"] = str(COLLECTIONS)
+os.environ.setdefault("ANSIBLE_NOCOLOR", "1")
+os.environ.setdefault("ANSIBLE_FORCE_COLOR", "0")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "docker: needs a Docker engine and HAProxy")
+    config.addinivalue_line("markers", "k8s: needs the Kubernetes test API server or a real cluster")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
