@@ -220,6 +220,19 @@ class ActionResult:
         return out
 
 
+@dataclass
+class Finding:
+    """One pre-flight finding. ``severity`` is ``error`` (an upgrade would drop traffic) or ``warning``."""
+
+    check: str
+    severity: str
+    message: str
+    fix: str = ""
+
+    def to_dict(self) -> dict[str, t.Any]:
+        return {"check": self.check, "severity": self.severity, "message": self.message, "fix": self.fix}
+
+
 ProgressCallback = t.Callable[[RolloutStatus], None]
 
 
@@ -248,6 +261,10 @@ class Platform:
 
     def rollback(self, params: dict[str, t.Any]) -> ActionResult:
         """Make ``params['to_revision']`` (None: the previous one) current again, the same safe way."""
+        raise NotImplementedError
+
+    def preflight(self, params: dict[str, t.Any]) -> list[Finding]:
+        """Zero-downtime lint: what in the workload's configuration would make an upgrade drop traffic."""
         raise NotImplementedError
 
 
