@@ -10,6 +10,32 @@ git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' 
   [ -e "$f" ] || continue
   mkdir -p "$dest/$(dirname "$f")"; cp -p "$f" "$dest/$f"
 done
+# ansible-test bootstraps pip in its sanity venvs with a script it downloads from a host that is not
+# reachable from every network. When it is not cached, provide an equivalent: pip from Python's own
+# ensurepip wheel installs the requested pip from the configured package index.
+pip_ver=$("$root/.venv/bin/python" - <<'PY'
+import re, pathlib, ansible_test
+src = pathlib.Path(ansible_test.__file__).parent / "_internal" / "python_requirements.py"
+m = re.search(r"\bpip='([^']+)'", src.read_text()) if src.exists() else None
+print(m.group(1) if m else "")
+PY
+)
+if [ -n "$pip_ver" ]; then
+  shim=~/.ansible/test/cache/get_pip_${pip_ver//./_}.py
+  if [ ! -s "$shim" ] || grep -q "Stand-in for ansible-test" "$shim"; then
+    mkdir -p "$(dirname "$shim")"
+    cat > "$shim" <<'PY'
+# Stand-in for ansible-test's get-pip bootstrap: run pip from ensurepip's bundled wheel.
+import glob, os, sys, ensurepip
+wheel = sorted(glob.glob(os.path.join(os.path.dirname(ensurepip.__file__), "_bundled", "pip-*.whl")))[-1]
+sys.path.insert(0, wheel)
+from pip._internal.cli.main import main
+# get-pip's own flags: --no-setuptools/--no-wheel mean "do not add them", which plain pip does anyway
+args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
+sys.exit(main(["install", "--upgrade", "--force-reinstall"] + args))
+PY
+  fi
+fi
 py=$("$root/.venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 cd "$dest"
 # ansible-test wants a git tree to list files, as a fresh clone has

@@ -38,6 +38,13 @@ options:
 
     ATTRIBUTES = r"""
 attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying the target.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
+  idempotent:
+    description:
+      - When run twice in a row outside check mode, with the same arguments, the second run indicates no change.
   action_group:
     description: Use C(group/zerodown.rollout.rollout) in C(module_defaults) to set defaults for this module.
     support: full
