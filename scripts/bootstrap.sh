@@ -27,10 +27,16 @@ make_venv() {
   if [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.stamp" 2>/dev/null)" = "$stamp" ]; then
     return 0
   fi
-  echo ">> creating $dir with $("$py" --version) from $*"
-  rm -rf "$dir"
-  "$py" -m venv "$dir"
-  "$dir/bin/python" -m pip install -q --upgrade pip
+  local pyver; pyver=$("$py" -c 'import sys; print(sys.version)' | tr -d '\n')
+  if [ -x "$dir/bin/python" ] && [ "$(cut -d- -f1 "$dir/.stamp" 2>/dev/null)" = "$(echo "$pyver" | cut -d- -f1)" ]; then
+    # same interpreter: update in place, so running processes keep a working environment
+    echo ">> updating $dir from $*"
+  else
+    echo ">> creating $dir with $("$py" --version) from $*"
+    rm -rf "$dir"
+    "$py" -m venv "$dir"
+    "$dir/bin/python" -m pip install -q --upgrade pip
+  fi
   local req args=()
   for req in "$@"; do args+=(-r "$req"); done
   "$dir/bin/python" -m pip install -q "${args[@]}"
