@@ -26,6 +26,12 @@ os.environ["ANSIBLE_COLLECTIONS_PATH"] = str(COLLECTIONS)
 os.environ.setdefault("ANSIBLE_NOCOLOR", "1")
 os.environ.setdefault("ANSIBLE_FORCE_COLOR", "0")
 
+# Install Ansible's collection finder before any test imports ansible_collections.*, as ansible-test's unit
+# runner does: a plain namespace-package import first would hide the collection from the plugin loaders.
+from ansible.plugins.loader import init_plugin_loader  # noqa: E402
+
+init_plugin_loader([str(COLLECTIONS)])
+
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "docker: needs a Docker engine and HAProxy")

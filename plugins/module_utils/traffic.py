@@ -755,12 +755,16 @@ class TrafficSampler:
 
 def build_timeline(samples: Sequence[Sample], config: SamplerConfig, started_at: float, elapsed: float,
                    error_examples: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-    """Per-second buckets (by request start) of versions, errors and latency, plus the overall report."""
+    """Per-second buckets (by request start) of versions, errors and latency, plus the overall report.
+
+    ``span_s`` is how much of its second a bucket covers (less than 1 only for the last one).
+    """
     seconds = max(1, int(math.ceil(elapsed - 1e-9))) if elapsed > 0 else 1
     buckets: List[Dict[str, Any]] = []
     latencies: List[List[float]] = [[] for _ in range(seconds)]
     for second in range(seconds):
-        buckets.append({"t": second, "requests": 0, "ok": 0, "errors": 0, "error_kinds": {}, "versions": {},
+        span = round(min(1.0, elapsed - second), 3) if elapsed > 0 else 1.0
+        buckets.append({"t": second, "span_s": span, "requests": 0, "ok": 0, "errors": 0, "error_kinds": {}, "versions": {},
                         "p50_ms": None, "p95_ms": None, "max_ms": None})
     for sample in samples:
         index = min(max(int(sample.start), 0), seconds - 1)
@@ -882,16 +886,22 @@ def _xml(text: Any) -> str:
             .replace('"', "&quot;"))
 
 
-def _nice_ceiling(value: float) -> float:
-    """A round axis maximum >= value (1, 2, 5 x 10^n)."""
-    if value <= 0:
-        return 1.0
-    exponent = math.floor(math.log10(value))
-    for step in (1, 2, 5, 10):
-        candidate = step * 10 ** exponent
-        if candidate >= value - 1e-9:
-            return float(candidate)
-    return float(10 ** (exponent + 1))
+def _axis(value: float, ticks: int = 4) -> Tuple[float, float]:
+    """A round axis (top, step): step is 1, 2 or 5 x 10^n, about ``ticks`` steps, top >= value."""
+    value = max(value, 1e-9)
+    raw = value / ticks
+    exponent = math.floor(math.log10(raw))
+    step = 10.0 ** exponent
+    for factor in (1, 2, 5, 10):
+        step = factor * 10.0 ** exponent
+        if step >= raw - 1e-12:
+            break
+    top = math.ceil(value / step - 1e-9) * step
+    return max(top, step), step
+
+
+def _label(value: float) -> str:
+    return f"{value:.10g}"
 
 
 def render_timeline_svg(timeline: Dict[str, Any], width: int = 960, height: int = 420) -> str:
@@ -911,9 +921,10 @@ def render_timeline_svg(timeline: Dict[str, Any], width: int = 960, height: int 
     colours[UNKNOWN_VERSION] = _UNKNOWN_COLOUR
     order = versions + [UNKNOWN_VERSION]
     # Errors with a response (bad status) are drawn as errors, not as their version, so the red is honest.
-    y_max = _nice_ceiling(max([b.get("requests", 0) for b in buckets] + [1]))
+    # 10% headroom so the tallest bar does not touch the frame
+    y_max, y_step = _axis(1.1 * max([b.get("requests", 0) for b in buckets] + [1]))
     p95s = [b.get("p95_ms") for b in buckets if b.get("p95_ms") is not None]
-    l_max = _nice_ceiling(max(p95s + [1.0]))
+    l_max, l_step = _axis(max(p95s + [1.0]))
     bar_w = plot_w / n
     gap = min(2.0, bar_w * 0.15)
 
@@ -924,17 +935,20 @@ def render_timeline_svg(timeline: Dict[str, Any], width: int = 960, height: int 
     add(f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>')
     title = f"Traffic during rollout: {timeline.get('url', '')}"
     add(f'<text x="{left}" y="22" font-size="15" font-weight="bold">{_xml(title)}</text>')
-    sub = (f"{summary.get('total', 0)} requests in {summary.get('duration_s', 0)} s, "
+    p95_all = (summary.get("latency_ms") or {}).get("p95")
+    mix = ", ".join(f"{v} {f * 100:.1f}%" for v, f in (summary.get("version_fractions") or {}).items())
+    sub = (f"{summary.get('total', 0)} requests in {summary.get('duration_s', 0):.1f} s, "
            f"{summary.get('errors', 0)} errors ({summary.get('error_rate', 0) * 100:.2f}%), "
-           f"p95 {summary.get('latency_ms', {}).get('p95')} ms")
+           f"p95 {'-' if p95_all is None else f'{p95_all:.1f}'} ms" + (f"; versions {mix}" if mix else ""))
     add(f'<text x="{left}" y="40" fill="#555555">{_xml(sub)}</text>')
     # grid and axes
-    for i in range(5):
-        frac = i / 4
-        y = top + plot_h - frac * plot_h
+    for i in range(int(round(y_max / y_step)) + 1):
+        y = top + plot_h - i * y_step / y_max * plot_h
         add(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#e5e5e5"/>')
-        add(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{y_max * frac:g}</text>')
-        add(f'<text x="{left + plot_w + 6}" y="{y + 4:.1f}" fill="{_LATENCY_COLOUR}">{l_max * frac:g}</text>')
+        add(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_label(i * y_step)}</text>')
+    for i in range(int(round(l_max / l_step)) + 1):
+        y = top + plot_h - i * l_step / l_max * plot_h
+        add(f'<text x="{left + plot_w + 6}" y="{y + 4:.1f}" fill="{_LATENCY_COLOUR}">{_label(i * l_step)}</text>')
     add(f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#333333"/>')
     add(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#333333"/>')
     add(f'<text x="16" y="{top + plot_h / 2:.1f}" transform="rotate(-90 16 {top + plot_h / 2:.1f})" '
@@ -948,9 +962,12 @@ def render_timeline_svg(timeline: Dict[str, Any], width: int = 960, height: int 
         add(f'<text x="{x:.1f}" y="{top + plot_h + 16}" text-anchor="middle">{i}</text>')
     add(f'<text x="{left + plot_w / 2:.1f}" y="{top + plot_h + 34}" text-anchor="middle">seconds since start</text>')
     # bars
+    drawn_unknown = False
     for i, bucket in enumerate(buckets):
         x = left + i * bar_w + gap / 2
-        w = max(0.5, bar_w - gap)
+        # a trailing partial second gets a narrower bar, or it would read as a drop in traffic
+        span = min(1.0, max(0.0, float(bucket.get("span_s", 1.0))))
+        w = max(0.5, bar_w * span - gap)
         y = top + plot_h
         status_errors = bucket.get("error_kinds", {}).get("status", 0)
         answered = dict(bucket.get("versions", {}))
@@ -964,6 +981,7 @@ def render_timeline_svg(timeline: Dict[str, Any], width: int = 960, height: int 
             answered[version] = answered.get(version, 0) - take
             to_remove -= take
         segments = [(v, answered.get(v, 0), colours[v]) for v in order]
+        drawn_unknown = drawn_unknown or answered.get(UNKNOWN_VERSION, 0) > 0
         segments.append(("errors", bucket.get("errors", 0), _ERROR_COLOUR))
         for label, count, colour in segments:
             if count <= 0:
@@ -978,7 +996,8 @@ def render_timeline_svg(timeline: Dict[str, Any], width: int = 960, height: int 
         value = bucket.get("p95_ms")
         if value is None:
             continue
-        x = left + (i + 0.5) * bar_w
+        span = min(1.0, max(0.0, float(bucket.get("span_s", 1.0))))
+        x = left + (i + 0.5 * span) * bar_w
         y = top + plot_h - min(value, l_max) / l_max * plot_h
         points.append(f"{x:.1f},{y:.1f}")
     if len(points) > 1:
@@ -989,8 +1008,10 @@ def render_timeline_svg(timeline: Dict[str, Any], width: int = 960, height: int 
     # legend
     lx = left
     ly = height - 14
-    legend = [(f"version {v}", colours[v]) for v in versions] + [("no version", _UNKNOWN_COLOUR),
-                                                                   ("errors", _ERROR_COLOUR)]
+    legend = [(f"version {v}", colours[v]) for v in versions]
+    if drawn_unknown:
+        legend.append(("no version", _UNKNOWN_COLOUR))
+    legend.append(("errors", _ERROR_COLOUR))
     for label, colour in legend:
         add(f'<rect x="{lx}" y="{ly - 10}" width="12" height="12" fill="{colour}"/>')
         add(f'<text x="{lx + 16}" y="{ly}">{_xml(label)}</text>')

@@ -5,7 +5,7 @@ import socket
 
 import pytest
 from ansible.errors import AnsibleLookupError
-from ansible.plugins.loader import init_plugin_loader, lookup_loader
+from ansible.plugins.loader import lookup_loader
 
 from traffic_servers import Reply, ScriptedServer
 
@@ -14,7 +14,7 @@ SECRET = "Bearer do-not-print-me"
 
 @pytest.fixture(scope="module")
 def lookup():
-    init_plugin_loader()
+    # tests/conftest.py installed the collection finder
     plugin = lookup_loader.get("zerodown.rollout.traffic_check")
     assert plugin is not None, "the collection is not on ANSIBLE_COLLECTIONS_PATH"
     return plugin
