@@ -1,0 +1,1 @@
+"""Controllers of the test API server (deployment, replicaset, statefulset, daemonset)."""
