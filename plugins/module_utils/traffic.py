@@ -30,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 try:
     import requests
     from requests.adapters import HTTPAdapter
+    from urllib3.exceptions import LocationParseError
     HAS_REQUESTS = True
     REQUESTS_IMPORT_ERROR: Optional[str] = None
 except ImportError:  # pragma: no cover - exercised only where requests is absent
@@ -267,7 +268,8 @@ class SamplerConfig:
                                "addresses can be sampled.", "url")
         if not parts.hostname:
             raise TrafficError(f"url {redact_url(self.url)!r} has no host.", "url")
-        del port
+        if port == 0:
+            raise TrafficError(f"url {redact_url(self.url)!r} has port 0; give a port from 1 to 65535.", "url")
         method = str(self.method or "").strip().upper()
         if not _METHOD_RE.match(method):
             raise TrafficError(f"method {self.method!r} is not an HTTP method such as GET or HEAD.", "method")
@@ -674,6 +676,8 @@ class TrafficSampler:
                 raise
         elapsed = time.perf_counter() - started
         if failures:
+            if isinstance(failures[0], TrafficError):
+                raise failures[0]
             raise TrafficError(f"the traffic sampler failed unexpectedly: {failures[0]!r}")
         merged = [s for chunk in results for s in chunk]
         merged.sort(key=lambda s: s.start)
@@ -711,6 +715,20 @@ class TrafficSampler:
             return
         append = out.append
         perf = time.perf_counter
+        verify = session.verify
+        try:
+            # Prepared once: Session.send skips the per-call merge and prepare work (about 1.5x the
+            # throughput), and no cookie picked up from an answer is sent back, as with a curl loop; a
+            # load balancer's sticky cookie would otherwise pin each worker to one backend.
+            prepared = session.prepare_request(requests.Request(method, url))
+        except requests.exceptions.RequestException as exc:
+            failures.append(TrafficError(f"url {redact_url(url)!r} cannot be requested: {exc}", "url"))
+            session.close()
+            return
+        except Exception as exc:
+            failures.append(exc)
+            session.close()
+            return
         try:
             while claim():
                 at = pacer.slot()
@@ -722,10 +740,11 @@ class TrafficSampler:
                         break
                 begin = perf()
                 try:
-                    response = session.request(method, url, timeout=timeout, allow_redirects=False)
+                    response = session.send(prepared, timeout=timeout, allow_redirects=False, verify=verify,
+                                            proxies={}, stream=False, cert=None)
                     body = response.content
-                except requests.exceptions.InvalidURL as exc:
-                    failures.append(exc)
+                except (requests.exceptions.InvalidURL, LocationParseError) as exc:
+                    failures.append(TrafficError(f"url {redact_url(url)!r} cannot be requested: {exc}", "url"))
                     return
                 except requests.exceptions.RequestException as exc:
                     kind = _classify(exc)

@@ -114,6 +114,7 @@ def test_version_reader_refuses_bad_settings():
     ({"url": "file:///etc/passwd"}, "url"),
     ({"url": "http://"}, "url"),
     ({"url": "http://127.0.0.1:99999/"}, "url"),
+    ({"url": "http://127.0.0.1:0/"}, "url"),
     ({"url": ""}, "url"),
     ({"url": "http://127.0.0.1/", "concurrency": 0}, "concurrency"),
     ({"url": "http://127.0.0.1/", "concurrency": -3}, "concurrency"),
@@ -151,6 +152,22 @@ def test_run_refuses_bad_counts():
         with pytest.raises(TrafficError) as err:
             sampler.run(**kwargs)
         assert err.value.option == option
+
+
+@pytest.mark.parametrize("url", ["http://.example/", "http://exa mple/", "http://a" + "b" * 70 + ".test/"])
+def test_unrequestable_urls_are_refused(url):
+    with pytest.raises(TrafficError) as err:
+        sample(url, requests=2, timeout=1)
+    assert err.value.option == "url" and "cannot be requested" in str(err.value)
+
+
+def test_cookies_from_answers_are_not_sent_back():
+    # a sticky-session cookie would pin each worker to one backend and skew the version mix
+    with ScriptedServer(lambda i, p: Reply(version="1.0", headers={"Set-Cookie": f"backend=b{i}; Path=/"})) as srv:
+        report = sample(srv.url(), requests=20, concurrency=2)
+        seen = list(srv.seen_headers)
+    assert report.errors == 0 and len(seen) == 20
+    assert not any("Cookie" in headers for headers in seen)
 
 
 def test_redact_url_hides_passwords_only():
