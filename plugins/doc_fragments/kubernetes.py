@@ -6,6 +6,63 @@ from __future__ import annotations
 
 class ModuleDocFragment:
     # Options of the kubernetes backend; they are ignored for the other platform.
+    # module_utils/kubernetes/args.py KUBERNETES_ARGS is the matching argument spec.
     DOCUMENTATION = r"""
-options: {}
+requirements:
+  - kubernetes (Python library), for O(platform=kubernetes)
+options:
+  kubeconfig:
+    description:
+      - Path to a kubeconfig file. Only for O(platform=kubernetes).
+      - Defaults to the E(K8S_AUTH_KUBECONFIG) environment variable, then E(KUBECONFIG), then C(~/.kube/config).
+      - When neither a kubeconfig nor O(host) is found, the in-cluster service account is used.
+    type: path
+  context:
+    description:
+      - The kubeconfig context to use. Defaults to E(K8S_AUTH_CONTEXT), then the kubeconfig's current context.
+    type: str
+  host:
+    description:
+      - URL of the Kubernetes API server, for example V(https://203.0.113.10:6443).
+      - Defaults to E(K8S_AUTH_HOST), which AWX's Kubernetes credential sets. Without O(kubeconfig), the
+        connection is built from O(host), O(api_key) and the C(k8s_*) TLS options alone; with it, these
+        options override the kubeconfig's values.
+    type: str
+  api_key:
+    description:
+      - Bearer token to authenticate with. Defaults to E(K8S_AUTH_API_KEY). Never shown in output or errors.
+    type: str
+  k8s_ca_cert:
+    description:
+      - PEM file of the CA that signed the API server's certificate. Defaults to E(K8S_AUTH_SSL_CA_CERT).
+    type: path
+  k8s_client_cert:
+    description:
+      - PEM client certificate for TLS client authentication. Defaults to E(K8S_AUTH_CERT_FILE).
+    type: path
+  k8s_client_key:
+    description:
+      - PEM key of O(k8s_client_cert). Defaults to E(K8S_AUTH_KEY_FILE).
+    type: path
+  k8s_validate_certs:
+    description:
+      - Whether to verify the API server's TLS certificate. Defaults to E(K8S_AUTH_VERIFY_SSL), then the
+        kubeconfig's setting, then V(true).
+    type: bool
+  k8s_proxy:
+    description:
+      - HTTP proxy URL for the API connection. Defaults to E(K8S_AUTH_PROXY).
+    type: str
+  k8s_request_timeout:
+    description:
+      - Seconds to wait for the API server to answer one request (not the rollout; see the wait options).
+    type: int
+    default: 30
+  readiness_failure_limit:
+    description:
+      - While waiting for a rollout, fail as soon as a pod of the new revision has been running without
+        passing its readiness probe for this many probe periods (after the probe's initial delay).
+      - V(0) turns this check off. Crash-looping pods and image pull errors always fail the wait at once.
+    type: int
+    default: 10
 """

@@ -1,0 +1,184 @@
+# Copyright: zerodown maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Note that this module util is PRIVATE to the collection. It can change at any time.
+"""Per-kind adapters: where a workload keeps its history, its current revision and its new pods.
+
+``Deployment`` -> ReplicaSets (revision annotation, ``pod-template-hash`` label on pods);
+``DaemonSet`` / ``StatefulSet`` -> ControllerRevisions (``revision`` field, ``controller-revision-hash``
+label on pods). The adapters only read; the backend decides what to change.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes import revisions as rev
+from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.status import (
+    deployment_revision,
+    generation_observed,
+    rollout_status,
+)
+from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import RolloutStatus, WorkloadRef
+
+REVISION_HASH_LABEL = "controller-revision-hash"
+
+
+class WorkloadAdapter:
+    """Reads one workload of one kind through a :class:`client.KubeClient`."""
+
+    kind = ""
+    history_kind = ""
+
+    def __init__(self, client: t.Any, ref: WorkloadRef) -> None:
+        self.client = client
+        self.ref = ref
+        self.namespace = ref.namespace or "default"
+        self.name = ref.name
+
+    def describe(self) -> str:
+        return self.ref.describe()
+
+    def get(self) -> dict[str, t.Any]:
+        """The workload object; raises WorkloadNotFound with the kind/namespace/name."""
+        return self.client.get(self.kind, self.name, self.namespace)
+
+    def history(self, obj: dict[str, t.Any]) -> list[rev.HistoryEntry]:
+        """The owned history entries, oldest first."""
+        selector = rev.selector_string((obj.get("spec") or {}).get("selector"))
+        listing = self.client.list(self.history_kind, self.namespace, label_selector=selector or None)
+        return self.entries(listing.get("items") or [], rev.meta(obj).get("uid", ""))
+
+    def entries(self, items: list[dict[str, t.Any]], uid: str) -> list[rev.HistoryEntry]:
+        raise NotImplementedError
+
+    def current_entry(self, obj: dict[str, t.Any], entries: list[rev.HistoryEntry]) -> t.Optional[rev.HistoryEntry]:
+        """The history entry the workload runs now (None before the controller recorded it)."""
+        raise NotImplementedError
+
+    def current_revision(self, obj: dict[str, t.Any], entries: t.Optional[list[rev.HistoryEntry]] = None) -> t.Optional[int]:
+        entry = self.current_entry(obj, entries if entries is not None else self.history(obj))
+        return entry.number if entry else None
+
+    def status(self, obj: dict[str, t.Any], revision: t.Optional[int] = None,
+               current: t.Optional[int] = None) -> RolloutStatus:
+        """kubectl's status rule for ``obj``; ``current`` is the running revision when already known."""
+        return rollout_status(self.kind, obj, revision)
+
+    def new_pod_selector(self, obj: dict[str, t.Any], entry: t.Optional[rev.HistoryEntry]) -> t.Optional[str]:
+        """Label selector of the pods of ``entry`` (the new revision), or None when unknown."""
+        raise NotImplementedError
+
+    @property
+    def owned_by_label(self) -> str:
+        return ""
+
+
+class DeploymentAdapter(WorkloadAdapter):
+    kind = "Deployment"
+    history_kind = "ReplicaSet"
+
+    def entries(self, items: list[dict[str, t.Any]], uid: str) -> list[rev.HistoryEntry]:
+        return rev.replica_set_entries(items, uid)
+
+    def current_entry(self, obj: dict[str, t.Any], entries: list[rev.HistoryEntry]) -> t.Optional[rev.HistoryEntry]:
+        number = deployment_revision(obj)
+        template = (obj.get("spec") or {}).get("template")
+        # The new ReplicaSet is the one whose template matches; before the controller observed the
+        # latest spec the annotation still names the previous one.
+        for entry in reversed(entries):
+            if rev.templates_equal(entry.template, template) and generation_observed(obj):
+                return entry
+        for entry in entries:
+            if entry.number == number:
+                return entry
+        return None
+
+    def current_revision(self, obj: dict[str, t.Any], entries: t.Optional[list[rev.HistoryEntry]] = None) -> t.Optional[int]:
+        return deployment_revision(obj)
+
+    def status(self, obj: dict[str, t.Any], revision: t.Optional[int] = None,
+               current: t.Optional[int] = None) -> RolloutStatus:
+        return rollout_status(self.kind, obj, revision)
+
+    def new_pod_selector(self, obj: dict[str, t.Any], entry: t.Optional[rev.HistoryEntry]) -> t.Optional[str]:
+        if entry is None:
+            return None
+        pod_hash = ((entry.raw.get("metadata") or {}).get("labels") or {}).get(rev.POD_TEMPLATE_HASH)
+        if not pod_hash:
+            return None
+        base = rev.selector_string((obj.get("spec") or {}).get("selector"))
+        return ",".join(p for p in (base, f"{rev.POD_TEMPLATE_HASH}={pod_hash}") if p)
+
+
+class _ControllerRevisionAdapter(WorkloadAdapter):
+    history_kind = "ControllerRevision"
+
+    def entries(self, items: list[dict[str, t.Any]], uid: str) -> list[rev.HistoryEntry]:
+        return rev.controller_revision_entries(items, uid)
+
+    def status(self, obj: dict[str, t.Any], revision: t.Optional[int] = None,
+               current: t.Optional[int] = None) -> RolloutStatus:
+        status = rollout_status(self.kind, obj, current)
+        if revision is not None and current is not None and current != revision and generation_observed(obj):
+            status.state = "failed"
+            status.reason = "RevisionMismatch"
+            status.message = f"desired revision ({revision}) is different from the running revision ({current})"
+        return status
+
+    def pod_hash(self, entry: rev.HistoryEntry) -> str:
+        labels = (entry.raw.get("metadata") or {}).get("labels") or {}
+        return labels.get(REVISION_HASH_LABEL) or entry.name[len(self.name) + 1:]
+
+    def new_pod_selector(self, obj: dict[str, t.Any], entry: t.Optional[rev.HistoryEntry]) -> t.Optional[str]:
+        if entry is None:
+            return None
+        base = rev.selector_string((obj.get("spec") or {}).get("selector"))
+        return ",".join(p for p in (base, f"{REVISION_HASH_LABEL}={self.pod_label_value(entry)}") if p)
+
+    def pod_label_value(self, entry: rev.HistoryEntry) -> str:
+        return self.pod_hash(entry)
+
+
+class DaemonSetAdapter(_ControllerRevisionAdapter):
+    kind = "DaemonSet"
+
+    def current_entry(self, obj: dict[str, t.Any], entries: list[rev.HistoryEntry]) -> t.Optional[rev.HistoryEntry]:
+        # The DaemonSet controller gives the revision matching the live template the highest number.
+        template = (obj.get("spec") or {}).get("template")
+        for entry in reversed(entries):
+            if rev.templates_equal(entry.template, template):
+                return entry
+        return None
+
+
+class StatefulSetAdapter(_ControllerRevisionAdapter):
+    kind = "StatefulSet"
+
+    def current_entry(self, obj: dict[str, t.Any], entries: list[rev.HistoryEntry]) -> t.Optional[rev.HistoryEntry]:
+        update = (obj.get("status") or {}).get("updateRevision")
+        if update and generation_observed(obj):
+            for entry in entries:
+                if entry.name == update:
+                    return entry
+        template = (obj.get("spec") or {}).get("template")
+        for entry in reversed(entries):
+            if rev.templates_equal(entry.template, template):
+                return entry
+        return None
+
+    def pod_label_value(self, entry: rev.HistoryEntry) -> str:
+        # StatefulSet pods carry the full ControllerRevision name in controller-revision-hash.
+        return entry.name
+
+
+ADAPTERS: dict[str, t.Type[WorkloadAdapter]] = {
+    "Deployment": DeploymentAdapter,
+    "DaemonSet": DaemonSetAdapter,
+    "StatefulSet": StatefulSetAdapter,
+}
+
+
+def adapter_for(client: t.Any, ref: WorkloadRef) -> WorkloadAdapter:
+    """The adapter for ``ref.kind``."""
+    return ADAPTERS[ref.kind](client, ref)
