@@ -6,6 +6,249 @@ from __future__ import annotations
 
 class ModuleDocFragment:
     # Options of the docker backend; they are ignored for the other platform.
+    # In step with plugins/module_utils/docker/args.py: DOCUMENTATION = DOCKER_ARGS,
+    # ROLLOUT = DOCKER_ROLLOUT_ARGS, CONTAINER = DOCKER_CONTAINER_ARGS.
     DOCUMENTATION = r"""
-options: {}
+options:
+  docker_host:
+    description:
+      - The Docker engine of the host, as V(unix:///var/run/docker.sock) or V(tcp://host:2376). Only for
+        O(platform=docker).
+      - Set it per inventory host so that each host acts on its own engine.
+      - Defaults to the E(DOCKER_HOST) environment variable, then to the local socket.
+    type: str
+  docker_tls:
+    description:
+      - Talk TLS to a V(tcp://) O(docker_host). Implied when a certificate option is set.
+    type: bool
+    default: false
+  docker_tls_verify:
+    description:
+      - Verify the engine's certificate (against O(docker_ca_path) or the system's CAs).
+      - Set to V(false) only for a test engine you trust.
+    type: bool
+    default: true
+  docker_ca_path:
+    description:
+      - PEM file of the CA that signed the engine's certificate.
+    type: path
+  docker_client_cert:
+    description:
+      - PEM client certificate for an engine that requires one. Goes with O(docker_client_key).
+    type: path
+  docker_client_key:
+    description:
+      - PEM key of O(docker_client_cert).
+    type: path
+  docker_timeout:
+    description:
+      - Seconds to wait for an answer of the Docker API.
+    type: int
+    default: 60
+  load_balancer:
+    description:
+      - The L7 load balancer in front of the workload's containers. Only for O(platform=docker).
+      - When omitted, no load balancer is driven (as with O(load_balancer.type=none)); changing modules
+        then warn that zero downtime needs one.
+    type: dict
+    suboptions:
+      type:
+        description:
+          - V(haproxy) drives an HAProxy backend through its runtime API (HAProxy 2.6 or later, dynamic
+            servers, drain and session counts).
+          - V(nginx) rewrites an upstream file and reloads nginx gracefully (no session counts: draining
+            waits O(load_balancer.drain_grace) seconds).
+          - V(none) drives nothing.
+        type: str
+        default: haproxy
+        choices: [haproxy, nginx, none]
+      socket:
+        description:
+          - For V(haproxy), the runtime API socket (C(stats socket ... level admin)) as a path, or
+            V(host:port) for a TCP one.
+        type: str
+      backend:
+        description:
+          - For V(haproxy), the backend whose servers are the workload's containers. Defaults to O(name).
+          - It needs a dynamic load balancing algorithm (for example C(balance roundrobin)).
+        type: str
+      server_options:
+        description:
+          - For V(haproxy), the options of every server added (and written to O(load_balancer.servers_file)).
+            Defaults to V(check inter 1s fall 2 rise 1).
+          - For V(nginx), options appended to every C(server) line of the upstream, such as V(max_fails=1).
+        type: str
+      backend_options:
+        description:
+          - For V(haproxy), the lines of the backend section written to O(load_balancer.servers_file) above
+            the servers. Defaults to V(balance roundrobin).
+        type: list
+        elements: str
+      servers_file:
+        description:
+          - For V(haproxy), a file the module rewrites after every change with the whole backend section
+            (O(load_balancer.backend_options) and one C(server) line per live container). Load it in
+            HAProxy (C(haproxy -f haproxy.cfg -f <servers_file>)) and leave the backend out of the main
+            file: servers added at run time then survive a reload.
+        type: path
+      timeout:
+        description:
+          - Seconds to wait for an answer of the HAProxy runtime API.
+        type: float
+        default: 5.0
+      upstream_file:
+        description:
+          - For V(nginx), the file holding the C(upstream) block, included by the nginx configuration.
+            The module owns this file.
+        type: path
+      upstream:
+        description:
+          - For V(nginx), the name of the upstream. Defaults to O(name).
+        type: str
+      reload_command:
+        description:
+          - For V(nginx), the command that reloads nginx gracefully.
+        type: str
+        default: nginx -s reload
+      test_command:
+        description:
+          - For V(nginx), the command that checks the configuration before each reload; empty to skip.
+        type: str
+        default: nginx -t
+      drain_grace:
+        description:
+          - For V(nginx), seconds to wait after a container left the upstream before it is stopped.
+        type: float
+        default: 1.0
+"""
+
+    ROLLOUT = r"""
+options:
+  batch_size:
+    description:
+      - How many containers are replaced at a time. Only for O(platform=docker).
+      - Each batch starts its new containers before it drains and stops the old ones (start-first).
+    type: int
+    default: 1
+  batch_interval:
+    description:
+      - Seconds to pause between two batches.
+    type: float
+    default: 0
+  health_timeout:
+    description:
+      - Seconds a new container has to become healthy (its image's HEALTHCHECK, and O(health_check) when
+        set) and to be marked up by the load balancer. A container reported V(unhealthy) or that exits fails
+        at once.
+    type: float
+    default: 60
+  health_check:
+    description:
+      - An HTTP probe every new container must pass, on top of its HEALTHCHECK, before it takes traffic.
+      - The request goes to the address where the container publishes its port.
+    type: dict
+    suboptions:
+      path:
+        description:
+          - The path to request, such as V(/healthz).
+        type: str
+        required: true
+      status:
+        description:
+          - The statuses that count as healthy.
+        type: list
+        elements: int
+        default: [200]
+  drain_timeout:
+    description:
+      - Seconds to wait for the sessions of a drained container to end before it is taken out of the load
+        balancer anyway.
+    type: float
+    default: 30
+  stop_timeout:
+    description:
+      - Seconds Docker waits after SIGTERM before it kills a container being stopped.
+    type: int
+    default: 10
+  retain:
+    description:
+      - How many earlier revisions keep their (stopped) containers, for M(zerodown.rollout.rollback).
+      - Containers of older revisions of this workload are removed after a successful change.
+    type: int
+    default: 2
+"""
+
+    CONTAINER = r"""
+options:
+  docker_container:
+    description:
+      - How the containers are created when the workload does not exist yet. Only for O(platform=docker).
+      - Ignored for a workload that exists; upgrades and scaling copy the configuration of its running
+        containers and change only the image.
+    type: dict
+    suboptions:
+      port:
+        description:
+          - The TCP port the app listens on in the container. Defaults to the only TCP port the image exposes.
+        type: int
+      publish_address:
+        description:
+          - The host address the port is published on, with a port Docker chooses. The load balancer
+            connects to this address.
+        type: str
+        default: 127.0.0.1
+      env:
+        description:
+          - Environment variables.
+        type: dict
+      command:
+        description:
+          - Arguments that replace the image's C(CMD).
+        type: list
+        elements: str
+      labels:
+        description:
+          - Extra container labels. The C(zerodown.*) labels are reserved.
+        type: dict
+      networks:
+        description:
+          - Docker networks to attach the containers to. The first one replaces the default bridge.
+        type: list
+        elements: str
+      restart_policy:
+        description:
+          - Docker restart policy of the containers.
+        type: str
+        default: unless-stopped
+        choices: ["no", on-failure, always, unless-stopped]
+      healthcheck:
+        description:
+          - Replaces the image's HEALTHCHECK.
+        type: dict
+        suboptions:
+          test:
+            description:
+              - The check command, as C(CMD) arguments (V([CMD, wget, -q, http://127.0.0.1:8080/healthz])) or
+                a list starting with V(CMD-SHELL).
+            type: list
+            elements: str
+            required: true
+          interval:
+            description: Seconds between checks.
+            type: float
+          timeout:
+            description: Seconds a check may take.
+            type: float
+          retries:
+            description: Failed checks in a row that make the container unhealthy.
+            type: int
+          start_period:
+            description: Seconds after start during which failures do not count.
+            type: float
+  pull:
+    description:
+      - When to pull O(image). V(missing) pulls only when the host does not have it; V(never) fails then.
+    type: str
+    default: missing
+    choices: [missing, always, never]
 """

@@ -31,25 +31,36 @@ COMMON_ARGS: dict[str, dict[str, t.Any]] = {
 }
 
 
-def _backend_args() -> dict[str, dict[str, t.Any]]:
+def _backend_args(groups: t.Sequence[str] = ()) -> dict[str, dict[str, t.Any]]:
     spec: dict[str, dict[str, t.Any]] = {}
     try:
-        from ansible_collections.zerodown.rollout.plugins.module_utils.docker.args import DOCKER_ARGS
+        from ansible_collections.zerodown.rollout.plugins.module_utils.docker import args as docker_args
     except ImportError:  # the backend is not part of this build
-        DOCKER_ARGS = {}
+        docker_args = None
     try:
         from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.args import KUBERNETES_ARGS
     except ImportError:
         KUBERNETES_ARGS = {}
-    spec.update(DOCKER_ARGS)
+    if docker_args is not None:
+        spec.update(docker_args.DOCKER_ARGS)
+        # option groups only some modules take (documented in the matching doc fragment sections)
+        if "docker_rollout" in groups:
+            spec.update(docker_args.DOCKER_ROLLOUT_ARGS)
+        if "docker_container" in groups:
+            spec.update(docker_args.DOCKER_CONTAINER_ARGS)
     spec.update(KUBERNETES_ARGS)
     return spec
 
 
-def argument_spec(**module_args: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
-    """The full argument spec of a module: common + both backends' + the module's own options."""
+def argument_spec(*groups: str, **module_args: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
+    """The full argument spec of a module: common + both backends' + the module's own options.
+
+    ``groups`` names the optional option groups the module takes: ``docker_rollout`` (how Docker
+    containers are swapped: fragment ``zerodown.rollout.docker.ROLLOUT``) and ``docker_container``
+    (how a new Docker workload is created: ``zerodown.rollout.docker.CONTAINER``).
+    """
     spec = dict(COMMON_ARGS)
-    spec.update(_backend_args())
+    spec.update(_backend_args(groups))
     spec.update(module_args)
     return spec
 

@@ -21,6 +21,8 @@ extends_documentation_fragment:
   - zerodown.rollout.common
   - zerodown.rollout.common.ATTRIBUTES
   - zerodown.rollout.docker
+  - zerodown.rollout.docker.ROLLOUT
+  - zerodown.rollout.docker.CONTAINER
   - zerodown.rollout.kubernetes
 attributes:
   check_mode:
@@ -138,6 +140,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.platforms import 
 def main() -> None:
     module = AnsibleModule(
         argument_spec=argument_spec(
+            "docker_rollout", "docker_container",
             image={"type": "str", "required": True},
             container={"type": "str"},
             change_cause={"type": "str"},

@@ -20,6 +20,7 @@ extends_documentation_fragment:
   - zerodown.rollout.common
   - zerodown.rollout.common.ATTRIBUTES
   - zerodown.rollout.docker
+  - zerodown.rollout.docker.ROLLOUT
   - zerodown.rollout.kubernetes
 attributes:
   check_mode:
@@ -128,6 +129,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.platforms import 
 def main() -> None:
     module = AnsibleModule(
         argument_spec=argument_spec(
+            "docker_rollout",
             to_revision={"type": "int"},
             allow_paused={"type": "bool", "default": False},
             wait={"type": "bool", "default": True},

@@ -1,0 +1,87 @@
+# Copyright: zerodown maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Note that this module util is PRIVATE to the collection. It can change at any time.
+"""Argument specs of the Docker backend, in step with doc_fragments/docker.py.
+
+* ``DOCKER_ARGS`` (fragment ``zerodown.rollout.docker``): engine connection and load balancer; every module.
+* ``DOCKER_ROLLOUT_ARGS`` (``zerodown.rollout.docker.ROLLOUT``): how containers are swapped; modules that
+  change the workload (image_upgrade, rollback).
+* ``DOCKER_CONTAINER_ARGS`` (``zerodown.rollout.docker.CONTAINER``): how a new workload's containers are
+  created; image_upgrade only.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible.module_utils.basic import env_fallback
+
+LOAD_BALANCER_OPTIONS: dict[str, dict[str, t.Any]] = {
+    "type": {"type": "str", "default": "haproxy", "choices": ["haproxy", "nginx", "none"]},
+    "socket": {"type": "str"},
+    "backend": {"type": "str"},
+    "server_options": {"type": "str"},
+    "backend_options": {"type": "list", "elements": "str"},
+    "servers_file": {"type": "path"},
+    "timeout": {"type": "float", "default": 5.0},
+    "upstream_file": {"type": "path"},
+    "upstream": {"type": "str"},
+    "reload_command": {"type": "str", "default": "nginx -s reload"},
+    "test_command": {"type": "str", "default": "nginx -t"},
+    "drain_grace": {"type": "float", "default": 1.0},
+}
+
+DOCKER_ARGS: dict[str, dict[str, t.Any]] = {
+    "docker_host": {"type": "str", "fallback": (env_fallback, ["DOCKER_HOST"])},
+    "docker_tls": {"type": "bool", "default": False},
+    "docker_tls_verify": {"type": "bool", "default": True},
+    "docker_ca_path": {"type": "path"},
+    "docker_client_cert": {"type": "path"},
+    "docker_client_key": {"type": "path", "no_log": True},
+    "docker_timeout": {"type": "int", "default": 60},
+    "load_balancer": {"type": "dict", "options": LOAD_BALANCER_OPTIONS},
+}
+
+DOCKER_ROLLOUT_ARGS: dict[str, dict[str, t.Any]] = {
+    "batch_size": {"type": "int", "default": 1},
+    "batch_interval": {"type": "float", "default": 0},
+    "health_timeout": {"type": "float", "default": 60},
+    "health_check": {
+        "type": "dict",
+        "options": {
+            "path": {"type": "str", "required": True},
+            "status": {"type": "list", "elements": "int", "default": [200]},
+        },
+    },
+    "drain_timeout": {"type": "float", "default": 30},
+    "stop_timeout": {"type": "int", "default": 10},
+    "retain": {"type": "int", "default": 2},
+}
+
+DOCKER_CONTAINER_ARGS: dict[str, dict[str, t.Any]] = {
+    "docker_container": {
+        "type": "dict",
+        "options": {
+            "port": {"type": "int"},
+            "publish_address": {"type": "str", "default": "127.0.0.1"},
+            "env": {"type": "dict", "no_log": False},
+            "command": {"type": "list", "elements": "str"},
+            "labels": {"type": "dict"},
+            "networks": {"type": "list", "elements": "str"},
+            "restart_policy": {"type": "str", "default": "unless-stopped",
+                               "choices": ["no", "on-failure", "always", "unless-stopped"]},
+            "healthcheck": {
+                "type": "dict",
+                "options": {
+                    "test": {"type": "list", "elements": "str", "required": True},
+                    "interval": {"type": "float"},
+                    "timeout": {"type": "float"},
+                    "retries": {"type": "int"},
+                    "start_period": {"type": "float"},
+                },
+            },
+        },
+    },
+    "pull": {"type": "str", "default": "missing", "choices": ["missing", "always", "never"]},
+}

@@ -1,0 +1,668 @@
+# Copyright: zerodown maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Note that this module util is PRIVATE to the collection. It can change at any time.
+"""The Docker-host backend: a workload is a labelled set of containers behind a load balancer.
+
+Every change (create, scale, upgrade, rollback) goes through one start-first batch swap:
+start the new replicas -> health gate -> add them to the load balancer (and wait until it sends them
+traffic) -> drain the replicas they replace -> take those out of the load balancer -> stop them and
+keep them. A failure before the switch removes what was started and leaves the old replicas serving;
+batches that had already completed are swapped back the same way.
+"""
+
+from __future__ import annotations
+
+import time
+import typing as t
+
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker import engine as engine_mod
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.base import (
+    Balancer,
+    make_balancer,
+    server_name,
+)
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.none import NO_BALANCER_WARNING
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import (
+    LABEL_CAUSE,
+    LABEL_REVISION,
+    LABEL_WORKLOAD,
+    Replica,
+    check_workload_name,
+    clone_config,
+    container_name,
+    creation_config,
+    wait_healthy,
+)
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History, RevisionGroup
+from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
+    STATE_COMPLETE,
+    STATE_FAILED,
+    STATE_PROGRESSING,
+    ActionResult,
+    Deadline,
+    Finding,
+    InvalidInput,
+    Platform,
+    PlatformUnreachable,
+    RolloutError,
+    RolloutFailed,
+    RolloutStatus,
+    WaitTimeout,
+    WorkloadNotFound,
+    check_non_negative,
+    check_positive,
+    parse_image_reference,
+)
+
+try:
+    from ansible.module_utils.basic import missing_required_lib
+except ImportError:  # pragma: no cover - always there inside a module
+    def missing_required_lib(library: str, **_: t.Any) -> str:
+        return f"Failed to import the required Python library ({library})"
+
+WAIT_POLL = 0.5
+
+
+class _Step(t.NamedTuple):
+    """One batch that completed: what it started and what it stopped."""
+
+    started: list[str]
+    fresh: list[str]
+    stopped: list[Replica]
+
+
+class DockerPlatform(Platform):
+    """The Docker-host implementation of :class:`Platform`."""
+
+    name = "docker"
+
+    def __init__(self, module: t.Any, workload: t.Any) -> None:
+        super().__init__(module, workload)
+        check_workload_name(workload.name)
+        self.params: dict[str, t.Any] = dict(module.params)
+        self._client: t.Any = None
+        self._balancer: t.Optional[Balancer] = None
+
+    # -- connections -------------------------------------------------------------------------------
+    @property
+    def client(self) -> t.Any:
+        if self._client is None:
+            if not engine_mod.HAS_DOCKER:
+                raise PlatformUnreachable(missing_required_lib("docker"), exception=engine_mod.DOCKER_IMPORT_ERROR)
+            self._client = engine_mod.connect(self.params)
+        return self._client
+
+    @property
+    def balancer(self) -> Balancer:
+        if self._balancer is None:
+            self._balancer = make_balancer(self.params.get("load_balancer"), self.workload.name)
+            self._balancer.check()
+        return self._balancer
+
+    def _docker(self, what: str, func: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> t.Any:
+        try:
+            return func(*args, **kwargs)
+        except engine_mod.docker_errors.APIError as exc:
+            raise RolloutFailed(f"Docker engine refused to {what}: {engine_mod.api_error_text(exc)}")
+        except engine_mod.docker_errors.DockerException as exc:
+            raise PlatformUnreachable(f"lost the Docker engine while trying to {what}: {exc}")
+
+    # -- reading -----------------------------------------------------------------------------------
+    def load(self) -> History:
+        """All containers of the workload, grouped by revision."""
+        api = self.client.api
+        found = self._docker("list containers", api.containers, all=True,
+                             filters={"label": f"{LABEL_WORKLOAD}={self.workload.name}"})
+        replicas = []
+        for summary in found:
+            try:
+                attrs = api.inspect_container(summary["Id"])
+            except engine_mod.docker_errors.NotFound:
+                continue  # removed between the list and the inspect
+            replicas.append(Replica.from_attrs(attrs))
+        return History(replicas)
+
+    def _existing(self) -> History:
+        history = self.load()
+        if not history.exists:
+            raise WorkloadNotFound(
+                f"{self.workload.describe()} does not exist on {self._host()}: no container is labelled "
+                f"{LABEL_WORKLOAD}={self.workload.name}. Create it with zerodown.rollout.image_upgrade "
+                "(image, replicas and docker_container)"
+            )
+        return history
+
+    def _host(self) -> str:
+        return self.params.get("docker_host") or "the default Docker engine"
+
+    def _uses_balancer(self) -> bool:
+        return ((self.params.get("load_balancer") or {}).get("type") or "none") != "none"
+
+    def status(self) -> RolloutStatus:
+        return self._status(self._existing())
+
+    def _status(self, history: History, target: t.Optional[int] = None) -> RolloutStatus:
+        current = history.current
+        number = target if target is not None else (current.number if current else None)
+        group = history.groups.get(number) if number is not None else None
+        running_all = [r for r in history.replicas if r.running]
+        updated = group.running if group else []
+        ready = [r for r in updated if r.ready]
+        members = self.balancer.members() if self._uses_balancer() else None
+        if members is None:
+            available = ready
+        else:
+            available = [r for r in ready if (m := members.get(server_name(r.name))) is not None
+                         and m.status.startswith("UP")]
+        others = [r for r in running_all if group is None or r.revision != group.number]
+        desired = len(updated) + len(others) if others else len(updated)
+        name = self.workload.name
+        extra = {"replicas": [r.to_dict() for r in sorted(history.replicas, key=lambda r: (r.revision, r.name))
+                              if r.running],
+                 "image": group.image if group else None}
+        broken = [r for r in updated if r.health == "unhealthy" or r.state in ("restarting", "dead")]
+        counts = dict(desired=desired, updated=len(updated), ready=len(ready), available=len(available),
+                      revision=number)
+        if broken:
+            return RolloutStatus(**counts, state=STATE_FAILED, reason="ReplicaUnhealthy", extra=extra,
+                                 message=f"Docker workload {name!r} revision {number}: "
+                                         f"{', '.join(r.name for r in broken)} unhealthy ({broken[0].health or broken[0].state})")
+        if not updated:
+            return RolloutStatus(**counts, state=STATE_FAILED, reason="NoReplicaRunning", extra=extra,
+                                 message=f"Docker workload {name!r}: no container of revision {number} is running")
+        if others:
+            return RolloutStatus(**counts, state=STATE_PROGRESSING, extra=extra,
+                                 message=f"Waiting for Docker workload {name!r} rollout to finish: {len(updated)} "
+                                         f"replicas run revision {number}, {len(others)} still run revision(s) "
+                                         f"{', '.join(sorted({str(r.revision) for r in others}))}...")
+        if len(available) < len(updated):
+            return RolloutStatus(**counts, state=STATE_PROGRESSING, extra=extra,
+                                 message=f"Waiting for Docker workload {name!r} rollout to finish: {len(available)} of "
+                                         f"{len(updated)} updated replicas are available...")
+        return RolloutStatus(**counts, state=STATE_COMPLETE, extra=extra,
+                             message=f"Docker workload {name!r} successfully rolled out (revision {number}, "
+                                     f"{len(updated)} replicas)")
+
+    def history(self) -> list:
+        return self._existing().revisions(self.workload.name)
+
+    def wait(self, revision: t.Optional[int], timeout: float, progress: t.Any = None) -> RolloutStatus:
+        deadline = Deadline(timeout)
+        while True:
+            history = self._existing()
+            if revision is not None and revision not in history.groups:
+                known = ", ".join(str(n) for n in history.groups) or "none"
+                raise InvalidInput(f"{self.workload.describe()} has no revision {revision} (retained: {known})")
+            current = history.current
+            if revision is not None and current is not None and current.number != revision and not history.groups[revision].running:
+                raise RolloutFailed(f"{self.workload.describe()} runs revision {current.number}, not revision "
+                                    f"{revision}: it was rolled back or upgraded again", revision=current.number)
+            status = self._status(history, revision)
+            if progress is not None:
+                progress(status)
+            if status.done:
+                return status
+            if status.failed:
+                raise RolloutFailed(status.message, status=status.to_dict())
+            if deadline.expired:
+                raise WaitTimeout(f"timed out after {timeout:g}s: {status.message}", status=status.to_dict())
+            time.sleep(min(WAIT_POLL, max(deadline.remaining, 0.05)))
+
+    # -- validation --------------------------------------------------------------------------------
+    def _validate_rollout_params(self) -> None:
+        p = self.params
+        check_positive(p, "batch_size", "replicas")
+        check_non_negative(p, "batch_interval", "health_timeout", "drain_timeout", "stop_timeout", "retain",
+                           "wait_timeout")
+
+    def _warn_without_balancer(self) -> None:
+        if not self._uses_balancer():
+            self.module.warn(NO_BALANCER_WARNING)
+
+    # -- image handling ----------------------------------------------------------------------------
+    def _local_image(self, ref: str) -> t.Optional[dict[str, t.Any]]:
+        try:
+            return self.client.api.inspect_image(ref)
+        except engine_mod.docker_errors.ImageNotFound:
+            return None
+        except engine_mod.docker_errors.APIError as exc:
+            if getattr(exc, "status_code", None) == 404:
+                return None
+            raise RolloutFailed(f"cannot inspect image {ref}: {engine_mod.api_error_text(exc)}")
+
+    def _ensure_image(self, ref: str, pull: str) -> dict[str, t.Any]:
+        image = self._local_image(ref) if pull != "always" else None
+        if image is not None:
+            return image
+        if pull == "never":
+            raise RolloutFailed(f"image {ref} is not on {self._host()} and pull=never; load or build it there first")
+        parsed = parse_image_reference(ref)
+        try:
+            self.client.api.pull(parsed.repository, tag=parsed.digest or parsed.tag or "latest")
+        except engine_mod.docker_errors.DockerException as exc:
+            raise RolloutFailed(f"image {ref} is not on {self._host()} and pulling it failed: "
+                                f"{engine_mod.api_error_text(exc)}. Push it to a registry the host can reach, "
+                                "or load it on the host")
+        image = self._local_image(ref)
+        if image is None:
+            raise RolloutFailed(f"image {ref} is still missing after the pull")
+        return image
+
+    # -- container operations ----------------------------------------------------------------------
+    def _create_and_start(self, config: dict[str, t.Any], name: str,
+                          later: t.Sequence[tuple[str, list[str]]] = ()) -> str:
+        api = self.client.api
+        created = self._docker(f"create container {name}", api.create_container_from_config, config, name)
+        cid = created["Id"]
+        try:
+            for net, aliases in later:
+                self._docker(f"connect {name} to network {net}", api.connect_container_to_network, cid, net,
+                             aliases=aliases or None)
+            self._docker(f"start container {name}", api.start, cid)
+        except RolloutError:
+            self._remove(cid)
+            raise
+        return cid
+
+    def _remove(self, cid: str) -> None:
+        try:
+            self.client.api.remove_container(cid, force=True, v=True)
+        except engine_mod.docker_errors.NotFound:
+            pass
+        except engine_mod.docker_errors.APIError as exc:
+            self.module.warn(f"could not remove container {cid[:12]}: {engine_mod.api_error_text(exc)}")
+
+    def _stop(self, rep: Replica) -> None:
+        self._docker(f"stop container {rep.name}", self.client.api.stop, rep.id,
+                     timeout=int(self.params.get("stop_timeout") or 10))
+
+    def _image_config(self, image_id: str) -> t.Optional[dict[str, t.Any]]:
+        try:
+            return (self.client.api.inspect_image(image_id) or {}).get("Config") or {}
+        except engine_mod.docker_errors.DockerException:
+            return None
+
+    # -- the swap ----------------------------------------------------------------------------------
+    def _take_in(self, ids: list[str], fresh: list[str]) -> list[Replica]:
+        """Gate freshly started containers and add them to the LB; on failure undo them and raise."""
+        lb = self.balancer if self._uses_balancer() else None
+        timeout = float(self.params.get("health_timeout") or 60)
+        added: list[str] = []
+        try:
+            attrs = wait_healthy(self.client, ids, timeout, self.params.get("health_check"))
+            reps = [Replica.from_attrs(attrs[cid]) for cid in ids]
+            if lb is not None:
+                for rep in reps:
+                    if not rep.address:
+                        raise RolloutFailed(f"container {rep.name} publishes no port, so the load balancer cannot reach it")
+                    lb.add(server_name(rep.name), rep.address)
+                    added.append(server_name(rep.name))
+                for rep in reps:
+                    lb.wait_up(server_name(rep.name), timeout)
+            return reps
+        except RolloutError:
+            self._undo_started(ids, fresh, added)
+            raise
+
+    def _undo_started(self, ids: t.Sequence[str], fresh: t.Sequence[str], in_lb: t.Sequence[str]) -> None:
+        lb = self.balancer if self._uses_balancer() else None
+        for name in in_lb:
+            try:
+                if lb is not None:
+                    lb.drain(name)
+                    lb.remove(name)
+            except RolloutError as err:
+                self.module.warn(f"could not take {name} out of the load balancer: {err.msg}")
+        for cid in ids:
+            if cid in fresh:
+                self._remove(cid)
+            else:
+                try:
+                    self.client.api.stop(cid, timeout=int(self.params.get("stop_timeout") or 10))
+                except engine_mod.docker_errors.DockerException:
+                    pass
+
+    def _take_out(self, reps: t.Sequence[Replica], remove: bool = False) -> None:
+        """Drain old replicas, take them out of the LB, then stop (and keep, unless ``remove``) them."""
+        lb = self.balancer if self._uses_balancer() else None
+        drain_timeout = float(self.params.get("drain_timeout") if self.params.get("drain_timeout") is not None else 30)
+        if lb is not None:
+            members = lb.members()
+            names = [server_name(r.name) for r in reps if server_name(r.name) in members]
+            for name in names:
+                lb.drain(name)
+            deadline = Deadline(drain_timeout)
+            for name in names:
+                if not lb.wait_drained(name, deadline.remaining):
+                    self.module.warn(f"{name} still had sessions after drain_timeout={drain_timeout:g}s; they are cut")
+            for name in names:
+                lb.remove(name)
+        for rep in reps:
+            if remove:
+                self._remove(rep.id)
+            else:
+                self._stop(rep)
+
+    def _swap(self, old: list[Replica], desired: int, start: t.Callable[[int], tuple[list[str], list[str]]]) -> int:
+        """Replace ``old`` by ``desired`` replicas from ``start(k)`` (-> (ids, ids of fresh containers)),
+        ``batch_size`` at a time; returns the number of batches. On failure, swaps completed batches back."""
+        batch = int(self.params.get("batch_size") or 1)
+        interval = float(self.params.get("batch_interval") or 0)
+        remaining_old = list(old)
+        started = 0
+        steps: list[_Step] = []
+        batches = 0
+        while started < desired or remaining_old:
+            if batches and interval:
+                time.sleep(interval)
+            batches += 1
+            k = min(batch, desired - started)
+            ids: list[str] = []
+            fresh: list[str] = []
+            if k > 0:
+                try:
+                    ids, fresh = start(k)
+                    self._take_in(ids, fresh)
+                except RolloutError as err:
+                    self._revert(steps, err)
+                    raise
+                started += k
+            out_count = len(remaining_old) if started >= desired else min(len(ids), len(remaining_old))
+            if k <= 0:
+                out_count = min(batch, len(remaining_old))
+            going, remaining_old = remaining_old[:out_count], remaining_old[out_count:]
+            try:
+                self._take_out(going)
+            except RolloutError as err:
+                self._revert(steps + [_Step(ids, fresh, [])], err)
+                raise
+            steps.append(_Step(ids, fresh, going))
+        return batches
+
+    def _revert(self, steps: list[_Step], err: RolloutError) -> None:
+        """Put back what completed batches replaced (start-first again), then remove what they started."""
+        if not steps:
+            return
+        old = [rep for step in steps for rep in step.stopped]
+        new_ids = [cid for step in steps for cid in step.started]
+        fresh = {cid for step in steps for cid in step.fresh}
+        try:
+            if old:
+                for rep in old:
+                    self._docker(f"restart container {rep.name}", self.client.api.start, rep.id)
+                self._take_in([r.id for r in old], [])
+            new_reps = [Replica.from_attrs(self.client.api.inspect_container(cid)) for cid in new_ids]
+            self._take_out([r for r in new_reps if r.id not in fresh])
+            self._take_out([r for r in new_reps if r.id in fresh], remove=True)
+            err.msg += "; the batches that had completed were swapped back, so the workload runs what it ran before"
+        except RolloutError as undo:
+            err.msg += f"; swapping the completed batches back failed too ({undo.msg}): check the workload"
+
+    # -- upgrade -----------------------------------------------------------------------------------
+    def upgrade(self, params: dict[str, t.Any]) -> ActionResult:
+        self.params.update(params)
+        p = self.params
+        image = str(parse_image_reference(p.get("image")))
+        self._validate_rollout_params()
+        if p.get("container"):
+            raise InvalidInput("container applies to platform=kubernetes only; a Docker workload runs one "
+                               "container per replica")
+        history = self.load()
+        self._warn_without_balancer()
+        if self._uses_balancer():
+            self.balancer  # noqa: B018 - fail on an unreachable load balancer before any change
+        if not history.exists:
+            return self._create(image, p)
+        current = history.current
+        assert_group(current)
+        desired = p.get("replicas") or len(current.running) or len(current.replicas)
+        pull = p.get("pull") or "missing"
+        local = self._local_image(image)
+        same_image = current.image == image and (local is None or local.get("Id") == current.newest.image_id)
+        before = {"revision": current.number, "image": current.image, "replicas": len(current.running)}
+        cause = p.get("change_cause") or f"image_upgrade to {image}"
+        if same_image and len(current.running) == desired:
+            return self._result(False, history, current.number, current.number, before, before,
+                                f"{self.workload.describe()} already runs {image} (revision {current.number}) "
+                                f"with {desired} replicas")
+        if same_image:
+            after = dict(before, replicas=desired)
+            if self.module.check_mode:
+                return self._result(True, history, current.number, current.number, before, after,
+                                    f"would scale {self.workload.describe()} from {len(current.running)} to {desired} replicas")
+            self._scale(current, desired)
+            return self._finish(current.number, current.number, before,
+                                f"scaled {self.workload.describe()} from {len(current.running)} to {desired} replicas")
+        number = history.next_number
+        after = {"revision": number, "image": image, "replicas": desired}
+        if self.module.check_mode:
+            return self._result(True, history, number, current.number, before, after,
+                                f"would upgrade {self.workload.describe()} from {current.image} (revision "
+                                f"{current.number}) to {image} (revision {number})"
+                                + ("" if local is not None else f"; {image} would be pulled"))
+        self._ensure_image(image, pull)
+        template = current.newest.attrs
+        old_image_config = self._image_config(template.get("Image", ""))
+
+        def start(k: int) -> tuple[list[str], list[str]]:
+            ids = []
+            for _ in range(k):
+                config, later = clone_config(template, old_image_config, image, number, cause)
+                ids.append(self._create_and_start(config, container_name(self.workload.name, number), later))
+            return ids, list(ids)
+
+        old = sorted(current.running, key=lambda r: r.name)
+        try:
+            batches = self._swap(old, desired, start)
+        except RolloutError as err:
+            err.details.setdefault("revision", current.number)
+            err.msg = f"upgrade of {self.workload.describe()} to {image} failed: {err.msg}"
+            raise
+        return self._finish(number, current.number, before,
+                            f"{self.workload.describe()} upgraded from revision {current.number} ({current.image}) to "
+                            f"revision {number} ({image}) in {batches} batch(es)")
+
+    def _create(self, image: str, p: dict[str, t.Any]) -> ActionResult:
+        replicas = p.get("replicas")
+        if not replicas:
+            raise WorkloadNotFound(
+                f"{self.workload.describe()} does not exist on {self._host()}; to create it, set replicas "
+                "(and docker_container: port, env...)"
+            )
+        after = {"revision": 1, "image": image, "replicas": replicas}
+        if self.module.check_mode:
+            return ActionResult(changed=True, workload=self.workload, revision=1, previous_revision=None,
+                                images={self.workload.name: image}, before={}, after=after,
+                                message=f"would create {self.workload.describe()} with {replicas} replicas of {image}")
+        info = self._ensure_image(image, p.get("pull") or "missing")
+        cause = p.get("change_cause") or f"created with {image}"
+        config, later_names = creation_config(image, self.workload.name, 1, cause, p.get("docker_container") or {},
+                                              info.get("Config") or {})
+
+        def start(k: int) -> tuple[list[str], list[str]]:
+            ids = [self._create_and_start(dict(config), container_name(self.workload.name, 1),
+                                          [(n, []) for n in later_names]) for _ in range(k)]
+            return ids, list(ids)
+
+        self._swap([], replicas, start)
+        return self._finish(1, None, {}, f"created {self.workload.describe()} with {replicas} replicas of {image}")
+
+    def _scale(self, current: RevisionGroup, desired: int) -> None:
+        running = sorted(current.running, key=lambda r: (r.created or "", r.name))
+        if desired < len(running):
+            self._take_out(running[desired:], remove=True)
+            return
+        template = current.newest.attrs
+        image_config = self._image_config(template.get("Image", ""))
+        # clones of a replica of the same image: everything but the bookkeeping labels stays as it is
+        labels = (template.get("Config") or {}).get("Labels") or {}
+
+        def start(k: int) -> tuple[list[str], list[str]]:
+            ids = []
+            for _ in range(k):
+                config, later = clone_config(template, image_config, current.image, current.number,
+                                             labels.get(LABEL_CAUSE))
+                ids.append(self._create_and_start(config, container_name(self.workload.name, current.number), later))
+            return ids, list(ids)
+
+        self._swap([], desired - len(running), start)
+
+    # -- rollback ----------------------------------------------------------------------------------
+    def rollback(self, params: dict[str, t.Any]) -> ActionResult:
+        self.params.update(params)
+        p = self.params
+        self._validate_rollout_params()
+        check_positive(p, "to_revision")
+        history = self._existing()
+        self._warn_without_balancer()
+        if self._uses_balancer():
+            self.balancer  # noqa: B018
+        current = history.current
+        assert_group(current)
+        wanted = p.get("to_revision")
+        if wanted is not None:
+            target = history.groups.get(wanted)
+            if target is None:
+                known = ", ".join(str(n) for n in history.groups)
+                raise InvalidInput(f"{self.workload.describe()} has no revision {wanted} to roll back to "
+                                   f"(retained: {known})")
+        else:
+            target = history.previous
+            if target is None:
+                raise InvalidInput(f"{self.workload.describe()} has no previous revision to roll back to: only "
+                                   f"revision {current.number} is retained")
+        before = {"revision": current.number, "image": current.image, "replicas": len(current.running)}
+        desired = len(current.running) or len(current.replicas)
+        if target.number == current.number and len(target.running) >= desired and not [
+                r for r in history.replicas if r.running and r.revision != current.number]:
+            return self._result(False, history, current.number, current.number, before, before,
+                                f"{self.workload.describe()} already runs revision {current.number} ({current.image})")
+        after = {"revision": target.number, "image": target.image, "replicas": desired}
+        if self.module.check_mode:
+            return self._result(True, history, target.number, current.number, before, after,
+                                f"would roll {self.workload.describe()} back from revision {current.number} to "
+                                f"revision {target.number} ({target.image})")
+        if self._local_image(target.newest.attrs.get("Image", "")) is None:
+            raise RolloutFailed(f"the image of revision {target.number} ({target.image}) is no longer on "
+                                f"{self._host()}; a rollback does not pull. Load it, or upgrade to it instead")
+        retained = list(target.stopped)
+        template = target.newest.attrs
+        image_config = self._image_config(template.get("Image", ""))
+        cause = (template.get("Config") or {}).get("Labels", {}).get(LABEL_CAUSE)
+
+        def start(k: int) -> tuple[list[str], list[str]]:
+            ids: list[str] = []
+            fresh: list[str] = []
+            for _ in range(k):
+                if retained:
+                    rep = retained.pop(0)
+                    self._docker(f"start retained container {rep.name}", self.client.api.start, rep.id)
+                    ids.append(rep.id)
+                else:  # the workload was scaled up after this revision: more replicas than it kept
+                    config, later = clone_config(template, image_config, target.image, target.number, cause)
+                    cid = self._create_and_start(config, container_name(self.workload.name, target.number), later)
+                    ids.append(cid)
+                    fresh.append(cid)
+            return ids, fresh
+
+        old = sorted([r for r in history.replicas if r.running and r.revision != target.number], key=lambda r: r.name)
+        if target.number == current.number:
+            old = [r for r in old]
+            desired = max(desired - len(target.running), 0)
+        try:
+            batches = self._swap(old, desired, start)
+        except RolloutError as err:
+            err.details.setdefault("revision", current.number)
+            err.msg = f"rollback of {self.workload.describe()} to revision {target.number} failed: {err.msg}"
+            raise
+        return self._finish(target.number, current.number, before,
+                            f"{self.workload.describe()} rolled back from revision {current.number} ({current.image}) "
+                            f"to revision {target.number} ({target.image}) in {batches} batch(es)")
+
+    # -- results -----------------------------------------------------------------------------------
+    def _result(self, changed: bool, history: History, revision: t.Optional[int], previous: t.Optional[int],
+                before: dict[str, t.Any], after: dict[str, t.Any], message: str) -> ActionResult:
+        status = None
+        if not changed or not self.module.check_mode:
+            status = self._status(history) if history.exists else None
+        return ActionResult(
+            changed=changed, workload=self.workload, revision=revision, previous_revision=previous,
+            images={self.workload.name: after.get("image")} if after else {},
+            previous_images={self.workload.name: before.get("image")} if before else {},
+            status=status, before=before, after=after, message=message,
+        )
+
+    def _finish(self, revision: int, previous: t.Optional[int], before: dict[str, t.Any], message: str) -> ActionResult:
+        history = self.load()
+        pruned = [r.name for r in history.to_prune(int(self.params.get("retain") if self.params.get("retain") is not None else 2))]
+        for rep in history.to_prune(int(self.params.get("retain") if self.params.get("retain") is not None else 2)):
+            self._remove(rep.id)
+        if pruned:
+            history = self.load()
+        status = self._status(history, revision)
+        if self.params.get("wait", True) and not status.done:
+            timeout = float(self.params.get("wait_timeout") or 300)
+            status = self.wait(revision, timeout)
+        group = history.groups[revision]
+        after = {"revision": revision, "image": group.image, "replicas": len(group.running)}
+        result = ActionResult(
+            changed=True, workload=self.workload, revision=revision, previous_revision=previous,
+            images={self.workload.name: group.image},
+            previous_images={self.workload.name: before["image"]} if before else {},
+            status=status, before=before, after=after, message=message,
+        )
+        result.extra["pruned"] = pruned
+        return result
+
+    # -- pre-flight --------------------------------------------------------------------------------
+    def preflight(self, params: dict[str, t.Any]) -> list[Finding]:
+        self.params.update(params)
+        findings: list[Finding] = []
+        history = self.load()
+        if not history.exists:
+            return [Finding("workload-exists", "warning",
+                            f"{self.workload.describe()} does not exist on {self._host()} yet",
+                            "create it with zerodown.rollout.image_upgrade (replicas, docker_container)")]
+        if not self._uses_balancer():
+            findings.append(Finding("load-balancer", "error",
+                                    "no load balancer is configured (load_balancer.type is none or unset): "
+                                    "clients of replaced containers will see errors",
+                                    "set load_balancer (type haproxy with the admin socket, or nginx)"))
+        else:
+            try:
+                self.balancer.check()
+            except RolloutError as err:
+                findings.append(Finding("load-balancer", "error", err.msg, "fix load_balancer"))
+        current = history.current
+        assert_group(current)
+        config = current.newest.attrs.get("Config") or {}
+        health = (config.get("Healthcheck") or {}).get("Test") or []
+        has_health = bool(health) and health[0] != "NONE"
+        if not has_health and not (self.params.get("health_check") or {}).get("path"):
+            findings.append(Finding("health-gate", "error",
+                                    f"the containers of revision {current.number} have no HEALTHCHECK and no "
+                                    "health_check probe is set: new containers would take traffic before they are ready",
+                                    "add a HEALTHCHECK to the image or set health_check.path"))
+        if len(current.running) < 2:
+            findings.append(Finding("replicas", "warning",
+                                    f"{len(current.running)} replica(s) run: a host failure during the upgrade "
+                                    "leaves nothing serving", "run 2 replicas or more"))
+        policy = ((current.newest.attrs.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no"
+        if policy in ("", "no"):
+            findings.append(Finding("restart-policy", "warning",
+                                    "the containers have no restart policy: a crash is not recovered",
+                                    "create them with docker_container.restart_policy=unless-stopped"))
+        if not current.newest.address:
+            findings.append(Finding("published-port", "error", "the containers publish no port for the load balancer",
+                                    "create them with docker_container.port"))
+        return findings
+
+
+def assert_group(group: t.Optional[RevisionGroup]) -> None:
+    """Narrow an Optional current revision (a workload that exists always has one)."""
+    if group is None:
+        raise WorkloadNotFound("the workload has no containers")
+
+
+__all__ = ["DockerPlatform", "LABEL_REVISION"]

@@ -1,0 +1,30 @@
+# Copyright: zerodown maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Note that this module util is PRIVATE to the collection. It can change at any time.
+"""``load_balancer.type: none``: nothing routes traffic, so nothing to add, drain or remove."""
+
+from __future__ import annotations
+
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.base import Balancer, Member
+
+NO_BALANCER_WARNING = (
+    "load_balancer.type is none: containers are started before the old ones stop, but nothing moves "
+    "client traffic between them, so clients of a stopped container see errors. Zero downtime needs a "
+    "load balancer (load_balancer.type=haproxy or nginx)."
+)
+
+
+class NoBalancer(Balancer):
+    """A driver that does nothing; the backend warns that zero downtime needs a load balancer."""
+
+    kind = "none"
+
+    def members(self) -> dict[str, Member]:
+        return {}
+
+    def add(self, name: str, address: str) -> None:
+        return None
+
+    def remove(self, name: str) -> None:
+        return None

@@ -1,0 +1,130 @@
+# Copyright: zerodown maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Note that this module util is PRIVATE to the collection. It can change at any time.
+"""Revisions of a Docker workload, worked out from its containers' labels and states.
+
+* A revision number is given once, when containers of a new image (or a rebuilt tag) are created:
+  the highest number any container of the workload carries, plus one. It is never renumbered.
+* The *current* revision is the one whose containers run (if several run, after an interrupted
+  rollout, the one started last).
+* The *previous* revision is the one whose containers were stopped last: the one that was current
+  before the current one, what a rollback without ``to_revision`` goes back to. Two rollbacks in a
+  row therefore toggle between two revisions, as two ``kubectl rollout undo`` do.
+* Retention keeps the current revision and the ``retain`` revisions stopped most recently.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass, field
+
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import Replica
+from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import Revision
+
+
+@dataclass
+class RevisionGroup:
+    """The containers of one revision."""
+
+    number: int
+    replicas: list[Replica] = field(default_factory=list)
+
+    @property
+    def image(self) -> str:
+        return self.newest.image if self.replicas else ""
+
+    @property
+    def newest(self) -> Replica:
+        return max(self.replicas, key=lambda r: (r.created or "", r.started_at))
+
+    @property
+    def running(self) -> list[Replica]:
+        return [r for r in self.replicas if r.running]
+
+    @property
+    def stopped(self) -> list[Replica]:
+        """Retained (not running) containers, most recently stopped first."""
+        return sorted((r for r in self.replicas if not r.running), key=lambda r: r.finished_at, reverse=True)
+
+    @property
+    def last_started(self) -> str:
+        return max((r.started_at for r in self.replicas), default="")
+
+    @property
+    def last_stopped(self) -> str:
+        return max((r.finished_at for r in self.replicas if not r.running), default="")
+
+    @property
+    def created(self) -> t.Optional[str]:
+        return min((r.created for r in self.replicas if r.created), default=None)
+
+
+class History:
+    """All revisions of one workload."""
+
+    def __init__(self, replicas: t.Sequence[Replica]) -> None:
+        groups: dict[int, RevisionGroup] = {}
+        for rep in replicas:
+            groups.setdefault(rep.revision, RevisionGroup(rep.revision)).replicas.append(rep)
+        self.groups = dict(sorted(groups.items()))
+        self.replicas = list(replicas)
+
+    @property
+    def exists(self) -> bool:
+        return bool(self.replicas)
+
+    @property
+    def running_groups(self) -> list[RevisionGroup]:
+        return [g for g in self.groups.values() if g.running]
+
+    @property
+    def current(self) -> t.Optional[RevisionGroup]:
+        running = self.running_groups
+        pool = running or list(self.groups.values())
+        if not pool:
+            return None
+        key = (lambda g: max(r.started_at for r in g.running)) if running else (lambda g: g.last_started)
+        return max(pool, key=key)
+
+    @property
+    def previous(self) -> t.Optional[RevisionGroup]:
+        current = self.current
+        others = [g for g in self.groups.values() if current is None or g.number != current.number]
+        others = [g for g in others if g.stopped]
+        if not others:
+            return None
+        return max(others, key=lambda g: (g.last_stopped, g.number))
+
+    @property
+    def next_number(self) -> int:
+        return max(self.groups, default=0) + 1
+
+    def to_prune(self, retain: int, keep: t.Sequence[int] = ()) -> list[Replica]:
+        """Containers of the revisions beyond ``retain`` (never the current one nor those in ``keep``)."""
+        current = self.current
+        keep_set = set(keep)
+        if current is not None:
+            keep_set.add(current.number)
+        old = [g for g in self.groups.values() if g.number not in keep_set and not g.running]
+        old.sort(key=lambda g: (g.last_stopped, g.number), reverse=True)
+        out: list[Replica] = []
+        for group in old[retain:]:
+            out.extend(group.replicas)
+        return out
+
+    def revisions(self, workload: str) -> list[Revision]:
+        """The history in the model's shape, oldest first."""
+        current = self.current
+        out = []
+        for number, group in self.groups.items():
+            out.append(Revision(
+                number=number,
+                images={workload: group.image},
+                current=current is not None and number == current.number,
+                change_cause=group.newest.change_cause,
+                created=group.created,
+                source=", ".join(sorted(r.name for r in group.replicas)),
+                replicas=len(group.running),
+            ))
+        return out

@@ -1,0 +1,82 @@
+"""Fixtures of the Docker backend's integration tests: engine, HAProxy, cleanup."""
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+import uuid
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+
+from docker_harness import IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, TEST_LABEL, Haproxy
+
+docker = pytest.importorskip("docker")
+
+pytestmark = pytest.mark.docker
+
+
+def _engine_or_fail(base_url: str | None = None):
+    try:
+        client = docker.DockerClient(base_url=base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock",
+                                     version="auto", timeout=60)
+        client.ping()
+        return client
+    except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
+        message = f"Docker engine not reachable ({exc}); run `make services`"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def engine():
+    client = _engine_or_fail()
+    missing = []
+    for ref in (IMAGE_V1, IMAGE_V2, IMAGE_BROKEN):
+        try:
+            client.images.get(ref)
+        except docker.errors.ImageNotFound:
+            missing.append(ref)
+    if missing:
+        message = f"demo images missing: {missing}; run `make images`"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    yield client
+    cleanup(client)
+    client.close()
+
+
+def cleanup(client) -> None:
+    for container in client.containers.list(all=True, filters={"label": TEST_LABEL}):
+        try:
+            container.remove(force=True, v=True)
+        except docker.errors.APIError:
+            pass
+
+
+@pytest.fixture
+def workload_name():
+    return f"zdt-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def haproxy(workload_name):
+    proxy = Haproxy(workload_name)
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def containers(engine, workload_name):
+    """Lists the workload's containers; removes them after the test."""
+    def listing(client=None, all=True):  # noqa: A002
+        return (client or engine).containers.list(all=all, filters={"label": f"zerodown.workload={workload_name}"})
+    yield listing
+    for container in listing():
+        try:
+            container.remove(force=True, v=True)
+        except docker.errors.APIError:
+            pass

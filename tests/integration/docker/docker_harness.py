@@ -1,0 +1,170 @@
+"""Test support for the Docker backend: HAProxy and a second dockerd started by the tests, playbook runs."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import typing as t
+import uuid
+
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+VENV_BIN = pathlib.Path(sys.executable).parent
+TEST_LABEL = "zerodown-test"
+RUN_ID = uuid.uuid4().hex[:8]
+IMAGE_V1 = "zerodown/demo-app:1.0"
+IMAGE_V2 = "zerodown/demo-app:2.0"
+IMAGE_BROKEN = "zerodown/demo-app:broken"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def haproxy_command(line: str, sock_path: str) -> str:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(sock_path)
+        sock.sendall(line.encode() + b"\n")
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+    return out.decode()
+
+
+class Haproxy:
+    """An HAProxy (master-worker) on a loopback port, admin socket and config in a temp dir.
+
+    The workload's backend lives in ``servers_file`` (rendered by the driver), loaded after the main file.
+    """
+
+    def __init__(self, backend: str) -> None:
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="zd-haproxy-"))
+        self.backend = backend
+        self.port = free_port()
+        self.socket = str(self.dir / "admin.sock")
+        self.servers_file = str(self.dir / "servers.cfg")
+        self.main = self.dir / "haproxy.cfg"
+        self.main.write_text(f"""global
+    stats socket {self.socket} mode 600 level admin expose-fd listeners
+    server-state-file {self.dir}/state
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    load-server-state-from-file global
+    option redispatch
+    retries 2
+frontend fe_{backend}
+    bind 127.0.0.1:{self.port}
+    default_backend {backend}
+""")
+        pathlib.Path(self.servers_file).write_text(f"backend {backend}\n    balance roundrobin\n")
+        self.log = open(self.dir / "haproxy.log", "wb")
+        self.proc = subprocess.Popen(
+            ["haproxy", "-W", "-db", "-f", str(self.main), "-f", self.servers_file],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        self._wait_socket()
+
+    def _wait_socket(self) -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if "pxname" in haproxy_command("show stat", self.socket):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"haproxy did not start: {(self.dir / 'haproxy.log').read_text()}")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def lb_options(self) -> dict[str, t.Any]:
+        return {"type": "haproxy", "socket": self.socket, "backend": self.backend, "servers_file": self.servers_file,
+                "server_options": "check inter 500 fall 2 rise 1"}
+
+    def servers(self) -> dict[str, str]:
+        rows = haproxy_command("show stat", self.socket).splitlines()
+        header = rows[0].lstrip("# ").split(",")
+        out = {}
+        for line in rows[1:]:
+            row = dict(zip(header, line.split(",")))
+            if row.get("pxname") == self.backend and row.get("svname") not in ("BACKEND", "FRONTEND", None):
+                out[row["svname"]] = row["status"]
+        return out
+
+    def reload(self) -> None:
+        """Reload the config (master-worker SIGUSR2) and wait for the new worker's socket."""
+        haproxy_command("show info", self.socket)
+        self.proc.send_signal(signal.SIGUSR2)
+        time.sleep(0.5)
+        self._wait_socket()
+        time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+def container_spec(**extra: t.Any) -> dict[str, t.Any]:
+    spec = {"port": 8080, "labels": {TEST_LABEL: RUN_ID}}
+    spec.update(extra)
+    return spec
+
+
+def run_playbook(tmp: pathlib.Path, tasks: list[dict[str, t.Any]], inventory: t.Optional[str] = None,
+                 check: bool = False, diff: bool = False, timeout: float = 240) -> dict[str, dict[str, t.Any]]:
+    """Run ``tasks`` with ansible-playbook (connection local, this venv's python); each task's result is
+    registered (errors ignored) and returned per host as {"r0": ..., "r1": ...}."""
+    out_dir = tmp / f"results-{uuid.uuid4().hex[:6]}"
+    out_dir.mkdir()
+    play_tasks = []
+    for i, task in enumerate(tasks):
+        task = dict(task)
+        task.setdefault("register", f"r{i}")
+        task.setdefault("ignore_errors", True)
+        play_tasks.append(task)
+    names = [task["register"] for task in play_tasks]
+    collect = "{{ {" + ", ".join(f"'{n}': {n}" for n in names) + "} | to_json }}"
+    play_tasks.append({"name": "collect", "ansible.builtin.copy": {
+        "content": collect, "dest": f"{out_dir}/{{{{ inventory_hostname }}}}.json", "mode": "0600"},
+        "check_mode": False, "diff": False})
+    playbook = [{"hosts": "all", "gather_facts": False, "connection": "local", "tasks": play_tasks}]
+    pb = out_dir / "play.yml"
+    pb.write_text(yaml.safe_dump(playbook, sort_keys=False))
+    if inventory is None:
+        inv = out_dir / "inventory.yml"
+        inv.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {}}}}))
+        inventory = str(inv)
+    cmd = [str(VENV_BIN / "ansible-playbook"), "-i", inventory, str(pb), "-e",
+           f"ansible_python_interpreter={sys.executable}"]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    env = dict(os.environ, ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
+               ANSIBLE_DEPRECATION_WARNINGS="false")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(ROOT))
+    results = {}
+    for path in out_dir.glob("*.json"):
+        results[path.stem] = json.loads(path.read_text())
+    if not results:
+        raise AssertionError(f"ansible-playbook produced no results (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return results
