@@ -151,7 +151,7 @@ def run_sampler(url: str, seconds: float, concurrency: int) -> Dict[str, Any]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each run (5)")
     parser.add_argument("--concurrency", type=int, action="append", help="sampler workers (default 1 2 4 8)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "traffic.json"))

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: zerodown maintainers
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Record live HTTP traffic for the whole length of an upgrade: a per-second timeline as JSON and SVG.
@@ -266,7 +265,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="traffic_watch.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="traffic_watch.py", description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     def recording(p: argparse.ArgumentParser, need_pidfile: bool) -> None:

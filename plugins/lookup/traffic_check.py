@@ -111,7 +111,7 @@ _raw:
       description: Requests that failed, with no answer or an unexpected status.
       type: int
     error_rate:
-      description: O(errors) divided by O(total), between 0 and 1.
+      description: C(errors) divided by C(total), between 0 and 1.
       type: float
     error_kinds:
       description:
@@ -128,7 +128,7 @@ _raw:
       type: dict
       sample: {"2.0": 150, "1.0": 50}
     version_fractions:
-      description: Each version's share of the answers (O(responses)), between 0 and 1.
+      description: Each version's share of the answers (C(responses)), between 0 and 1.
       type: dict
       sample: {"2.0": 0.75, "1.0": 0.25}
     latency_ms:

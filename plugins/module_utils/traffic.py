@@ -655,7 +655,7 @@ class TrafficSampler:
                 remaining[0] -= 1
                 return True
 
-        results: List[List[Sample]] = [[] for _ in range(config.concurrency)]
+        results: List[List[Sample]] = [[] for _worker in range(config.concurrency)]
         failures: List[BaseException] = []
         workers = min(config.concurrency, requests) if requests is not None else config.concurrency
         threads = [threading.Thread(target=self._worker, name=f"traffic-sampler-{i}", daemon=True,
@@ -780,7 +780,7 @@ def build_timeline(samples: Sequence[Sample], config: SamplerConfig, started_at:
     """
     seconds = max(1, int(math.ceil(elapsed - 1e-9))) if elapsed > 0 else 1
     buckets: List[Dict[str, Any]] = []
-    latencies: List[List[float]] = [[] for _ in range(seconds)]
+    latencies: List[List[float]] = [[] for _second in range(seconds)]
     for second in range(seconds):
         span = round(min(1.0, elapsed - second), 3) if elapsed > 0 else 1.0
         buckets.append({"t": second, "span_s": span, "requests": 0, "ok": 0, "errors": 0, "error_kinds": {}, "versions": {},
@@ -850,8 +850,8 @@ class TrafficRecorder:
 
         def record() -> None:
             try:
-                self._samples, self._elapsed = self.sampler.collect(duration=self.max_duration,
-                                                                     on_sample=self._on_sample, origin=origin)
+                self._samples, self._elapsed = self.sampler.collect(
+                    duration=self.max_duration, on_sample=self._on_sample, origin=origin)
             except BaseException as exc:  # surfaced by stop()
                 self._error = exc
 

@@ -217,7 +217,8 @@ def test_connections_are_reused_per_worker():
 
 
 def test_server_errors_in_known_proportion():
-    plan = lambda i, p: Reply(status=500 if i % 10 == 9 else 200, version="1.0")  # noqa: E731
+    def plan(i: int, path: str) -> Reply:
+        return Reply(status=500 if i % 10 == 9 else 200, version="1.0")
     with ScriptedServer(plan) as server:
         report = sample(server.url(), requests=300, concurrency=4)
     assert report.status_counts == {"200": 270, "500": 30}
@@ -237,14 +238,16 @@ def test_server_errors_in_known_proportion():
 
 
 def test_expected_status_accepts_listed_codes():
-    plan = lambda i, p: Reply(status=503 if i % 2 else 204, version="1.0")  # noqa: E731
+    def plan(i: int, path: str) -> Reply:
+        return Reply(status=503 if i % 2 else 204, version="1.0")
     with ScriptedServer(plan) as server:
         report = sample(server.url(), requests=40, expected_status=["2xx", 503])
     assert report.errors == 0 and report.status_counts == {"204": 20, "503": 20}
 
 
 def test_redirects_are_reported_not_followed():
-    plan = lambda i, p: Reply(status=302, headers={"Location": "/elsewhere"})  # noqa: E731
+    def plan(i: int, path: str) -> Reply:
+        return Reply(status=302, headers={"Location": "/elsewhere"})
     with ScriptedServer(plan) as server:
         report = sample(server.url(), requests=20)
         assert server.count == 20
@@ -254,7 +257,8 @@ def test_redirects_are_reported_not_followed():
 @pytest.mark.parametrize("reset", [False, True])
 def test_abrupt_closes_are_connection_errors(reset):
     # Every 5th request: the server reads it and drops the connection without an answer.
-    plan = lambda i, p: Reply(version="1.0", abrupt=i % 5 == 4, reset=reset and i % 5 == 4)  # noqa: E731
+    def plan(i: int, path: str) -> Reply:
+        return Reply(version="1.0", abrupt=i % 5 == 4, reset=reset and i % 5 == 4)
     with ScriptedServer(plan) as server:
         report = sample(server.url(), requests=100, concurrency=2)
         assert server.count == 100  # no retries: each drop is seen, as the curl loop would see it
@@ -278,7 +282,8 @@ def test_connection_refused_fails_the_verdict():
 def test_slow_answers_set_the_percentiles():
     # 20 sequential requests, two of them (10%) take 0.25 s: nearest-rank p95 is rank 19 -> slow,
     # p50 is fast.
-    plan = lambda i, p: Reply(version="1.0", delay=0.25 if i in (3, 11) else 0.0)  # noqa: E731
+    def plan(i: int, path: str) -> Reply:
+        return Reply(version="1.0", delay=0.25 if i in (3, 11) else 0.0)
     with ScriptedServer(plan) as server:
         report = sample(server.url(), requests=20, concurrency=1)
     lat = report.latency_ms
@@ -290,7 +295,8 @@ def test_slow_answers_set_the_percentiles():
 
 
 def test_a_single_slow_answer_in_twenty_is_beyond_p95():
-    plan = lambda i, p: Reply(version="1.0", delay=0.25 if i == 7 else 0.0)  # noqa: E731
+    def plan(i: int, path: str) -> Reply:
+        return Reply(version="1.0", delay=0.25 if i == 7 else 0.0)
     with ScriptedServer(plan) as server:
         report = sample(server.url(), requests=20, concurrency=1)
     assert report.latency_ms["p95"] < 100
@@ -305,7 +311,8 @@ def test_uniform_delay_is_the_median():
 
 
 def test_timeouts_are_counted():
-    plan = lambda i, p: Reply(version="1.0", delay=1.0 if i % 10 == 0 else 0.0)  # noqa: E731
+    def plan(i: int, path: str) -> Reply:
+        return Reply(version="1.0", delay=1.0 if i % 10 == 0 else 0.0)
     with ScriptedServer(plan) as server:
         report = sample(server.url(), requests=30, concurrency=3, timeout=0.3)
     assert report.error_kinds == {"timeout": 3}
