@@ -31,6 +31,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
 
 try:
     import urllib3
+    import yaml
     from kubernetes import client as k8s_client
     from kubernetes import config as k8s_config
     from kubernetes import watch as k8s_watch
@@ -50,6 +51,10 @@ except ImportError as exc:  # reported by the backend with missing_required_lib
 
     class ConfigException(Exception):  # type: ignore[no-redef]
         pass
+
+    class yaml:  # type: ignore[no-redef]  # noqa: N801 (stands in for the module)
+        class YAMLError(Exception):
+            pass
 
 
 # Option name -> environment variable AWX's "OpenShift or Kubernetes API Bearer Token" credential
@@ -173,7 +178,7 @@ def build_configuration(conn: Connection) -> t.Any:
             )
         elif conn.source.startswith("in-cluster"):
             k8s_config.load_incluster_config(client_configuration=configuration)
-    except (ConfigException, OSError, ValueError, TypeError, KeyError) as exc:
+    except (ConfigException, yaml.YAMLError, OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise InvalidInput(
             f"cannot load the Kubernetes connection from {conn.describe()}: {_scrub(str(exc), conn)}"
         )

@@ -115,10 +115,10 @@ def lint(kind: str, obj: dict[str, t.Any], skip: t.Iterable[str] = ()) -> list[F
                     f"maxUnavailable {unavail_raw} with {total} replica(s) lets the controller take every pod "
                     "down at once during a rollout",
                     "set strategy.rollingUpdate.maxUnavailable to 0 and maxSurge to 1 (or 25%)")
-            elif total > 0 and unavail > 0 and total - unavail < max(1, math.ceil(total / 2)):
+            elif total > 0 and unavail > 0 and total - unavail <= total / 2:
                 add("max_unavailable", WARNING,
-                    f"maxUnavailable {unavail_raw} leaves only {total - unavail} of {total} replicas serving "
-                    "during a rollout",
+                    f"maxUnavailable {unavail_raw} leaves only {total - unavail} of {total} replicas (half or less) "
+                    "serving during a rollout",
                     "lower maxUnavailable (0 keeps full capacity) and use maxSurge instead")
         deadline = spec.get("progressDeadlineSeconds", 600)
         probe = next((c.get("readinessProbe") for c in containers if c.get("readinessProbe")), None) or {}

@@ -210,18 +210,28 @@ def select_target(entries: list[HistoryEntry], to_revision: t.Optional[int], wha
     return sorted(entries, key=lambda e: e.number)[-2]
 
 
-def rollback_annotations(current: t.Optional[dict[str, str]], target: t.Optional[dict[str, str]]) -> dict[str, str]:
+def rollback_annotations(current: t.Optional[dict[str, str]], target: t.Optional[dict[str, str]],
+                         fallback_cause: t.Optional[str] = None) -> dict[str, str]:
     """The Deployment's annotations after a rollback.
 
     Every annotation of the Deployment is kept; the annotations the target ReplicaSet recorded from the
     Deployment when it was current (change-cause...) are restored over them, except kubectl's skip list,
-    which always keeps the Deployment's own values.
+    which always keeps the Deployment's own values. When the target recorded no change-cause,
+    ``fallback_cause`` replaces the Deployment's, which describes the revision being left.
     """
     out = dict(current or {})
     for key, value in (target or {}).items():
         if key not in ANNOTATIONS_TO_SKIP:
             out[key] = value
+    if fallback_cause and CHANGE_CAUSE_ANNOTATION not in (target or {}):
+        out[CHANGE_CAUSE_ANNOTATION] = fallback_cause
     return out
+
+
+def rollback_cause(target: HistoryEntry) -> str:
+    """The change-cause recorded for a rollback to ``target`` when it has none of its own."""
+    images = ", ".join(f"{k}={v}" for k, v in sorted(template_images(target.template).items()))
+    return f"zerodown.rollout.rollback to revision {target.number} ({images})"
 
 
 def deployment_rollback_patch(deployment: dict[str, t.Any], target: HistoryEntry) -> list[dict[str, t.Any]]:
@@ -230,7 +240,8 @@ def deployment_rollback_patch(deployment: dict[str, t.Any], target: HistoryEntry
     return [
         {"op": "replace", "path": "/spec/template", "value": template},
         {"op": "add", "path": "/metadata/annotations",
-         "value": rollback_annotations(meta(deployment).get("annotations"), target.annotations)},
+         "value": rollback_annotations(meta(deployment).get("annotations"), target.annotations,
+                                       rollback_cause(target))},
     ]
 
 
