@@ -1,0 +1,117 @@
+"""Zero-downtime upgrade, rollback and failed upgrade of a Docker workload behind a real HAProxy,
+under a steady load, driven through ansible-playbook."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
+from docker_harness import IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, container_spec, run_playbook
+
+pytestmark = pytest.mark.docker
+
+RATE = 250  # requests per second through HAProxy, above the 200/s the promise is tested at
+
+
+def _base(name, haproxy, **extra):
+    args = {"platform": "docker", "name": name, "load_balancer": haproxy.lb_options(),
+            "health_timeout": 20, "drain_timeout": 3}
+    args.update(extra)
+    return args
+
+
+def _versions(samples):
+    out = {}
+    for sample in samples:
+        out[sample.version] = out.get(sample.version, 0) + 1
+    return out
+
+
+def _running(containers):
+    return sorted((c.labels["zerodown.revision"], c.id) for c in containers(all=False))
+
+
+def _recorder(haproxy):
+    return TrafficRecorder(SamplerConfig(url=f"{haproxy.url}/version", concurrency=8, timeout=5), rate=RATE,
+                           max_duration=300).start()
+
+
+def test_create_scale_upgrade_rollback_under_load(engine, haproxy, workload_name, containers, tmp_path):
+    create = run_playbook(tmp_path, [
+        {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V1, replicas=1,
+                                                 docker_container=container_spec())},
+        {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V1, replicas=4)},
+    ])["localhost"]
+    assert create["r0"]["changed"] and create["r0"]["revision"] == 1, create["r0"]
+    assert create["r1"]["changed"] and create["r1"]["revision"] == 1, create["r1"]
+    assert "scaled" in create["r1"]["msg"]
+    v1_ids = [cid for rev, cid in _running(containers) if rev == "1"]
+    assert len(v1_ids) == 4
+    assert sorted(haproxy.servers().values()) == ["UP"] * 4
+
+    recorder = _recorder(haproxy)
+    try:
+        time.sleep(1.5)
+        mark_upgrade = len(recorder.snapshot())
+        upgrade = run_playbook(tmp_path, [
+            {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V2, batch_size=2)},
+        ])["localhost"]["r0"]
+        mark_upgraded = len(recorder.snapshot())
+        time.sleep(1.5)
+        mark_rollback = len(recorder.snapshot())
+        rollback = run_playbook(tmp_path, [
+            {"zerodown.rollout.rollback": _base(workload_name, haproxy, batch_size=2)},
+        ])["localhost"]["r0"]
+        mark_rolled_back = len(recorder.snapshot())
+        time.sleep(1.5)
+    finally:
+        timeline = recorder.stop()
+    assert not upgrade.get("failed"), upgrade
+    assert (upgrade["previous_revision"], upgrade["revision"]) == (1, 2)
+    assert not rollback.get("failed"), rollback
+    assert (rollback["previous_revision"], rollback["revision"]) == (2, 1)
+
+    summary = timeline["summary"]
+    assert summary["errors"] == 0, (summary["error_kinds"], summary["error_examples"])
+    assert summary["requests_per_s"] >= 200, summary
+    snap = recorder.snapshot()
+    assert _versions(snap[:mark_upgrade]) == {"1.0": mark_upgrade}
+    during_upgrade = _versions(snap[mark_upgrade:mark_upgraded])
+    assert set(during_upgrade) == {"1.0", "2.0"}, during_upgrade
+    assert _versions(snap[mark_upgraded + 50:mark_rollback]) == {"2.0": mark_rollback - mark_upgraded - 50}
+    assert set(_versions(snap[mark_rollback:mark_rolled_back])) == {"1.0", "2.0"}
+    assert set(_versions(snap[mark_rolled_back + 50:])) == {"1.0"}
+
+    # the rollback restarted the very containers revision 1 ran in (no new ones, no pull)
+    assert sorted(cid for rev, cid in _running(containers) if rev == "1") == sorted(v1_ids)
+    assert [rev for rev, _ in _running(containers)] == ["1"] * 4
+    stopped_v2 = [c for c in containers() if c.labels["zerodown.revision"] == "2"]
+    assert len(stopped_v2) == 4 and all(c.status == "exited" for c in stopped_v2)
+    assert sorted(haproxy.servers().values()) == ["UP"] * 4
+
+
+def test_broken_image_fails_and_old_replicas_keep_serving(engine, haproxy, workload_name, containers, tmp_path):
+    run_playbook(tmp_path, [
+        {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V1, replicas=3,
+                                                 docker_container=container_spec())}])
+    before_ids = _running(containers)
+    before_lb = haproxy.servers()
+    recorder = _recorder(haproxy)
+    try:
+        time.sleep(1.0)
+        result = run_playbook(tmp_path, [
+            {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_BROKEN, batch_size=2,
+                                                     health_timeout=15)}])["localhost"]["r0"]
+        time.sleep(1.0)
+    finally:
+        timeline = recorder.stop()
+    assert result.get("failed") and not result.get("changed"), result
+    assert "unhealthy" in result["msg"] and IMAGE_BROKEN in result["msg"], result["msg"]
+    assert result["health_log"], result  # the HEALTHCHECK's own output is quoted
+    summary = timeline["summary"]
+    assert summary["errors"] == 0, (summary["error_kinds"], summary["error_examples"])
+    assert set(summary["versions"]) == {"1.0"}
+    assert _running(containers) == before_ids
+    assert [c for c in containers() if c.labels["zerodown.image"] == IMAGE_BROKEN] == []
+    assert haproxy.servers() == before_lb
