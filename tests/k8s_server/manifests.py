@@ -80,7 +80,9 @@ def service(name: str, port: int = 80, target_port: Any = "http") -> Obj:
 
 
 def to_json(*objs: Obj) -> str:
-    """A kubectl-readable stream (a v1 List when several objects)."""
-    if len(objs) == 1:
-        return json.dumps(objs[0])
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)})
+    """A kubectl-readable stream: JSON documents separated by YAML document markers.
+
+    (A v1 List would make kubectl validate client-side against OpenAPI v2, which the server lacks.)
+    """
+    # the leading marker keeps kubectl on its YAML path (a stream starting with "{" is read as one JSON doc)
+    return "".join(f"---\n{json.dumps(o)}\n" for o in objs)
