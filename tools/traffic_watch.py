@@ -183,7 +183,9 @@ def cmd_start(args: argparse.Namespace) -> int:
     for stale in (pidfile, _state_path(args.pidfile)):
         if stale.exists():
             stale.unlink()
-    _config(args).validate()  # refuse bad options here, where the caller sees the message
+    # refuse bad options here, where the caller sees the message, rather than in the detached child
+    traffic.TrafficRecorder(_config(args), rate=args.rate,
+                            max_duration=args.duration if args.duration else args.max_duration)
     _thresholds(args).validate()
     out = pathlib.Path(args.out)
     log = pathlib.Path(args.log) if args.log else out.with_suffix(".log")

@@ -861,11 +861,20 @@ class TrafficRecorder:
     forgotten recorder by itself.
     """
 
-    def __init__(self, config: SamplerConfig, rate: Optional[float] = 20.0, max_duration: float = 3600.0) -> None:
-        config.rate = rate
+    def __init__(self, config: SamplerConfig, rate: float = 20.0, max_duration: float = 3600.0) -> None:
+        # A recorder keeps every sample until stop(): an unlimited rate over an hour would fill memory.
+        if rate is None:
+            raise TrafficError("rate is required for a recorder: give requests per second, such as 20.", "rate")
+        config.rate = float(_number(rate, "rate", float, 0.0, inclusive=False,
+                                    hint="Give requests per second, such as 20."))
+        if config.rate > 5000:
+            raise TrafficError(f"rate {rate} is above the recorder's limit of 5000 requests per second.", "rate")
         self.sampler = TrafficSampler(config)
         self.config = self.sampler.config
-        self.max_duration = float(_number(max_duration, "max_duration", float, 0.0, inclusive=False))
+        self.max_duration = float(_number(max_duration, "max_duration", float, 0.0, inclusive=False,
+                                          hint="Give the longest recording in seconds, such as 3600."))
+        if self.max_duration > 86400:
+            raise TrafficError("max_duration is above the limit of 86400 seconds.", "max_duration")
         self._thread: Optional[threading.Thread] = None
         self._samples: List[Sample] = []
         self._elapsed = 0.0

@@ -7,6 +7,7 @@ import pathlib
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -130,6 +131,10 @@ def test_bad_options_and_misuse(tmp_path):
     bad = watch("start", "--url", "http://127.0.0.1:1/", "--out", str(tmp_path / "x.json"),
                 "--pidfile", str(pidfile), "--concurrency", "0")
     assert bad.returncode == 2 and "concurrency" in bad.stderr
+    bad = watch("start", "--url", "http://127.0.0.1:1/", "--out", str(tmp_path / "x.json"),
+                "--pidfile", str(pidfile), "--rate", "0")
+    assert bad.returncode == 2 and "rate must be > 0" in bad.stderr
+    assert not pidfile.exists()
     missing = watch("stop", "--pidfile", str(pidfile))
     assert missing.returncode == 2 and "no recorder pid" in missing.stderr
 
@@ -142,3 +147,42 @@ def test_bad_options_and_misuse(tmp_path):
         finally:
             assert watch("stop", "--pidfile", str(pidfile)).returncode == 0
     assert not os.path.exists(pidfile)
+
+
+def test_start_and_stop_from_playbook_tasks(tmp_path):
+    """The demo's way: start in one task, other tasks run, stop in a later task and gate on the summary."""
+    playbook = tmp_path / "watch.yml"
+    with ScriptedServer(lambda i, p: Reply(version="2.0")) as server:
+        playbook.write_text(textwrap.dedent(f"""\
+            - hosts: localhost
+              gather_facts: false
+              tasks:
+                - name: Start recording
+                  ansible.builtin.command:
+                    argv: ["{sys.executable}", "{TOOL}", start, --url, "{server.url()}",
+                           --out, "{tmp_path}/timeline.json", --pidfile, "{tmp_path}/watch.pid", --rate, "30"]
+                  changed_when: true
+                - name: Something else happens meanwhile
+                  ansible.builtin.pause:
+                    seconds: 1
+                - name: Stop recording
+                  ansible.builtin.command:
+                    argv: ["{sys.executable}", "{TOOL}", stop, --pidfile, "{tmp_path}/watch.pid"]
+                  register: watch
+                  changed_when: true
+                - name: Gate on the whole recording
+                  ansible.builtin.assert:
+                    that:
+                      - (watch.stdout | from_json).errors == 0
+                      - (watch.stdout | from_json).versions['2.0'] >= 20
+                      - (watch.stdout | from_json).verdict == 'pass'
+            """))
+        binary = pathlib.Path(sys.executable).parent / "ansible-playbook"
+        proc = subprocess.run([str(binary), "-i", "localhost,", "-c", "local", str(playbook),
+                               "-e", f"ansible_python_interpreter={sys.executable}"],
+                              capture_output=True, text=True, timeout=120, check=False,
+                              env=dict(os.environ, ANSIBLE_LOCALHOST_WARNING="false"))
+        served = server.count
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert json.loads((tmp_path / "timeline.json").read_text())["summary"]["total"] == served
+    assert (tmp_path / "timeline.svg").is_file() and not (tmp_path / "watch.pid").exists()

@@ -496,6 +496,19 @@ def test_recorder_stops_by_itself_after_max_duration():
     assert 5 <= timeline["summary"]["total"] <= 12
 
 
+@pytest.mark.parametrize("kwargs, option", [
+    ({"rate": None}, "rate"),
+    ({"rate": 0}, "rate"),
+    ({"rate": 1e6}, "rate"),
+    ({"max_duration": -1}, "max_duration"),
+    ({"max_duration": 1e6}, "max_duration"),
+])
+def test_recorder_refuses_unbounded_settings(kwargs, option):
+    with pytest.raises(TrafficError) as err:
+        TrafficRecorder(SamplerConfig(url="http://127.0.0.1:9/"), **kwargs)
+    assert err.value.option == option
+
+
 def test_svg_escapes_text():
     timeline = {"url": "http://x/?a=<b>&c", "summary": {}, "seconds": [
         {"t": 0, "requests": 2, "errors": 0, "error_kinds": {}, "versions": {'<"v">': 2}, "p95_ms": 1.0}]}
