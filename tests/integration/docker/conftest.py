@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import subprocess
 import sys
 import uuid
 
@@ -10,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
-from docker_harness import IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, TEST_LABEL, Haproxy
+from docker_harness import IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, TEST_LABEL, Haproxy, SecondDockerd
 
 docker = pytest.importorskip("docker")
 
@@ -80,3 +81,17 @@ def containers(engine, workload_name):
             container.remove(force=True, v=True)
         except docker.errors.APIError:
             pass
+
+
+@pytest.fixture(scope="session")
+def second_engine(engine):
+    """A second dockerd (a second "host"), started for the multi-host test and torn down after."""
+    try:
+        daemon = SecondDockerd([IMAGE_V1, IMAGE_V2])
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+        message = f"cannot start a second dockerd ({exc}); it needs root and the ip tool"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    yield daemon
+    daemon.stop()

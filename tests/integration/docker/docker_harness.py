@@ -168,3 +168,62 @@ def run_playbook(tmp: pathlib.Path, tasks: list[dict[str, t.Any]], inventory: t.
     if not results:
         raise AssertionError(f"ansible-playbook produced no results (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return results
+
+
+class SecondDockerd:
+    """A second dockerd standing for a second host: own socket, data-root, exec-root, pidfile and bridge.
+
+    No iptables rules (published ports go through docker-proxy on loopback); the demo images are
+    copied over with save/load since no registry is reachable.
+    """
+
+    def __init__(self, images: t.Sequence[str]) -> None:
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="zd-d2-"))
+        self.bridge = f"zd{RUN_ID[:6]}"
+        self.socket = str(self.dir / "docker.sock")
+        self.host = f"unix://{self.socket}"
+        self.proc: t.Optional[subprocess.Popen] = None
+        subprocess.run(["ip", "link", "add", self.bridge, "type", "bridge"], check=True, capture_output=True)
+        try:
+            subprocess.run(["ip", "addr", "add", "172.31.251.1/24", "dev", self.bridge], check=True, capture_output=True)
+            subprocess.run(["ip", "link", "set", self.bridge, "up"], check=True, capture_output=True)
+            self.log = open(self.dir / "dockerd.log", "wb")
+            self.proc = subprocess.Popen(
+                ["dockerd", "--host", self.host, "--data-root", str(self.dir / "data"),
+                 "--exec-root", str(self.dir / "exec"), "--pidfile", str(self.dir / "dockerd.pid"),
+                 "--bridge", self.bridge, "--iptables=false", "--ip-masq=false"],
+                stdout=self.log, stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                ping = subprocess.run(["/usr/bin/docker", "-H", self.host, "version", "--format", "{{.Server.Version}}"],
+                                      capture_output=True)
+                if ping.returncode == 0:
+                    break
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.3)
+            else:
+                raise RuntimeError("second dockerd did not answer")
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"second dockerd exited: {(self.dir / 'dockerd.log').read_text()[-2000:]}")
+            save = subprocess.Popen(["/usr/bin/docker", "save", *images], stdout=subprocess.PIPE)
+            subprocess.run(["/usr/bin/docker", "-H", self.host, "load", "-q"], stdin=save.stdout, check=True,
+                           capture_output=True)
+            save.wait(60)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            ids = subprocess.run(["/usr/bin/docker", "-H", self.host, "ps", "-aq"], capture_output=True, text=True).stdout.split()
+            if ids:
+                subprocess.run(["/usr/bin/docker", "-H", self.host, "rm", "-f", *ids], capture_output=True)
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+        subprocess.run(["rm", "-rf", str(self.dir)], capture_output=True)

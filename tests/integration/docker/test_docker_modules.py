@@ -1,0 +1,187 @@
+"""The four modules on a Docker workload, as users run them (ansible-playbook, connection local):
+check/real/idempotent triplets, diff, bad inputs that change nothing, HAProxy reloads, two hosts."""
+from __future__ import annotations
+
+import json
+import pathlib
+import urllib.request
+
+import pytest
+import yaml
+
+from docker_harness import IMAGE_V1, IMAGE_V2, Haproxy, container_spec, run_playbook
+
+pytestmark = pytest.mark.docker
+
+
+def _base(name, haproxy, **extra):
+    args = {"platform": "docker", "name": name, "load_balancer": haproxy.lb_options(),
+            "health_timeout": 20, "drain_timeout": 2}
+    args.update(extra)
+    return args
+
+
+def _snapshot(containers, client=None):
+    return sorted((c.id, c.status, c.labels["zerodown.revision"]) for c in containers(client))
+
+
+def _create(tmp_path, name, haproxy, replicas=2):
+    out = run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": _base(
+        name, haproxy, image=IMAGE_V1, replicas=replicas, docker_container=container_spec())}])["localhost"]["r0"]
+    assert out["changed"] and not out.get("failed"), out
+    return out
+
+
+def test_triplets_check_mode_and_diff(engine, haproxy, workload_name, containers, tmp_path):
+    _create(tmp_path, workload_name, haproxy)
+    info_args = {"platform": "docker", "name": workload_name, "load_balancer": haproxy.lb_options()}
+    upgrade = {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V2)}
+
+    before, lb_before = _snapshot(containers), haproxy.servers()
+    check = run_playbook(tmp_path, [upgrade], check=True, diff=True)["localhost"]["r0"]
+    assert check["changed"] and check["revision"] == 2 and check["previous_revision"] == 1, check
+    assert check["diff"] == {"before": {"revision": 1, "image": IMAGE_V1, "replicas": 2},
+                             "after": {"revision": 2, "image": IMAGE_V2, "replicas": 2}}
+    assert _snapshot(containers) == before and haproxy.servers() == lb_before  # check mode changed nothing
+
+    res = run_playbook(tmp_path, [
+        upgrade,                                                            # r0 real
+        dict(upgrade, check_mode=True),                                     # r1 check again
+        upgrade,                                                            # r2 real again
+        {"zerodown.rollout.rollout_wait": dict(info_args, revision=2, timeout=30), "check_mode": True},  # r3
+        {"zerodown.rollout.rollout_wait": dict(info_args, timeout=30)},     # r4
+        {"zerodown.rollout.rollout_info": info_args, "check_mode": True},   # r5
+        {"zerodown.rollout.rollback": _base(workload_name, haproxy, to_revision=1), "check_mode": True,
+         "diff": True},                                                     # r6
+    ])["localhost"]
+    assert res["r0"]["changed"] and res["r0"]["revision"] == 2
+    assert not res["r1"]["changed"] and not res["r2"]["changed"], (res["r1"], res["r2"])
+    assert res["r2"]["revision"] == 2 and "already runs" in res["r2"]["msg"]
+    for key in ("r3", "r4"):
+        assert not res[key]["changed"] and res[key]["status"]["done"] and res[key]["revision"] == 2, res[key]
+        assert res[key]["status"]["desired"] == res[key]["status"]["available"] == 2
+    info = res["r5"]
+    assert not info["changed"] and info["revision"] == 2
+    assert [(r["revision"], r["current"], r["replicas"]) for r in info["revisions"]] == [(1, False, 0), (2, True, 2)]
+    assert info["revisions"][0]["images"] == {workload_name: IMAGE_V1}
+    assert res["r6"]["changed"] and res["r6"]["diff"]["after"]["revision"] == 1
+    after_upgrade = _snapshot(containers)
+
+    res = run_playbook(tmp_path, [
+        {"zerodown.rollout.rollback": _base(workload_name, haproxy, to_revision=1)},                       # r0
+        {"zerodown.rollout.rollback": _base(workload_name, haproxy, to_revision=1), "check_mode": True},   # r1
+        {"zerodown.rollout.rollback": _base(workload_name, haproxy, to_revision=1)},                       # r2
+        {"zerodown.rollout.rollback": _base(workload_name, haproxy), "check_mode": True},                  # r3
+        {"zerodown.rollout.rollout_wait": dict(info_args, revision=2, timeout=5)},                         # r4
+    ])["localhost"]
+    assert res["r0"]["changed"] and (res["r0"]["previous_revision"], res["r0"]["revision"]) == (2, 1), res["r0"]
+    assert not res["r1"]["changed"] and not res["r2"]["changed"]
+    # without to_revision, "previous" is the revision that ran before the current one: 2 again
+    assert res["r3"]["changed"] and res["r3"]["revision"] == 2
+    assert res["r4"]["failed"] and "runs revision 1, not revision 2" in res["r4"]["msg"], res["r4"]
+    # the rollback restarted revision 1's retained containers: same ids, nothing created
+    assert {c[0] for c in _snapshot(containers)} == {c[0] for c in after_upgrade}
+
+
+def test_bad_inputs_change_nothing(engine, haproxy, workload_name, containers, tmp_path):
+    _create(tmp_path, workload_name, haproxy)
+    before, lb_before = _snapshot(containers), haproxy.servers()
+    good = _base(workload_name, haproxy, image=IMAGE_V2)
+    missing_socket = dict(haproxy.lb_options(), socket=str(tmp_path / "nope.sock"))
+    res = run_playbook(tmp_path, [
+        {"zerodown.rollout.rollback": _base("zdt-no-such-workload", haproxy)},
+        {"zerodown.rollout.rollout_info": {"platform": "docker", "name": "zdt-no-such-workload"}},
+        {"zerodown.rollout.image_upgrade": dict(good, image="Zerodown/Demo App:2.0")},
+        {"zerodown.rollout.image_upgrade": dict(good, docker_host="unix:///nonexistent/docker.sock")},
+        {"zerodown.rollout.image_upgrade": dict(good, load_balancer=missing_socket)},
+        {"zerodown.rollout.image_upgrade": dict(good, batch_size=0)},
+        {"zerodown.rollout.image_upgrade": dict(good, drain_timeout=-1)},
+        {"zerodown.rollout.rollback": _base(workload_name, haproxy, health_timeout=-5)},
+        {"zerodown.rollout.rollout_wait": {"platform": "docker", "name": workload_name, "timeout": -1}},
+        {"zerodown.rollout.rollback": _base(workload_name, haproxy, to_revision=99)},
+        {"zerodown.rollout.image_upgrade": dict(good, load_balancer=dict(haproxy.lb_options(), backend="nope"))},
+        {"zerodown.rollout.image_upgrade": dict(good, image="zerodown/demo-app:9.9", pull="never")},
+    ])["localhost"]
+    expected = [
+        "does not exist", "does not exist", "not a valid image reference", "cannot reach the Docker engine",
+        "cannot talk to HAProxy", "batch_size must be 1 or more", "drain_timeout must be zero or more",
+        "health_timeout must be zero or more", "timeout must be zero or more", "has no revision 99",
+        "has no backend 'nope'", "pull=never",
+    ]
+    for i, text in enumerate(expected):
+        result = res[f"r{i}"]
+        assert result.get("failed") and not result.get("changed"), (i, result)
+        assert text in result["msg"], (i, result["msg"])
+        # a clean failure: the module's own message, no Python traceback
+        assert "Traceback" not in result.get("module_stderr", "") + str(result.get("exception", "")), (i, result)
+    assert _snapshot(containers) == before and haproxy.servers() == lb_before
+
+
+def test_haproxy_membership_survives_reload(engine, haproxy, workload_name, containers, tmp_path):
+    _create(tmp_path, workload_name, haproxy)
+    run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V2,
+                                                                      batch_size=2)}])
+    names = {c.name for c in containers(all=False)}
+    assert set(haproxy.servers()) == names
+    persisted = pathlib.Path(haproxy.servers_file).read_text()
+    assert all(f"server {n} 127.0.0.1:" in persisted for n in names), persisted
+    haproxy.reload()
+    assert set(haproxy.servers()) == names
+    with urllib.request.urlopen(f"{haproxy.url}/version", timeout=5) as resp:
+        assert json.load(resp)["version"] == "2.0"
+
+
+def test_reload_without_servers_file_loses_members(engine, workload_name, containers, tmp_path):
+    """The control for the test above: runtime-only servers are gone after a reload."""
+    proxy = Haproxy(workload_name)
+    try:
+        lb = dict(proxy.lb_options())
+        lb.pop("servers_file")
+        run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": {
+            "platform": "docker", "name": workload_name, "image": IMAGE_V1, "replicas": 1,
+            "docker_container": container_spec(), "load_balancer": lb, "health_timeout": 20}}])
+        assert len(proxy.servers()) == 1
+        proxy.reload()
+        assert proxy.servers() == {}
+    finally:
+        proxy.stop()
+
+
+def test_two_hosts_upgraded_through_inventory(engine, second_engine, workload_name, containers, tmp_path):
+    first, second = Haproxy(workload_name), Haproxy(workload_name)
+    try:
+        inventory = tmp_path / "hosts.yml"
+        inventory.write_text(yaml.safe_dump({"all": {"hosts": {
+            "host1": {"zd_docker_host": "unix:///var/run/docker.sock", "zd_lb": first.lb_options()},
+            "host2": {"zd_docker_host": second_engine.host, "zd_lb": second.lb_options()},
+        }}}))
+        common = {"platform": "docker", "name": workload_name, "docker_host": "{{ zd_docker_host }}",
+                  "load_balancer": "{{ zd_lb }}", "health_timeout": 20, "drain_timeout": 2}
+        res = run_playbook(tmp_path, [
+            {"zerodown.rollout.image_upgrade": dict(common, image=IMAGE_V1, replicas=2,
+                                                    docker_container=container_spec())},
+            {"zerodown.rollout.image_upgrade": dict(common, image=IMAGE_V2)},
+            {"zerodown.rollout.rollout_info": {k: common[k] for k in ("platform", "name", "docker_host", "load_balancer")}},
+        ], inventory=str(inventory))
+        assert set(res) == {"host1", "host2"}
+        for host, out in res.items():
+            assert out["r0"]["changed"] and out["r1"]["changed"], (host, out)
+            assert out["r2"]["revision"] == 2 and out["r2"]["status"]["done"], (host, out["r2"])
+        import docker
+        client2 = docker.DockerClient(base_url=second_engine.host, version="auto")
+        try:
+            for client, proxy in ((engine, first), (client2, second)):
+                running = containers(client, all=False)
+                assert sorted(c.labels["zerodown.image"] for c in running) == [IMAGE_V2, IMAGE_V2]
+                assert set(proxy.servers()) == {c.name for c in running}
+                with urllib.request.urlopen(f"{proxy.url}/version", timeout=5) as resp:
+                    assert json.load(resp)["version"] == "2.0"
+            # each engine only holds its own host's containers
+            ids1 = {c.id for c in containers(engine)}
+            ids2 = {c.id for c in containers(client2)}
+            assert len(ids1) == len(ids2) == 4 and not ids1 & ids2
+        finally:
+            client2.close()
+    finally:
+        first.stop()
+        second.stop()
