@@ -1,0 +1,220 @@
+"""HAProxy runtime driver against a scripted admin socket; nginx upstream rendering and reloads."""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import tempfile
+import threading
+
+import pytest
+
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer import haproxy as hx
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer import nginx as ngx
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.base import make_balancer, server_name
+from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
+    InvalidInput,
+    PlatformUnreachable,
+    RolloutFailed,
+)
+
+STAT_HEADER = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight"
+
+
+class FakeHaproxy:
+    """A unix socket that answers runtime API commands from an in-memory backend, like HAProxy 2.6."""
+
+    def __init__(self, backend="web"):
+        self.dir = tempfile.mkdtemp(prefix="zd-fake-")
+        self.path = os.path.join(self.dir, "admin.sock")
+        self.backend = backend
+        self.servers = {}  # name -> dict(addr, status, scur)
+        self.commands = []
+        self.refuse_del = 0
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.bind(self.path)
+        self.sock.listen(16)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                line = conn.makefile().readline().strip()
+                self.commands.append(line)
+                conn.sendall(self.answer(line).encode())
+
+    def answer(self, line):
+        words = line.split()
+        be = self.backend
+        if line == "show stat":
+            rows = [STAT_HEADER, f"fe,FRONTEND,,,0,0,,0,0,0,0,0,0,,,,,OPEN,"]
+            rows += [f"{be},{n},0,0,{s['scur']},0,,0,0,0,0,0,,0,0,0,0,{s['status']},1" for n, s in self.servers.items()]
+            rows.append(f"{be},BACKEND,0,0,0,0,,0,0,0,0,0,,0,0,0,0,UP,1")
+            return "\n".join(rows) + "\n\n"
+        if line.startswith("show servers state"):
+            out = ["1", "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight "
+                   "srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state "
+                   "srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port"]
+            for i, (n, s) in enumerate(self.servers.items()):
+                host, port = s["addr"].rsplit(":", 1)
+                out.append(f"3 {be} {i + 1} {n} {host} 2 0 1 1 1 6 3 2 6 0 0 0 - {port}")
+            return "\n".join(out) + "\n\n"
+        target = next((w for w in words if "/" in w), "")
+        name = target.split("/", 1)[1] if "/" in target else ""
+        if words[:2] == ["add", "server"]:
+            if name in self.servers:
+                return "Already exists a server with the same name in backend.\n"
+            self.servers[name] = {"addr": words[3], "status": "MAINT", "scur": 0}
+            return "New server registered.\n"
+        if name not in self.servers:
+            return "No such server.\n"
+        if line.startswith("set server") and words[-1] == "ready":
+            self.servers[name]["status"] = "UP"
+        elif line.startswith("set server") and words[-1] == "drain":
+            self.servers[name]["status"] = "DRAIN"
+        elif line.startswith("set server") and words[-1] == "maint":
+            self.servers[name]["status"] = "MAINT"
+        elif words[:2] == ["del", "server"]:
+            if self.servers[name]["status"] != "MAINT":
+                return "Only servers in maintenance mode can be deleted.\n"
+            if self.refuse_del:
+                self.refuse_del -= 1
+                return "Server still has connections attached to it, cannot remove it.\n"
+            del self.servers[name]
+            return "Server deleted.\n"
+        return "\n"
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def fake():
+    server = FakeHaproxy()
+    yield server
+    server.close()
+
+
+def test_parse_socket_forms():
+    assert hx.parse_socket("/run/haproxy/admin.sock") == ("unix", "/run/haproxy/admin.sock")
+    assert hx.parse_socket("unix:///run/a.sock") == ("unix", "/run/a.sock")
+    assert hx.parse_socket("127.0.0.1:9999") == ("tcp", ("127.0.0.1", 9999))
+    assert hx.parse_socket("tcp://[::1]:9999") == ("tcp", ("::1", 9999))
+    for bad in ("", "nothing", "host:port"):
+        with pytest.raises(InvalidInput):
+            hx.parse_socket(bad)
+
+
+def test_render_backend_keeps_options_and_servers():
+    text = hx.render_backend("web", ["balance roundrobin", "option httpchk GET /healthz"],
+                             [("a", "127.0.0.1:1"), ("b", "127.0.0.1:2")], "check inter 1s")
+    lines = text.splitlines()
+    assert lines[1] == "backend web"
+    assert "    option httpchk GET /healthz" in lines
+    assert lines[-2:] == ["    server a 127.0.0.1:1 check inter 1s", "    server b 127.0.0.1:2 check inter 1s"]
+
+
+def test_add_enables_health_and_server_and_persists(fake, tmp_path):
+    servers_file = tmp_path / "servers.cfg"
+    lb = hx.HaproxyRuntime(fake.path, "web", servers_file=str(servers_file))
+    lb.check()
+    lb.add("app-r1-a", "127.0.0.1:32768")
+    i = fake.commands.index("add server web/app-r1-a 127.0.0.1:32768 check inter 1s fall 2 rise 1")
+    # dynamic servers start in maintenance with checks off: both are switched on, in this order
+    assert fake.commands[i + 1:i + 3] == ["enable health web/app-r1-a", "set server web/app-r1-a state ready"]
+    assert fake.servers["app-r1-a"]["status"] == "UP"
+    lb.wait_up("app-r1-a", 1)
+    assert "server app-r1-a 127.0.0.1:32768 check" in servers_file.read_text()
+    members = lb.members()
+    assert members["app-r1-a"].address == "127.0.0.1:32768"
+
+
+def test_drain_waits_for_sessions_then_remove_deletes(fake, tmp_path):
+    servers_file = tmp_path / "servers.cfg"
+    lb = hx.HaproxyRuntime(fake.path, "web", servers_file=str(servers_file))
+    lb.add("old", "127.0.0.1:1")
+    lb.add("new", "127.0.0.1:2")
+    fake.servers["old"]["scur"] = 3
+    lb.drain("old")
+    assert fake.servers["old"]["status"] == "DRAIN"
+    assert lb.wait_drained("old", 0.5) is False  # sessions never ended
+    fake.servers["old"]["scur"] = 0
+    assert lb.wait_drained("old", 0.5) is True
+    fake.refuse_del = 2  # connections still attached right after shutdown sessions: retried
+    lb.remove("old")
+    assert "old" not in fake.servers
+    text = servers_file.read_text()
+    assert "server new 127.0.0.1:2" in text and "server old" not in text
+    assert "shutdown sessions server web/old" in fake.commands
+
+
+def test_add_replaces_a_stale_server_of_the_same_name(fake):
+    lb = hx.HaproxyRuntime(fake.path, "web")
+    lb.add("x", "127.0.0.1:1")
+    lb.add("x", "127.0.0.1:5")
+    assert fake.servers["x"]["addr"] == "127.0.0.1:5"
+    assert "del server web/x" in fake.commands
+
+
+def test_wait_up_times_out_with_status(fake):
+    lb = hx.HaproxyRuntime(fake.path, "web")
+    fake.servers["down"] = {"addr": "127.0.0.1:1", "status": "DOWN", "scur": 0}
+    with pytest.raises(RolloutFailed, match="status DOWN"):
+        lb.wait_up("down", 0.3)
+
+
+def test_unknown_backend_and_missing_socket(fake, tmp_path):
+    with pytest.raises(InvalidInput, match="no backend 'other'"):
+        hx.HaproxyRuntime(fake.path, "other").check()
+    with pytest.raises(PlatformUnreachable, match="cannot talk to HAProxy"):
+        hx.HaproxyRuntime(str(tmp_path / "missing.sock"), "web").check()
+
+
+def test_make_balancer_and_server_names():
+    assert make_balancer(None, "w").kind == "none"
+    assert make_balancer({"type": "haproxy", "socket": "/x.sock"}, "w").backend == "w"
+    with pytest.raises(InvalidInput):
+        make_balancer({"type": "traefik"}, "w")
+    assert server_name("shop-r2-ab12cd") == "shop-r2-ab12cd"
+    assert server_name("a b/c") == "a_b_c"
+
+
+def test_nginx_render_and_parse_round_trip():
+    text = ngx.render_upstream("shop", [("shop-r1-a", "127.0.0.1:3000"), ("shop-r1-b", "127.0.0.1:3001")], "max_fails=1")
+    assert "upstream shop {" in text and "server 127.0.0.1:3000 max_fails=1;  # zerodown:shop-r1-a" in text
+    assert ngx.parse_upstream(text) == [("shop-r1-a", "127.0.0.1:3000"), ("shop-r1-b", "127.0.0.1:3001")]
+    empty = ngx.render_upstream("shop", [])
+    assert "down;" in empty and ngx.parse_upstream(empty) == []
+
+
+def _script(tmp_path, name, body):
+    path = tmp_path / name
+    path.write_text(f"#!{sys.executable}\n{body}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_nginx_driver_reloads_and_restores_on_rejected_config(tmp_path):
+    log = tmp_path / "reloads"
+    reload_cmd = _script(tmp_path, "reload", f"open({str(log)!r}, 'a').write('reload\\n')")
+    upstream = tmp_path / "upstream.conf"
+    lb = ngx.NginxUpstream(str(upstream), "shop", reload_command=reload_cmd, test_command="", drain_grace=0)
+    lb.add("a", "127.0.0.1:1")
+    lb.add("b", "127.0.0.1:2")
+    assert set(lb.members()) == {"a", "b"}
+    lb.drain("a")
+    assert set(lb.members()) == {"b"} and lb.wait_drained("a", 5)
+    assert log.read_text().count("reload") == 3
+    good = upstream.read_text()
+    failing = ngx.NginxUpstream(str(upstream), "shop", reload_command=reload_cmd,
+                                test_command=_script(tmp_path, "test", "import sys; sys.exit('emerg: bad')"))
+    with pytest.raises(RolloutFailed, match="bad"):
+        failing.add("c", "127.0.0.1:3")
+    assert upstream.read_text() == good  # a config nginx refused is not left behind
+    with pytest.raises(InvalidInput):
+        ngx.NginxUpstream("", "shop")
