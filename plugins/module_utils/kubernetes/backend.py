@@ -275,7 +275,8 @@ class KubernetesPlatform(Platform):
         waiter = self.waiter()
         entries = self.adapter.history(obj)
         current = waiter.evaluate(obj, None).revision
-        target = rev.select_target(entries, to_revision or None, self.workload.describe())
+        aliases = rev.parse_aliases((rev.meta(obj).get("annotations") or {}).get(rev.ALIASES_ANNOTATION))
+        target = rev.select_target(entries, to_revision or None, self.workload.describe(), aliases)
         previous_images = rev.template_images(spec.get("template"))
         images = rev.template_images(target.template)
 
@@ -299,7 +300,7 @@ class KubernetesPlatform(Platform):
                                         rev.deployment_rollback_patch(obj, target), "json", dry_run=self.check_mode)
         else:
             patched = self.client.patch(self.adapter.kind, self.adapter.name, self.adapter.namespace,
-                                        rev.controller_revision_patch(target), "strategic", dry_run=self.check_mode)
+                                        rev.controller_revision_patch(target, obj), "strategic", dry_run=self.check_mode)
         predicted = self._predicted_revision(entries, current)
         result = ActionResult(
             changed=True, workload=self.workload, revision=predicted, previous_revision=current, images=images,

@@ -24,6 +24,12 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import In
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"
+REVISION_HISTORY_ANNOTATION = "deployment.kubernetes.io/revision-history"
+# Where we remember, on a StatefulSet/DaemonSet, which ControllerRevision an old revision number became
+# after a rollback (their controllers renumber the revision like the Deployment controller does, but keep
+# no revision-history): "3=web-5d8f7c,1=web-7b9c4d".
+ALIASES_ANNOTATION = "rollout.zerodown.io/revision-aliases"
+MAX_ALIASES = 20
 POD_TEMPLATE_HASH = "pod-template-hash"
 
 # Annotations that belong to the Deployment (or the controller) and must never be copied back from a
@@ -187,18 +193,59 @@ def available_numbers(entries: list[HistoryEntry]) -> str:
     return ", ".join(str(e.number) for e in entries) or "none"
 
 
-def select_target(entries: list[HistoryEntry], to_revision: t.Optional[int], what: str) -> HistoryEntry:
+def parse_aliases(value: t.Optional[str]) -> dict[int, str]:
+    """The ``number=name`` pairs of the aliases annotation."""
+    out: dict[int, str] = {}
+    for part in (value or "").split(","):
+        number, _, name = part.partition("=")
+        parsed = _int(number.strip())
+        if parsed is not None and name.strip():
+            out[parsed] = name.strip()
+    return out
+
+
+def format_aliases(aliases: dict[int, str]) -> str:
+    items = sorted(aliases.items())[-MAX_ALIASES:]
+    return ",".join(f"{number}={name}" for number, name in items)
+
+
+def find_entry(entries: list[HistoryEntry], number: int,
+               aliases: t.Optional[dict[int, str]] = None) -> t.Optional[HistoryEntry]:
+    """The entry that is or was revision ``number``.
+
+    A rollback makes the controller renumber the target (revision 1 becomes 4); the Deployment controller
+    records the old number in the ReplicaSet's revision-history, and we record it for StatefulSets and
+    DaemonSets in ``aliases``. Following the renaming is what makes ``to_revision`` re-runs idempotent.
+    """
+    for entry in entries:
+        if entry.number == number:
+            return entry
+    for entry in entries:
+        history = entry.annotations.get(REVISION_HISTORY_ANNOTATION) or ""
+        if str(number) in [h.strip() for h in history.split(",")]:
+            return entry
+    name = (aliases or {}).get(number)
+    if name:
+        for entry in entries:
+            if entry.name == name:
+                return entry
+    return None
+
+
+def select_target(entries: list[HistoryEntry], to_revision: t.Optional[int], what: str,
+                  aliases: t.Optional[dict[int, str]] = None) -> HistoryEntry:
     """kubectl's choice of the revision to roll back to.
 
-    ``to_revision`` None (or 0): the entry with the second-highest revision number; else the entry with
-    exactly that number. Raises InvalidInput naming the revisions that do exist.
+    ``to_revision`` None (or 0): the entry with the second-highest revision number; else the entry that
+    is, or was before a rollback renumbered it, that revision. Raises InvalidInput naming the revisions
+    that do exist.
     """
     if to_revision is not None and to_revision < 0:
         raise InvalidInput(f"to_revision must be a revision number (1 or more), got {to_revision}")
     if to_revision:
-        for entry in entries:
-            if entry.number == to_revision:
-                return entry
+        entry = find_entry(entries, to_revision, aliases)
+        if entry is not None:
+            return entry
         raise InvalidInput(
             f"unable to find revision {to_revision} in the history of {what}; the retained revisions are "
             f"{available_numbers(entries)} (older ones are pruned after revisionHistoryLimit)"
@@ -245,6 +292,16 @@ def deployment_rollback_patch(deployment: dict[str, t.Any], target: HistoryEntry
     ]
 
 
-def controller_revision_patch(target: HistoryEntry) -> dict[str, t.Any]:
-    """The strategic merge patch kubectl applies for DaemonSets/StatefulSets: the revision's data."""
-    return copy.deepcopy(target.raw.get("data") or {})
+def controller_revision_patch(target: HistoryEntry, workload: t.Optional[dict[str, t.Any]] = None
+                              ) -> dict[str, t.Any]:
+    """The strategic merge patch kubectl applies for DaemonSets/StatefulSets: the revision's data.
+
+    With ``workload``, the patch also records in the aliases annotation that ``target``'s current number
+    is about to be replaced, so that a later ``to_revision`` with that number still finds it.
+    """
+    patch = copy.deepcopy(target.raw.get("data") or {})
+    if workload is not None:
+        aliases = parse_aliases((meta(workload).get("annotations") or {}).get(ALIASES_ANNOTATION))
+        aliases[target.number] = target.name
+        patch.setdefault("metadata", {}).setdefault("annotations", {})[ALIASES_ANNOTATION] = format_aliases(aliases)
+    return patch

@@ -147,3 +147,19 @@ def test_template_images_include_init_containers():
     tmpl = template("app:1.0")
     tmpl["spec"]["initContainers"] = [{"name": "migrate", "image": "app:1.0"}]
     assert rev.template_images(tmpl) == {"migrate": "app:1.0", "app": "app:1.0"}
+
+
+def test_renumbered_revisions_are_still_found():
+    # After "rollback to 1" the controller renumbered RS#1 to 3 and recorded the old number.
+    entries = rev.replica_set_entries([rs("web-aaaa2", 2, "a:2"), rs("web-aaaa1", 3, "a:1", annotations={
+        "deployment.kubernetes.io/revision-history": "1"})], UID)
+    assert rev.select_target(entries, 1, "d").name == "web-aaaa1"
+    # StatefulSets/DaemonSets keep no revision-history: our aliases annotation stands in for it.
+    workload = {"metadata": {"annotations": {rev.ALIASES_ANNOTATION: "4=db-old"}}}
+    target = rev.HistoryEntry(1, "db-abc", {}, {}, None, None, {"data": {"spec": {"template": {"$patch": "replace"}}}})
+    patch = rev.controller_revision_patch(target, workload)
+    assert rev.parse_aliases(patch["metadata"]["annotations"][rev.ALIASES_ANNOTATION]) == {1: "db-abc", 4: "db-old"}
+    renumbered = [target._replace(number=5)]
+    assert rev.select_target(renumbered, 1, "d", rev.parse_aliases("1=db-abc")).number == 5
+    with pytest.raises(InvalidInput):
+        rev.select_target(renumbered, 1, "d", {})
