@@ -3,8 +3,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-dest=.tmp/sanity/ansible_collections/zerodown/rollout
-rm -rf .tmp/sanity && mkdir -p "$dest"
+mkdir -p .tmp
+work=$(mktemp -d "$root/.tmp/sanity.XXXXXX")   # one per run: parallel runs do not collide
+trap 'rm -rf "$work"' EXIT
+dest=$work/ansible_collections/zerodown/rollout
+mkdir -p "$dest"
 # what git tracks plus what is new and not ignored: the files a commit would contain
 git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do
   [ -e "$f" ] || continue
