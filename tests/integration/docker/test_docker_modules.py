@@ -119,8 +119,8 @@ def test_bad_inputs_change_nothing(engine, haproxy, workload_name, containers, t
 
 def test_haproxy_membership_survives_reload(engine, haproxy, workload_name, containers, tmp_path):
     _create(tmp_path, workload_name, haproxy)
-    run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V2,
-                                                                      batch_size=2)}])
+    upgrade = _base(workload_name, haproxy, image=IMAGE_V2, batch_size=2)
+    run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": upgrade}])
     names = {c.name for c in containers(all=False)}
     assert set(haproxy.servers()) == names
     persisted = pathlib.Path(haproxy.servers_file).read_text()

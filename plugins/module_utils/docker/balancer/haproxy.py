@@ -32,6 +32,9 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
 DEFAULT_SERVER_OPTIONS = "check inter 1s fall 2 rise 1"
 DEFAULT_BACKEND_OPTIONS = ("balance roundrobin",)
 POLL = 0.2
+# words HAProxy's runtime API uses when it refuses a command
+REFUSALS = ("unknown", "error", "not found", "no such", "cannot", "can't", "permission denied", "unexpected",
+            "invalid", "require")
 
 
 class HaproxyError(RolloutFailed):
@@ -147,10 +150,8 @@ class HaproxyRuntime(Balancer):
     def _checked(self, line: str, ok: t.Sequence[str] = ()) -> str:
         answer = self.command(line).strip()
         lowered = answer.lower()
-        if any(word in lowered for word in ("unknown", "error", "not found", "no such", "cannot", "can't",
-                                           "permission denied", "unexpected", "invalid", "require")):
-            if not any(o.lower() in lowered for o in ok):
-                raise HaproxyError(f"HAProxy refused '{line}': {answer}")
+        if any(word in lowered for word in REFUSALS) and not any(o.lower() in lowered for o in ok):
+            raise HaproxyError(f"HAProxy refused '{line}': {answer}")
         return answer
 
     def stat_rows(self) -> list[dict[str, str]]:
