@@ -125,6 +125,24 @@ status:
   type: dict
   sample: {"desired": 3, "updated": 3, "ready": 3, "available": 3, "revision": 4, "state": "complete", "done": true,
            "message": "deployment \"shop\" successfully rolled out", "reason": null}
+progress:
+  description:
+    - The distinct rollout status messages seen while waiting, with the seconds at which each appeared.
+    - Returned when the task changed something and waited.
+  returned: when changed
+  type: list
+  elements: dict
+  sample: [{"t": 0.0, "message": "Waiting for deployment spec update to be observed..."}]
+failing_pods:
+  description:
+    - On failure of the wait, the pods of the new revision that cannot become ready, with the reason
+      (V(CrashLoopBackOff), V(ImagePullBackOff), V(ErrImagePull), V(ReadinessProbeFailing)...) and their
+      last events. Only for O(platform=kubernetes).
+  returned: failure
+  type: list
+  elements: dict
+  sample: [{"pod": "shop-7d9f-x2b", "container": "web", "reason": "CrashLoopBackOff", "message": "back-off 40s",
+            "restarts": 4, "events": ["BackOff: Back-off restarting failed container"]}]
 msg:
   description: What was done, in one sentence.
   returned: always

@@ -185,7 +185,7 @@ class KubernetesPlatform(Platform):
         pod_spec = (spec.get("template") or {}).get("spec") or {}
         containers = [("containers", c) for c in pod_spec.get("containers") or []]
         containers += [("initContainers", c) for c in pod_spec.get("initContainers") or []]
-        listing = ", ".join(f"{c.get('name')} ({c.get('image')})" for _, c in containers) or "none"
+        listing = ", ".join(f"{c.get('name')} ({c.get('image')})" for dummy, c in containers) or "none"
         wanted = params.get("container")
         if wanted:
             targets = [(key, c) for key, c in containers if c.get("name") == wanted]
@@ -213,8 +213,8 @@ class KubernetesPlatform(Platform):
             status = None
             if wait and not self.check_mode:
                 progress: list[dict[str, t.Any]] = []
-                _, status = self._settle(obj, True, float(timeout), current, progress,
-                                         {"changed": False, "revision": current, "previous_revision": current})
+                status = self._settle(obj, True, float(timeout), current, progress,
+                                      {"changed": False, "revision": current, "previous_revision": current})[1]
             else:
                 status = waiter.evaluate(obj, None)
             return ActionResult(
@@ -283,8 +283,8 @@ class KubernetesPlatform(Platform):
         if rev.templates_equal(target.template, spec.get("template")):
             status = None
             if wait and not self.check_mode and not paused:
-                _, status = self._settle(obj, True, float(timeout), current, [],
-                                         {"changed": False, "revision": current, "previous_revision": current})
+                status = self._settle(obj, True, float(timeout), current, [],
+                                      {"changed": False, "revision": current, "previous_revision": current})[1]
             else:
                 status = waiter.evaluate(obj, None)
             return ActionResult(

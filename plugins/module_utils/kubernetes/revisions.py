@@ -197,7 +197,7 @@ def parse_aliases(value: t.Optional[str]) -> dict[int, str]:
     """The ``number=name`` pairs of the aliases annotation."""
     out: dict[int, str] = {}
     for part in (value or "").split(","):
-        number, _, name = part.partition("=")
+        number, dummy, name = part.partition("=")
         parsed = _int(number.strip())
         if parsed is not None and name.strip():
             out[parsed] = name.strip()
