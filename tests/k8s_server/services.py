@@ -73,9 +73,9 @@ class _Proxy(threading.Thread):
                 continue
             except OSError:
                 return
-            threading.Thread(target=self._handle, args=(client,), daemon=True).start()
+            threading.Thread(target=self._serve_client, args=(client,), daemon=True).start()
 
-    def _handle(self, client: socket.socket) -> None:
+    def _serve_client(self, client: socket.socket) -> None:
         backends = self.backends()
         if not backends:
             client.close()  # like kube-proxy's REJECT for a Service without ready endpoints
