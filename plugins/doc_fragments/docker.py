@@ -56,8 +56,8 @@ options:
         description:
           - V(haproxy) drives an HAProxy backend through its runtime API (HAProxy 2.6 or later, dynamic
             servers, drain and session counts).
-          - V(nginx) rewrites an upstream file and reloads nginx gracefully (no session counts: draining
-            waits O(load_balancer.drain_grace) seconds).
+          - V(nginx) rewrites an upstream file and reloads nginx gracefully. nginx counts no sessions, so
+            draining waits O(load_balancer.drain_grace) seconds.
           - V(none) drives nothing.
         type: str
         default: haproxy
@@ -89,7 +89,7 @@ options:
           - For V(haproxy), a file the module rewrites after every change with the whole backend section
             (O(load_balancer.backend_options) and one C(server) line per live container). Load it in
             HAProxy (C(haproxy -f haproxy.cfg -f <servers_file>)) and leave the backend out of the main
-            file: servers added at run time then survive a reload.
+            file. Servers added at run time then survive a reload.
         type: path
       timeout:
         description:

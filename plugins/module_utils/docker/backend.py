@@ -96,9 +96,13 @@ class DockerPlatform(Platform):
     @property
     def balancer(self) -> Balancer:
         if self._balancer is None:
-            self._balancer = make_balancer(self.params.get("load_balancer"), self.workload.name)
+            self._balancer = make_balancer(self.params.get("load_balancer"), self.workload.name, self._run_command)
             self._balancer.check()
         return self._balancer
+
+    def _run_command(self, argv: list[str]) -> tuple[int, str, str]:
+        rc, out, err = self.module.run_command(argv)
+        return rc, out, err
 
     def _docker(self, what: str, func: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> t.Any:
         try:
@@ -447,7 +451,7 @@ class DockerPlatform(Platform):
 
         def start(k: int) -> tuple[list[str], list[str]]:
             ids = []
-            for _ in range(k):
+            for _index in range(k):
                 config, later = clone_config(template, old_image_config, image, number, cause)
                 ids.append(self._create_and_start(config, container_name(self.workload.name, number), later))
             return ids, list(ids)
@@ -482,7 +486,7 @@ class DockerPlatform(Platform):
 
         def start(k: int) -> tuple[list[str], list[str]]:
             ids = [self._create_and_start(dict(config), container_name(self.workload.name, 1),
-                                          [(n, []) for n in later_names]) for _ in range(k)]
+                                          [(n, []) for n in later_names]) for _index in range(k)]
             return ids, list(ids)
 
         self._swap([], replicas, start)
@@ -500,7 +504,7 @@ class DockerPlatform(Platform):
 
         def start(k: int) -> tuple[list[str], list[str]]:
             ids = []
-            for _ in range(k):
+            for _index in range(k):
                 config, later = clone_config(template, image_config, current.image, current.number,
                                              labels.get(LABEL_CAUSE))
                 ids.append(self._create_and_start(config, container_name(self.workload.name, current.number), later))
@@ -554,7 +558,7 @@ class DockerPlatform(Platform):
         def start(k: int) -> tuple[list[str], list[str]]:
             ids: list[str] = []
             fresh: list[str] = []
-            for _ in range(k):
+            for _index in range(k):
                 if retained:
                     rep = retained.pop(0)
                     self._docker(f"start retained container {rep.name}", self.client.api.start, rep.id)
@@ -568,7 +572,6 @@ class DockerPlatform(Platform):
 
         old = sorted([r for r in history.replicas if r.running and r.revision != target.number], key=lambda r: r.name)
         if target.number == current.number:
-            old = [r for r in old]
             desired = max(desired - len(target.running), 0)
         try:
             batches = self._swap(old, desired, start)

@@ -161,7 +161,7 @@ def run_playbook(tmp: pathlib.Path, tasks: list[dict[str, t.Any]], inventory: t.
         cmd.append("--diff")
     env = dict(os.environ, ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
                ANSIBLE_DEPRECATION_WARNINGS="false")
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(ROOT))
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(ROOT), check=False)
     results = {}
     for path in out_dir.glob("*.json"):
         results[path.stem] = json.loads(path.read_text())
@@ -196,7 +196,7 @@ class SecondDockerd:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 ping = subprocess.run(["/usr/bin/docker", "-H", self.host, "version", "--format", "{{.Server.Version}}"],
-                                      capture_output=True)
+                                      capture_output=True, check=False)
                 if ping.returncode == 0:
                     break
                 if self.proc.poll() is not None:
@@ -216,14 +216,14 @@ class SecondDockerd:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            ids = subprocess.run(["/usr/bin/docker", "-H", self.host, "ps", "-aq"], capture_output=True, text=True).stdout.split()
+            ids = subprocess.run(["/usr/bin/docker", "-H", self.host, "ps", "-aq"], capture_output=True, text=True, check=False).stdout.split()
             if ids:
-                subprocess.run(["/usr/bin/docker", "-H", self.host, "rm", "-f", *ids], capture_output=True)
+                subprocess.run(["/usr/bin/docker", "-H", self.host, "rm", "-f", *ids], capture_output=True, check=False)
             self.proc.terminate()
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
-        subprocess.run(["rm", "-rf", str(self.dir)], capture_output=True)
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
+        subprocess.run(["rm", "-rf", str(self.dir)], capture_output=True, check=False)

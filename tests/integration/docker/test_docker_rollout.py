@@ -85,7 +85,7 @@ def test_create_scale_upgrade_rollback_under_load(engine, haproxy, workload_name
 
     # the rollback restarted the very containers revision 1 ran in (no new ones, no pull)
     assert sorted(cid for rev, cid in _running(containers) if rev == "1") == sorted(v1_ids)
-    assert [rev for rev, _ in _running(containers)] == ["1"] * 4
+    assert [rev for rev, _cid in _running(containers)] == ["1"] * 4
     stopped_v2 = [c for c in containers() if c.labels["zerodown.revision"] == "2"]
     assert len(stopped_v2) == 4 and all(c.status == "exited" for c in stopped_v2)
     assert sorted(haproxy.servers().values()) == ["UP"] * 4

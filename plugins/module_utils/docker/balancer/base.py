@@ -70,8 +70,11 @@ def server_name(container_name: str) -> str:
     return out[:63]
 
 
-def make_balancer(spec: t.Optional[dict[str, t.Any]], workload: str) -> Balancer:
-    """Build the driver named by ``spec['type']`` (``load_balancer`` option); None means ``none``."""
+def make_balancer(spec: t.Optional[dict[str, t.Any]], workload: str, runner: t.Any = None) -> Balancer:
+    """Build the driver named by ``spec['type']`` (``load_balancer`` option); None means ``none``.
+
+    ``runner(argv) -> (rc, stdout, stderr)`` runs the commands of drivers that need some (nginx).
+    """
     spec = dict(spec or {})
     kind = spec.get("type") or "none"
     if kind == "haproxy":
@@ -81,7 +84,7 @@ def make_balancer(spec: t.Optional[dict[str, t.Any]], workload: str) -> Balancer
     if kind == "nginx":
         from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.nginx import NginxUpstream
 
-        return NginxUpstream.from_spec(spec, workload)
+        return NginxUpstream.from_spec(spec, workload, runner)
     if kind == "none":
         from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.none import NoBalancer
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import subprocess
 import tempfile
 import time
 import typing as t
@@ -22,7 +21,8 @@ import typing as t
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.base import Balancer, Member
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import InvalidInput, RolloutFailed
 
-_SERVER_RE = re.compile(r"^\s*server\s+(\S+?);?\s*(?:#\s*zerodown:(\S+))?\s*$")
+# runs a command (argv) and returns (rc, stdout, stderr): AnsibleModule.run_command in modules
+Runner = t.Callable[[t.List[str]], t.Tuple[int, str, str]]
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -53,7 +53,7 @@ class NginxUpstream(Balancer):
 
     kind = "nginx"
 
-    def __init__(self, upstream_file: str, upstream: str, reload_command: str = "nginx -s reload",
+    def __init__(self, upstream_file: str, upstream: str, runner: Runner, reload_command: str = "nginx -s reload",
                  test_command: str = "nginx -t", drain_grace: float = 1.0, server_options: str = "") -> None:
         if not upstream_file:
             raise InvalidInput("load_balancer.upstream_file is required for load_balancer.type=nginx: the file "
@@ -62,16 +62,18 @@ class NginxUpstream(Balancer):
             raise InvalidInput(f"load_balancer.upstream={upstream!r} is not a valid nginx upstream name")
         self.upstream_file = upstream_file
         self.upstream = upstream
+        self.runner = runner
         self.reload_command = reload_command
         self.test_command = test_command
         self.drain_grace = drain_grace
         self.server_options = server_options
 
     @classmethod
-    def from_spec(cls, spec: dict[str, t.Any], workload: str) -> "NginxUpstream":
+    def from_spec(cls, spec: dict[str, t.Any], workload: str, runner: Runner) -> "NginxUpstream":
         return cls(
             upstream_file=spec.get("upstream_file") or "",
             upstream=spec.get("upstream") or spec.get("backend") or workload,
+            runner=runner,
             reload_command=spec.get("reload_command") or "nginx -s reload",
             test_command=spec.get("test_command") or "nginx -t",
             drain_grace=float(spec.get("drain_grace") if spec.get("drain_grace") is not None else 1.0),
@@ -100,11 +102,11 @@ class NginxUpstream(Balancer):
 
     def _run(self, command: str) -> None:
         try:
-            proc = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=60, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
+            rc, out, err = self.runner(shlex.split(command))
+        except OSError as exc:
             raise RolloutFailed(f"'{command}' could not run ({exc})")
-        if proc.returncode != 0:
-            raise RolloutFailed(f"'{command}' failed (rc={proc.returncode}): {(proc.stderr or proc.stdout).strip()}")
+        if rc != 0:
+            raise RolloutFailed(f"'{command}' failed (rc={rc}): {(err or out).strip()}")
 
     def _write(self, servers: list[tuple[str, str]]) -> None:
         previous = None
@@ -134,7 +136,7 @@ class NginxUpstream(Balancer):
 
     def drain(self, name: str) -> None:
         servers = self._read()
-        if any(n == name for n, _ in servers):
+        if any(member == name for member, _address in servers):
             self._write([(n, a) for n, a in servers if n != name])
 
     def wait_drained(self, name: str, timeout: float) -> bool:

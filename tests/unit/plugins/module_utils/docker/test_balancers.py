@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -40,7 +41,7 @@ class FakeHaproxy:
     def _serve(self):
         while True:
             try:
-                conn, _ = self.sock.accept()
+                conn, _peer = self.sock.accept()
             except OSError:
                 return
             with conn:
@@ -52,7 +53,7 @@ class FakeHaproxy:
         words = line.split()
         be = self.backend
         if line == "show stat":
-            rows = [STAT_HEADER, f"fe,FRONTEND,,,0,0,,0,0,0,0,0,0,,,,,OPEN,"]
+            rows = [STAT_HEADER, "fe,FRONTEND,,,0,0,,0,0,0,0,0,0,,,,,OPEN,"]
             rows += [f"{be},{n},0,0,{s['scur']},0,,0,0,0,0,0,,0,0,0,0,{s['status']},1" for n, s in self.servers.items()]
             rows.append(f"{be},BACKEND,0,0,0,0,,0,0,0,0,0,,0,0,0,0,UP,1")
             return "\n".join(rows) + "\n\n"
@@ -192,6 +193,12 @@ def test_nginx_render_and_parse_round_trip():
     assert "down;" in empty and ngx.parse_upstream(empty) == []
 
 
+def run(argv):
+    """What AnsibleModule.run_command does for the driver: (rc, stdout, stderr)."""
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
 def _script(tmp_path, name, body):
     path = tmp_path / name
     path.write_text(f"#!{sys.executable}\n{body}\n")
@@ -203,7 +210,7 @@ def test_nginx_driver_reloads_and_restores_on_rejected_config(tmp_path):
     log = tmp_path / "reloads"
     reload_cmd = _script(tmp_path, "reload", f"open({str(log)!r}, 'a').write('reload\\n')")
     upstream = tmp_path / "upstream.conf"
-    lb = ngx.NginxUpstream(str(upstream), "shop", reload_command=reload_cmd, test_command="", drain_grace=0)
+    lb = ngx.NginxUpstream(str(upstream), "shop", run, reload_command=reload_cmd, test_command="", drain_grace=0)
     lb.add("a", "127.0.0.1:1")
     lb.add("b", "127.0.0.1:2")
     assert set(lb.members()) == {"a", "b"}
@@ -211,10 +218,10 @@ def test_nginx_driver_reloads_and_restores_on_rejected_config(tmp_path):
     assert set(lb.members()) == {"b"} and lb.wait_drained("a", 5)
     assert log.read_text().count("reload") == 3
     good = upstream.read_text()
-    failing = ngx.NginxUpstream(str(upstream), "shop", reload_command=reload_cmd,
+    failing = ngx.NginxUpstream(str(upstream), "shop", run, reload_command=reload_cmd,
                                 test_command=_script(tmp_path, "test", "import sys; sys.exit('emerg: bad')"))
     with pytest.raises(RolloutFailed, match="bad"):
         failing.add("c", "127.0.0.1:3")
     assert upstream.read_text() == good  # a config nginx refused is not left behind
     with pytest.raises(InvalidInput):
-        ngx.NginxUpstream("", "shop")
+        ngx.NginxUpstream("", "shop", run)

@@ -113,8 +113,8 @@ def test_creation_config_rejects_what_cannot_work():
     with pytest.raises(InvalidInput, match="zerodown.workload"):
         rp.creation_config("app:1", "w", 1, "c", {"port": 80, "labels": {"zerodown.workload": "x"}}, {})
     # the only exposed TCP port is used when port is not given
-    config, _ = rp.creation_config("app:1", "w", 1, "c", {}, {"ExposedPorts": {"9000/tcp": {}}})
-    assert config["ExposedPorts"] == {"9000/tcp": {}}
+    config, later = rp.creation_config("app:1", "w", 1, "c", {}, {"ExposedPorts": {"9000/tcp": {}}})
+    assert config["ExposedPorts"] == {"9000/tcp": {}} and later == []
 
 
 @pytest.mark.parametrize("name,ok", [("shop", True), ("shop-web_1.x", True), ("-shop", False), ("a b", False),
