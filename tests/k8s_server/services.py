@@ -12,6 +12,7 @@ import itertools
 import json
 import socket
 import threading
+import time
 from typing import Any
 
 from .podutil import is_ready, is_terminating
@@ -72,7 +73,10 @@ class _Proxy(threading.Thread):
             except socket.timeout:
                 continue
             except OSError:
-                return
+                if self.closed.is_set():
+                    return
+                time.sleep(0.05)  # e.g. ECONNABORTED or a transient fd shortage: keep serving
+                continue
             threading.Thread(target=self._serve_client, args=(client,), daemon=True).start()
 
     def _serve_client(self, client: socket.socket) -> None:
@@ -120,6 +124,7 @@ class ServiceProxies:
         self.store = store
         self._lock = threading.Lock()
         self._proxies: dict[tuple[str, str], dict[str, _Proxy]] = {}
+        self._born: dict[tuple[str, str], float] = {}
 
     def start(self) -> None:
         pass
@@ -144,6 +149,8 @@ class ServiceProxies:
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
         wanted = [_port_key(p) for p in spec.get("ports") or []]
         with self._lock:
+            if key not in self._proxies:
+                self._born[key] = time.monotonic()
             group = self._proxies.setdefault(key, {})
             for name in list(group):
                 if name not in wanted:
@@ -170,7 +177,10 @@ class ServiceProxies:
         services, _ = self.store.list(SERVICE)
         live = {(s["metadata"]["namespace"], s["metadata"]["name"]) for s in services}
         with self._lock:
-            for key in [k for k in self._proxies if k not in live]:
+            # a group allocated by a create still in flight is not in the store yet: give it time
+            stale = [k for k in self._proxies if k not in live and time.monotonic() - self._born.get(k, 0) > 5]
+            for key in stale:
+                self._born.pop(key, None)
                 for p in self._proxies.pop(key).values():
                     p.close()
         pods_by_ns: dict[str, list[Obj]] = {}
