@@ -1,0 +1,131 @@
+"""DockerPlatform's swap order and failure handling, with the engine and load balancer recorded."""
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker import engine
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.backend import DockerPlatform
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import Replica
+from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
+    InvalidInput,
+    RolloutFailed,
+    WorkloadRef,
+)
+
+
+class Module:
+    def __init__(self, **params):
+        self.params = params
+        self.check_mode = False
+        self.warnings = []
+
+    def warn(self, text):
+        self.warnings.append(text)
+
+
+def rep(cid, rev=1):
+    return Replica(id=cid, name=f"w-r{rev}-{cid}", revision=rev, image=f"app:{rev}", image_id="", state="running",
+                   health="healthy", started_at="", finished_at="", address="127.0.0.1:1", change_cause=None,
+                   created=None)
+
+
+class Api:
+    def __init__(self, log):
+        self.log = log
+
+    def start(self, cid):
+        self.log.append(("start", cid))
+
+    def inspect_container(self, cid):
+        return {"Id": cid, "Name": f"/w-r2-{cid}", "Config": {"Labels": {"zerodown.revision": "2"}},
+                "State": {"Status": "running"}}
+
+
+class Client:
+    def __init__(self, log):
+        self.api = Api(log)
+
+
+class Recording(DockerPlatform):
+    """The swap's building blocks record what they are asked; ``fail_on`` makes a batch's gate fail."""
+
+    def __init__(self, fail_on=None, **params):
+        super().__init__(Module(batch_size=params.pop("batch_size", 1), **params), WorkloadRef("docker", "w"))
+        self.log = []
+        self.fail_on = fail_on
+        self._client = Client(self.log)
+        self.batches = 0
+
+    def _take_in(self, ids, fresh):
+        self.batches += 1
+        if self.fail_on == self.batches:
+            self.log.append(("undo", tuple(ids)))
+            raise RolloutFailed(f"new container {ids[0]} is unhealthy")
+        self.log.append(("in", tuple(ids)))
+        return [rep(i, 2) for i in ids]
+
+    def _take_out(self, reps, remove=False):
+        self.log.append(("remove" if remove else "out", tuple(r.id for r in reps)))
+
+
+def starter(prefix="n"):
+    counter = iter(range(100))
+
+    def start(k):
+        ids = [f"{prefix}{next(counter)}" for _index in range(k)]
+        return ids, ids
+    return start
+
+
+def test_start_first_batches_in_order():
+    platform = Recording(batch_size=2)
+    batches = platform._swap([rep("a"), rep("b"), rep("c")], 3, starter())
+    assert batches == 2
+    assert platform.log == [("in", ("n0", "n1")), ("out", ("a", "b")), ("in", ("n2",)), ("out", ("c",))]
+
+
+def test_scale_down_in_the_same_swap_takes_out_the_rest():
+    platform = Recording(batch_size=1)
+    platform._swap([rep("a"), rep("b"), rep("c")], 1, starter())
+    assert platform.log == [("in", ("n0",)), ("out", ("a", "b", "c"))]
+
+
+def test_failed_first_batch_touches_no_old_replica():
+    platform = Recording(fail_on=1, batch_size=2)
+    with pytest.raises(RolloutFailed) as err:
+        platform._swap([rep("a"), rep("b")], 2, starter())
+    assert platform.log == [("undo", ("n0", "n1"))]
+    assert "swapped back" not in err.value.msg
+
+
+def test_failed_later_batch_swaps_completed_batches_back():
+    platform = Recording(fail_on=2, batch_size=1)
+    with pytest.raises(RolloutFailed) as err:
+        platform._swap([rep("a"), rep("b")], 2, starter())
+    assert platform.log == [
+        ("in", ("n0",)), ("out", ("a",)),        # batch 1 completed
+        ("undo", ("n1",)),                       # batch 2 failed its gate and was undone
+        ("start", "a"), ("in", ("a",)),          # the old replica comes back first, gated
+        ("out", ()), ("remove", ("n0",)),        # then batch 1's new container is drained and removed
+    ]
+    assert "swapped back" in err.value.msg
+
+
+def test_connect_rejects_unusable_tls_settings(tmp_path):
+    cert = tmp_path / "cert.pem"
+    cert.write_text("x")
+    if not engine.HAS_DOCKER:
+        pytest.skip("docker SDK not installed")
+    with pytest.raises(InvalidInput, match="must start with"):
+        engine.connect({"docker_host": "http://host:2375"})
+    with pytest.raises(InvalidInput, match="tcp:// hosts only"):
+        engine.connect({"docker_host": "unix:///var/run/docker.sock", "docker_tls": True})
+    with pytest.raises(InvalidInput, match="go together"):
+        engine.connect({"docker_host": "tcp://127.0.0.1:1", "docker_client_cert": str(cert)})
+    with pytest.raises(InvalidInput, match="not a readable file"):
+        engine.connect({"docker_host": "tcp://127.0.0.1:1", "docker_ca_path": str(tmp_path / "missing.pem")})
+
+
+def test_invalid_workload_name_is_refused_before_anything():
+    with pytest.raises(InvalidInput, match="not a valid Docker workload name"):
+        DockerPlatform(Module(), WorkloadRef("docker", "bad name"))
