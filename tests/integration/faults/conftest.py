@@ -1,0 +1,56 @@
+"""Fixtures of the fault tests: the Docker engine, an HAProxy per test and cleanup, from the Docker tests' harness."""
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "docker"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from docker_harness import IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, TEST_LABEL, Haproxy  # noqa: E402
+
+docker = pytest.importorskip("docker")
+
+
+def _skip_or_fail(message: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def engine():
+    try:
+        client = docker.DockerClient(base_url=os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock",
+                                     version="auto", timeout=60)
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
+        _skip_or_fail(f"Docker engine not reachable ({exc}); run `make services`")
+    for ref in (IMAGE_V1, IMAGE_V2, IMAGE_BROKEN):
+        try:
+            client.images.get(ref)
+        except docker.errors.ImageNotFound:
+            _skip_or_fail(f"demo image {ref} missing; run `make images`")
+    yield client
+    for container in client.containers.list(all=True, filters={"label": TEST_LABEL}):
+        try:
+            container.remove(force=True, v=True)
+        except docker.errors.APIError:
+            pass
+    client.close()
+
+
+@pytest.fixture
+def workload_name():
+    import uuid
+    return f"zdf-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def haproxy(workload_name):
+    proxy = Haproxy(workload_name)
+    yield proxy
+    proxy.stop()

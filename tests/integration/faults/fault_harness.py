@@ -1,0 +1,161 @@
+"""Test support for the fault tests: playbooks that can be killed, LB and container invariants, samplers."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import threading
+import time
+import typing as t
+import uuid
+
+import yaml
+
+from docker_harness import ROOT, VENV_BIN, haproxy_command
+
+SERVING = ("UP", "NOLB")  # statuses under which HAProxy sends new requests to a server ("UP 1/2" too)
+
+
+def write_playbook(tmp: pathlib.Path, task: dict[str, t.Any], inventory_vars: t.Optional[dict] = None) -> list[str]:
+    """One task, registered and written to a result file; returns the ansible-playbook argv."""
+    out_dir = tmp / f"pb-{uuid.uuid4().hex[:6]}"
+    out_dir.mkdir()
+    task = dict(task, register="result", ignore_errors=True)
+    playbook = [{"hosts": "all", "gather_facts": False, "connection": "local", "tasks": [
+        task,
+        {"name": "collect", "ansible.builtin.copy": {"content": "{{ result | to_json }}",
+                                                     "dest": str(out_dir / "result.json"), "mode": "0600"}},
+    ]}]
+    (out_dir / "play.yml").write_text(yaml.safe_dump(playbook, sort_keys=False))
+    (out_dir / "inventory.yml").write_text(yaml.safe_dump({"all": {"hosts": {"localhost": inventory_vars or {}}}}))
+    return [str(VENV_BIN / "ansible-playbook"), "-i", str(out_dir / "inventory.yml"), str(out_dir / "play.yml"),
+            "-e", f"ansible_python_interpreter={sys.executable}"]
+
+
+def playbook_env() -> dict[str, str]:
+    return dict(os.environ, ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
+                ANSIBLE_DEPRECATION_WARNINGS="false", ANSIBLE_NOCOLOR="1")
+
+
+class PlaybookRun:
+    """ansible-playbook in its own process group, so a SIGKILL takes the module process down with it."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=str(ROOT),
+                                     env=playbook_env(), start_new_session=True)
+        self.output = ""
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.output = self.proc.communicate(timeout=30)[0].decode(errors="replace")
+
+    def finish(self, timeout: float = 240) -> tuple[int, str, t.Optional[dict]]:
+        try:
+            out = self.proc.communicate(timeout=timeout)[0]
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"ansible-playbook did not finish within {timeout}s:\n{self.output[-3000:]}")
+        self.output = out.decode(errors="replace")
+        result_file = pathlib.Path(self.argv[self.argv.index("-i") + 1]).parent / "result.json"
+        result = json.loads(result_file.read_text()) if result_file.exists() else None
+        return self.proc.returncode, self.output, result
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+def backend_servers(sock: str, backend: str) -> dict[str, dict[str, str]]:
+    """``show stat`` rows of the backend's servers, by server name."""
+    rows = haproxy_command("show stat", sock).splitlines()
+    header = rows[0].lstrip("# ").split(",")
+    out = {}
+    for line in rows[1:]:
+        row = dict(zip(header, line.split(",")))
+        if row.get("pxname") == backend and row.get("svname") not in ("BACKEND", "FRONTEND", None):
+            out[row["svname"]] = row
+    return out
+
+
+class ServingSampler:
+    """Samples how many servers of the backend take new requests, every ``interval`` s, in a thread."""
+
+    def __init__(self, sock: str, backend: str, interval: float = 0.05) -> None:
+        self.sock, self.backend, self.interval = sock, backend, interval
+        self.samples: list[tuple[float, int, dict[str, str]]] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> "ServingSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: t.Any) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                servers = backend_servers(self.sock, self.backend)
+                statuses = {name: row["status"] for name, row in servers.items()}
+                serving = sum(1 for s in statuses.values() if s.split(" ")[0] in SERVING)
+                self.samples.append((time.monotonic(), serving, statuses))
+            except OSError as exc:  # a reload swaps the socket's listener for a moment
+                self.errors.append(str(exc))
+            self._stop.wait(self.interval)
+
+    def minimum(self) -> tuple[int, dict[str, str]]:
+        worst = min(self.samples, key=lambda s: s[1])
+        return worst[1], worst[2]
+
+
+def workload_state(client: t.Any, name: str) -> dict[str, t.Any]:
+    """Containers of the workload by state and revision."""
+    out: dict[str, t.Any] = {"running": {}, "stopped": {}, "other": {}}
+    for c in client.containers.list(all=True, filters={"label": f"zerodown.workload={name}"}):
+        bucket = "running" if c.status == "running" else "stopped" if c.status == "exited" else "other"
+        out[bucket][c.name] = {"revision": int(c.labels["zerodown.revision"]), "image": c.labels["zerodown.image"],
+                               "status": c.status}
+    return out
+
+
+def servers_file_members(path: str) -> set[str]:
+    names = set()
+    for line in pathlib.Path(path).read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["server"] and len(words) > 1:
+            names.add(words[1])
+    return names
+
+
+def check_converged(client: t.Any, haproxy: t.Any, name: str, image: str, replicas: int,
+                    retain: int = 2) -> t.Optional[int]:
+    """Assert the workload runs ``replicas`` containers of ``image`` (one revision), each UP in HAProxy and in
+    the persisted backend file, with no other member, no half-made container, and no more than ``retain``
+    stopped revisions. Returns the revision."""
+    state = workload_state(client, name)
+    running = state["running"]
+    revisions = {c["revision"] for c in running.values()}
+    images = {c["image"] for c in running.values()}
+    assert len(running) == replicas and len(revisions) == 1 and images == {image}, state
+    revision = revisions.pop()
+    assert state["other"] == {}, f"containers neither running nor stopped: {state['other']}"
+    stale = {n: c for n, c in state["stopped"].items() if c["revision"] == revision}
+    assert stale == {}, f"stopped containers of the current revision {revision} (orphans): {stale}"
+    assert len({c["revision"] for c in state["stopped"].values()}) <= retain, state["stopped"]
+    servers = backend_servers(haproxy.socket, haproxy.backend)
+    statuses = {n: row["status"] for n, row in servers.items()}
+    assert set(statuses) == set(running), f"LB members {statuses} != running containers {sorted(running)}"
+    assert all(s == "UP" for s in statuses.values()), statuses
+    assert servers_file_members(haproxy.servers_file) == set(running), pathlib.Path(haproxy.servers_file).read_text()
+    return revision
