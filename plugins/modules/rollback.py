@@ -143,7 +143,21 @@ msg:
   description: What was done, in one sentence.
   returned: always
   type: str
-  sample: Docker workload 'shop' rolled back from revision 4 to revision 3 (now revision 5)
+  sample: Docker workload 'shop' rolled back from revision 4 (shop/web:2.0) to revision 3 (shop/web:1.0) in 2 batch(es)
+pruned:
+  description:
+    - Containers of revisions beyond O(retain) that were removed after the change. Only for O(platform=docker).
+  returned: changed and O(platform=docker)
+  type: list
+  elements: str
+  sample: ["shop-r1-3f9a2c", "shop-r1-77b0e1"]
+health_log:
+  description:
+    - The last HEALTHCHECK results of the new container that failed the health gate. Only for O(platform=docker).
+  returned: failure of the health gate
+  type: list
+  elements: str
+  sample: ["exit 1: wget: server returned error: HTTP/1.0 404 Not Found"]
 """
 
 from ansible.module_utils.basic import AnsibleModule

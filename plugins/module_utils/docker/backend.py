@@ -160,7 +160,10 @@ class DockerPlatform(Platform):
             available = [r for r in ready if (m := members.get(server_name(r.name))) is not None
                          and m.status.startswith("UP")]
         others = [r for r in running_all if group is None or r.revision != group.number]
-        desired = len(updated) + len(others) if others else len(updated)
+        desired = len(updated)
+        if others:
+            # mid-swap: the run that created this revision recorded how many replicas it aimed for
+            desired = max((r.desired for r in updated if r.desired), default=len(updated) + len(others))
         name = self.workload.name
         extra = {"replicas": [r.to_dict() for r in sorted(history.replicas, key=lambda r: (r.revision, r.name))
                               if r.running],
@@ -420,24 +423,34 @@ class DockerPlatform(Platform):
             return self._create(image, p)
         current = history.current
         assert_group(current)
-        desired = p.get("replicas") or len(current.running) or len(current.replicas)
+        # containers of other revisions still running: an earlier run was interrupted mid-swap
+        stale = [r for r in history.replicas if r.running and r.revision != current.number]
+        aimed = max((r.desired for r in current.running if r.desired), default=None) if stale else None
+        desired = p.get("replicas") or aimed or len(current.running) or len(current.replicas)
         pull = p.get("pull") or "missing"
         local = self._local_image(image)
         same_image = current.image == image and (local is None or local.get("Id") == current.newest.image_id)
         before = {"revision": current.number, "image": current.image, "replicas": len(current.running)}
         cause = p.get("change_cause") or f"image_upgrade to {image}"
-        if same_image and len(current.running) == desired:
+        if same_image and len(current.running) == desired and not stale:
             return self._result(False, history, current.number, current.number, before, before,
                                 f"{self.workload.describe()} already runs {image} (revision {current.number}) "
                                 f"with {desired} replicas")
         if same_image:
             after = dict(before, replicas=desired)
+            scaling = len(current.running) != desired
+            what = (f"{self.workload.describe()} from {len(current.running)} to {desired} replicas" if scaling else
+                    f"the interrupted rollout of {self.workload.describe()} to revision {current.number}")
             if self.module.check_mode:
                 return self._result(True, history, current.number, current.number, before, after,
-                                    f"would scale {self.workload.describe()} from {len(current.running)} to {desired} replicas")
-            self._scale(current, desired)
-            return self._finish(current.number, current.number, before,
-                                f"scaled {self.workload.describe()} from {len(current.running)} to {desired} replicas")
+                                    f"would {'scale' if scaling else 'finish'} {what}")
+            if stale:
+                self._take_in_missing(current)
+            if scaling:
+                self._scale(current, desired)
+            if stale:
+                self._take_out(stale)
+            return self._finish(current.number, current.number, before, f"{'scaled' if scaling else 'finished'} {what}")
         number = history.next_number
         after = {"revision": number, "image": image, "replicas": desired}
         if self.module.check_mode:
@@ -452,11 +465,11 @@ class DockerPlatform(Platform):
         def start(k: int) -> tuple[list[str], list[str]]:
             ids = []
             for _index in range(k):
-                config, later = clone_config(template, old_image_config, image, number, cause)
+                config, later = clone_config(template, old_image_config, image, number, cause, desired)
                 ids.append(self._create_and_start(config, container_name(self.workload.name, number), later))
             return ids, list(ids)
 
-        old = sorted(current.running, key=lambda r: r.name)
+        old = sorted(current.running, key=lambda r: r.name) + sorted(stale, key=lambda r: r.name)
         try:
             batches = self._swap(old, desired, start)
         except RolloutError as err:
@@ -482,7 +495,7 @@ class DockerPlatform(Platform):
         info = self._ensure_image(image, p.get("pull") or "missing")
         cause = p.get("change_cause") or f"created with {image}"
         config, later_names = creation_config(image, self.workload.name, 1, cause, p.get("docker_container") or {},
-                                              info.get("Config") or {})
+                                              info.get("Config") or {}, replicas)
 
         def start(k: int) -> tuple[list[str], list[str]]:
             ids = [self._create_and_start(dict(config), container_name(self.workload.name, 1),
@@ -491,6 +504,15 @@ class DockerPlatform(Platform):
 
         self._swap([], replicas, start)
         return self._finish(1, None, {}, f"created {self.workload.describe()} with {replicas} replicas of {image}")
+
+    def _take_in_missing(self, current: RevisionGroup) -> None:
+        """Add running replicas of ``current`` the load balancer does not have (left out by an interrupted run)."""
+        if not self._uses_balancer():
+            return
+        members = self.balancer.members()
+        missing = [r.id for r in current.running if server_name(r.name) not in members]
+        if missing:
+            self._take_in(missing, [])
 
     def _scale(self, current: RevisionGroup, desired: int) -> None:
         running = sorted(current.running, key=lambda r: (r.created or "", r.name))
@@ -506,7 +528,7 @@ class DockerPlatform(Platform):
             ids = []
             for _index in range(k):
                 config, later = clone_config(template, image_config, current.image, current.number,
-                                             labels.get(LABEL_CAUSE))
+                                             labels.get(LABEL_CAUSE), desired)
                 ids.append(self._create_and_start(config, container_name(self.workload.name, current.number), later))
             return ids, list(ids)
 
@@ -564,7 +586,7 @@ class DockerPlatform(Platform):
                     self._docker(f"start retained container {rep.name}", self.client.api.start, rep.id)
                     ids.append(rep.id)
                 else:  # the workload was scaled up after this revision: more replicas than it kept
-                    config, later = clone_config(template, image_config, target.image, target.number, cause)
+                    config, later = clone_config(template, image_config, target.image, target.number, cause, desired)
                     cid = self._create_and_start(config, container_name(self.workload.name, target.number), later)
                     ids.append(cid)
                     fresh.append(cid)

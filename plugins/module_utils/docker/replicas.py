@@ -6,7 +6,8 @@
 
 A workload is the set of containers labelled ``zerodown.workload=<name>``. Each also carries
 ``zerodown.revision`` (the revision it belongs to), ``zerodown.image`` (the image reference asked for),
-``zerodown.change-cause``, ``zerodown.created`` and ``zerodown.port`` (the app's port in the container).
+``zerodown.change-cause``, ``zerodown.created``, ``zerodown.port`` (the app's port in the container) and
+``zerodown.replicas`` (how many replicas the run that created it aimed for).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ LABEL_IMAGE = "zerodown.image"
 LABEL_CAUSE = "zerodown.change-cause"
 LABEL_CREATED = "zerodown.created"
 LABEL_PORT = "zerodown.port"
-OWN_LABELS = (LABEL_WORKLOAD, LABEL_REVISION, LABEL_IMAGE, LABEL_CAUSE, LABEL_CREATED, LABEL_PORT)
+LABEL_REPLICAS = "zerodown.replicas"
+OWN_LABELS = (LABEL_WORKLOAD, LABEL_REVISION, LABEL_IMAGE, LABEL_CAUSE, LABEL_CREATED, LABEL_PORT, LABEL_REPLICAS)
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,39}$")
 POLL = 0.25
@@ -68,6 +70,7 @@ class Replica:
     change_cause: t.Optional[str]
     created: t.Optional[str]
     attrs: dict[str, t.Any] = field(repr=False, default_factory=dict)
+    desired: t.Optional[int] = None
 
     @property
     def running(self) -> bool:
@@ -100,6 +103,7 @@ class Replica:
             change_cause=labels.get(LABEL_CAUSE),
             created=labels.get(LABEL_CREATED),
             attrs=attrs,
+            desired=int(labels[LABEL_REPLICAS]) if str(labels.get(LABEL_REPLICAS, "")).isdigit() else None,
         )
 
     def to_dict(self) -> dict[str, t.Any]:
@@ -127,7 +131,7 @@ def _seconds_to_ns(value: t.Optional[float]) -> int:
 
 
 def creation_config(image: str, workload: str, revision: int, cause: str, spec: dict[str, t.Any],
-                    image_config: dict[str, t.Any]) -> tuple[dict[str, t.Any], list[str]]:
+                    image_config: dict[str, t.Any], replicas: int = 1) -> tuple[dict[str, t.Any], list[str]]:
     """The create body for a brand-new replica from the ``docker_container`` options.
 
     Returns (config, extra networks to connect after creation).
@@ -151,7 +155,8 @@ def creation_config(image: str, workload: str, revision: int, cause: str, spec: 
     if clash:
         raise InvalidInput(f"docker_container.labels may not set {', '.join(clash)}: the zerodown.* labels are the workload's bookkeeping")
     labels.update({LABEL_WORKLOAD: workload, LABEL_REVISION: str(revision), LABEL_IMAGE: image,
-                   LABEL_CAUSE: cause, LABEL_CREATED: now_iso(), LABEL_PORT: port_key})
+                   LABEL_CAUSE: cause, LABEL_CREATED: now_iso(), LABEL_PORT: port_key,
+                   LABEL_REPLICAS: str(replicas)})
     env = [f"{k}={v}" for k, v in sorted((spec.get("env") or {}).items())]
     networks = list(spec.get("networks") or [])
     host_config: dict[str, t.Any] = {
@@ -188,7 +193,8 @@ def creation_config(image: str, workload: str, revision: int, cause: str, spec: 
 
 
 def clone_config(attrs: dict[str, t.Any], old_image_config: t.Optional[dict[str, t.Any]], image: str,
-                 revision: int, cause: t.Optional[str]) -> tuple[dict[str, t.Any], list[tuple[str, list[str]]]]:
+                 revision: int, cause: t.Optional[str],
+                 replicas: t.Optional[int] = None) -> tuple[dict[str, t.Any], list[tuple[str, list[str]]]]:
     """The create body of a replica that copies ``attrs`` (an inspected container) with another image.
 
     What the old container inherited from its image (env, labels, command, healthcheck...) is left out,
@@ -205,6 +211,8 @@ def clone_config(attrs: dict[str, t.Any], old_image_config: t.Optional[dict[str,
     labels.update({LABEL_IMAGE: image, LABEL_REVISION: str(revision), LABEL_CREATED: now_iso()})
     if cause is not None:
         labels[LABEL_CAUSE] = cause
+    if replicas is not None:
+        labels[LABEL_REPLICAS] = str(replicas)
     config["Labels"] = labels
     for key in ("Cmd", "Entrypoint", "Healthcheck", "WorkingDir", "User", "StopSignal", "Volumes", "Shell"):
         value = old.get(key)

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
-from docker_harness import IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, TEST_LABEL, Haproxy, SecondDockerd
+from docker_harness import IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, RUN_ID, TEST_LABEL, Haproxy, SecondDockerd
 
 docker = pytest.importorskip("docker")
 
@@ -51,7 +51,8 @@ def engine():
 
 
 def cleanup(client) -> None:
-    for container in client.containers.list(all=True, filters={"label": TEST_LABEL}):
+    # only this run's containers: another test run may share the engine
+    for container in client.containers.list(all=True, filters={"label": f"{TEST_LABEL}={RUN_ID}"}):
         try:
             container.remove(force=True, v=True)
         except docker.errors.APIError:

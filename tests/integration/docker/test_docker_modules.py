@@ -185,3 +185,29 @@ def test_two_hosts_upgraded_through_inventory(engine, second_engine, workload_na
     finally:
         first.stop()
         second.stop()
+
+
+def test_interrupted_upgrade_is_reported_and_finished(engine, haproxy, workload_name, containers, tmp_path):
+    """A run killed mid-swap leaves two revisions running: status says so, re-running finishes the job."""
+    _create(tmp_path, workload_name, haproxy)
+    from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import clone_config
+
+    # what a killed upgrade leaves behind: one new container of revision 2 running next to revision 1
+    old = containers(all=False)[0]
+    config, _later = clone_config(old.attrs, engine.api.inspect_image(old.attrs["Image"])["Config"], IMAGE_V2, 2, "x")
+    created = engine.api.create_container_from_config(config, f"{workload_name}-r2-manual")
+    engine.api.start(created["Id"])
+    info_args = {"platform": "docker", "name": workload_name, "load_balancer": haproxy.lb_options()}
+    res = run_playbook(tmp_path, [
+        {"zerodown.rollout.rollout_info": info_args},
+        {"zerodown.rollout.rollout_wait": dict(info_args, timeout=2)},
+        {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V2), "check_mode": True},
+        {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V2)},
+    ])["localhost"]
+    assert res["r0"]["status"]["state"] == "progressing" and "still run revision" in res["r0"]["status"]["message"]
+    assert res["r1"]["failed"] and "timed out" in res["r1"]["msg"], res["r1"]
+    assert res["r2"]["changed"] and "would" in res["r2"]["msg"]
+    assert res["r3"]["changed"] and res["r3"]["status"]["done"], res["r3"]
+    running = containers(all=False)
+    assert sorted(c.labels["zerodown.revision"] for c in running) == ["2", "2"]
+    assert set(haproxy.servers()) == {c.name for c in running}
