@@ -40,8 +40,29 @@ def playbook_env() -> dict[str, str]:
                 ANSIBLE_DEPRECATION_WARNINGS="false", ANSIBLE_NOCOLOR="1")
 
 
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its descendants (by parent pid, whatever their session)."""
+    children: dict[int, list[int]] = {}
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
 class PlaybookRun:
-    """ansible-playbook in its own process group, so a SIGKILL takes the module process down with it."""
+    """ansible-playbook and everything it started, killed together on demand.
+
+    Ansible's workers call setsid(), so killing the process group would leave the worker and the module it runs
+    going on as orphans; ``kill`` takes down the whole process tree instead, as a controller crash would.
+    """
 
     def __init__(self, argv: list[str]) -> None:
         self.argv = argv
@@ -51,10 +72,12 @@ class PlaybookRun:
         self.output = ""
 
     def kill(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        for _round in range(3):  # again for anything forked while the tree was being read
+            for pid in process_tree(self.proc.pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         self.output = self.proc.communicate(timeout=30)[0].decode(errors="replace")
 
     def finish(self, timeout: float = 240) -> tuple[int, str, t.Optional[dict]]:
@@ -90,7 +113,8 @@ class ServingSampler:
 
     def __init__(self, sock: str, backend: str, interval: float = 0.05) -> None:
         self.sock, self.backend, self.interval = sock, backend, interval
-        self.samples: list[tuple[float, int, dict[str, str]]] = []
+        self.samples: list[tuple[float, int, dict[str, str], str]] = []
+        self.phase = ""
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -109,14 +133,15 @@ class ServingSampler:
                 servers = backend_servers(self.sock, self.backend)
                 statuses = {name: row["status"] for name, row in servers.items()}
                 serving = sum(1 for s in statuses.values() if s.split(" ")[0] in SERVING)
-                self.samples.append((time.monotonic(), serving, statuses))
+                self.samples.append((time.monotonic(), serving, statuses, self.phase))
             except OSError as exc:  # a reload swaps the socket's listener for a moment
                 self.errors.append(str(exc))
             self._stop.wait(self.interval)
 
-    def minimum(self) -> tuple[int, dict[str, str]]:
+    def minimum(self) -> tuple[int, dict[str, str], str]:
+        """The fewest serving servers seen, with the statuses and the phase of that sample."""
         worst = min(self.samples, key=lambda s: s[1])
-        return worst[1], worst[2]
+        return worst[1], worst[2], worst[3]
 
 
 def workload_state(client: t.Any, name: str) -> dict[str, t.Any]:

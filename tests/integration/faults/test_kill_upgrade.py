@@ -1,0 +1,87 @@
+"""ansible-playbook killed (SIGKILL to it and every process it started) at seeded random points of a Docker upgrade.
+
+After every kill the same playbook is run again and must converge to the requested image: one revision,
+all replicas UP in HAProxy and in the persisted backend file, no half-made or orphan containers, no extra
+LB members. Throughout, HAProxy's ``show stat`` is sampled: never fewer than ``replicas`` servers may take
+new requests (the swap is start-first), and the clients see no failed request.
+
+The seed is ``ZD_FAULT_SEED`` (default below); the kill points are printed and put in every assertion message.
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+
+import pytest
+
+from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
+from docker_harness import IMAGE_V1, IMAGE_V2, container_spec, run_playbook
+from fault_harness import PlaybookRun, ServingSampler, check_converged, workload_state, write_playbook
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+SEED = int(os.environ.get("ZD_FAULT_SEED", "20240611"))
+KILLS = 10
+REPLICAS = 4
+
+
+def _upgrade_task(name, haproxy, image):
+    return {"zerodown.rollout.image_upgrade": {
+        "platform": "docker", "name": name, "image": image, "load_balancer": haproxy.lb_options(),
+        "batch_size": 2, "health_timeout": 20, "drain_timeout": 3, "stop_timeout": 2}}
+
+
+def test_sigkill_at_random_points_then_rerun_converges(engine, haproxy, workload_name, tmp_path):
+    rng = random.Random(SEED)
+    created = run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": dict(
+        _upgrade_task(workload_name, haproxy, IMAGE_V1)["zerodown.rollout.image_upgrade"],
+        replicas=REPLICAS, docker_container=container_spec())}])["localhost"]["r0"]
+    assert not created.get("failed"), created
+    check_converged(engine, haproxy, workload_name, IMAGE_V1, REPLICAS)
+
+    log: list[dict] = []
+    recorder = TrafficRecorder(SamplerConfig(url=f"{haproxy.url}/version", concurrency=4, timeout=5), rate=100,
+                               max_duration=600).start()
+    try:
+        with ServingSampler(haproxy.socket, haproxy.backend) as sampler:
+            # an uninterrupted run gives the span the kill points are drawn from
+            reference = PlaybookRun(write_playbook(tmp_path, _upgrade_task(workload_name, haproxy, IMAGE_V2)))
+            rc, out, result = reference.finish()
+            span = reference.elapsed
+            assert rc == 0 and result and not result.get("failed"), out[-3000:]
+            check_converged(engine, haproxy, workload_name, IMAGE_V2, REPLICAS)
+            current = IMAGE_V2
+            attempts = 0
+            while sum(1 for entry in log if entry["killed"]) < KILLS:
+                attempts += 1
+                assert attempts <= KILLS + 5, f"seed {SEED}: runs kept finishing before their kill point: {log}"
+                target = IMAGE_V1 if current == IMAGE_V2 else IMAGE_V2
+                argv = write_playbook(tmp_path, _upgrade_task(workload_name, haproxy, target))
+                at = round(rng.uniform(0.5, span), 2)
+                sampler.phase = f"run {len(log)} (to {target}, killed at {at}s)"
+                run = PlaybookRun(argv)
+                while run.elapsed < at and run.proc.poll() is None:
+                    time.sleep(0.02)
+                killed = run.proc.poll() is None
+                run.kill()
+                entry = {"target": target, "kill_at_s": at, "killed": killed,
+                         "state_after_kill": {k: sorted((c["revision"], n) for n, c in v.items())
+                                              for k, v in workload_state(engine, workload_name).items()}}
+                log.append(entry)
+                sampler.phase = f"re-run {len(log) - 1} (to {target})"
+                rc, out, result = PlaybookRun(argv).finish()
+                context = f"seed {SEED}, span {span:.1f}s, runs {log}"
+                assert rc == 0 and result and not result.get("failed"), f"{context}\nre-run:\n{out[-3000:]}"
+                entry["rerun"] = result.get("msg")
+                entry["revision"] = check_converged(engine, haproxy, workload_name, target, REPLICAS)
+                current = target
+    finally:
+        timeline = recorder.stop()
+    print(f"seed {SEED}, reference span {span:.1f}s, kill points: "
+          + ", ".join(f"{e['kill_at_s']}s{'' if e['killed'] else ' (finished first)'}" for e in log))
+    worst, statuses, phase = sampler.minimum()
+    assert len(sampler.samples) > 100, sampler.errors
+    assert worst >= REPLICAS, f"seed {SEED}: only {worst} servers served at one moment, during {phase}: {statuses}; runs {log}"
+    summary = timeline["summary"]
+    assert summary["errors"] == 0, (SEED, summary["error_kinds"], summary["error_examples"], log)
