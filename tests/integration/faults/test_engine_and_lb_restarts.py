@@ -1,0 +1,114 @@
+"""An HAProxy reload and a dockerd restart in the middle of Docker upgrades.
+
+Both run against a dockerd of the test's own (restarting the shared engine would disturb other tests) with
+an HAProxy of the test's own, under a steady load on the HAProxy front end (loopback only).
+
+Each test sets up its own workload (4 replicas of revision 1).
+
+* HAProxy reloaded twice mid-swap (master-worker SIGUSR2; the backend comes back from the servers file the
+  driver keeps): the upgrade completes, and the load sees no failed request.
+* dockerd restarted mid-swap (a default daemon stops its containers; unless-stopped brings them back): the
+  run either completes or fails with a message naming the Docker engine and no traceback; re-running it
+  converges with no orphan container or LB entry.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
+from docker_harness import IMAGE_V1, IMAGE_V2, container_spec
+from fault_harness import (PlaybookRun, RestartableDockerd, backend_servers, check_converged, wait_until,
+                           write_playbook)
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+REPLICAS = 4
+
+
+@pytest.fixture
+def own_dockerd(engine):
+    try:
+        daemon = RestartableDockerd([IMAGE_V1, IMAGE_V2])
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+        message = f"cannot start a dockerd of the test's own ({exc}); it needs root and the ip tool"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    yield daemon
+    daemon.stop()
+
+
+def _task(name, haproxy, host, image, **extra):
+    args = {"platform": "docker", "name": name, "image": image, "docker_host": host,
+            "load_balancer": haproxy.lb_options(), "batch_size": 1, "health_timeout": 30, "drain_timeout": 3,
+            "stop_timeout": 2}
+    args.update(extra)
+    return {"zerodown.rollout.image_upgrade": args}
+
+
+def _new_members(haproxy, revision: int) -> int:
+    return sum(1 for n in backend_servers(haproxy.socket, haproxy.backend) if f"-r{revision}-" in n)
+
+
+@pytest.fixture
+def workload(own_dockerd, haproxy, workload_name, tmp_path):
+    """4 replicas of revision 1 on the test's own engine; yields a docker client of that engine."""
+    import docker
+
+    client = docker.DockerClient(base_url=own_dockerd.host, timeout=60)
+    rc, out, result = PlaybookRun(write_playbook(tmp_path, _task(
+        workload_name, haproxy, own_dockerd.host, IMAGE_V1, replicas=REPLICAS,
+        docker_container=container_spec()))).finish()
+    assert rc == 0 and result and not result.get("failed"), out[-3000:]
+    yield client
+    client.close()
+
+
+def test_haproxy_reloads_mid_upgrade_lose_no_request(own_dockerd, workload, haproxy, workload_name, tmp_path):
+    recorder = TrafficRecorder(SamplerConfig(url=f"{haproxy.url}/version", concurrency=4, timeout=5), rate=200,
+                               max_duration=300).start()
+    try:
+        time.sleep(0.5)
+        run = PlaybookRun(write_playbook(tmp_path, _task(workload_name, haproxy, own_dockerd.host, IMAGE_V2)))
+        wait_until(lambda: _new_members(haproxy, 2) >= 1, 60, "the first revision-2 server in HAProxy")
+        haproxy.reload()
+        wait_until(lambda: _new_members(haproxy, 2) >= 3, 60, "a third revision-2 server in HAProxy")
+        haproxy.reload()
+        rc, out, result = run.finish()
+        time.sleep(0.5)
+    finally:
+        timeline = recorder.stop()
+    assert rc == 0 and result and not result.get("failed"), out[-3000:]
+    assert result["revision"] == 2, result
+    summary = timeline["summary"]
+    assert summary["errors"] == 0, (summary["error_kinds"], summary["error_examples"])
+    assert summary["requests_per_s"] >= 150, summary
+    check_converged(workload, haproxy, workload_name, IMAGE_V2, REPLICAS)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "Docker backend bug: a connection error of the docker SDK (requests.exceptions.ConnectionError while the "
+    "engine restarts) is not caught, so the module crashes with \"Module failed: ('Connection aborted.', "
+    "FileNotFoundError(...))\" instead of naming the engine; DockerPlatform._docker catches only "
+    "docker.errors.DockerException, and the health-gate inspect calls in replicas.py are not wrapped at all"))
+def test_dockerd_restart_mid_upgrade_fails_cleanly_then_converges(own_dockerd, workload, haproxy, workload_name,
+                                                                  tmp_path):
+    argv = write_playbook(tmp_path, _task(workload_name, haproxy, own_dockerd.host, IMAGE_V2))
+    run = PlaybookRun(argv)
+    wait_until(lambda: _new_members(haproxy, 2) >= 1, 60, "the first revision-2 server in HAProxy")
+    down_s = own_dockerd.restart()
+    rc, out, result = run.finish()
+    assert result is not None, out[-3000:]
+    assert "Traceback" not in out and "Traceback" not in str(result), out[-3000:]
+    if result.get("failed"):
+        msg = result["msg"]
+        assert "Docker engine" in msg and not msg.startswith("Task failed: Module failed: ("), (
+            msg, result.get("exception"))
+    rc, out, again = PlaybookRun(argv).finish()
+    assert rc == 0 and again and not again.get("failed"), (result, out[-3000:])
+    revision = check_converged(workload, haproxy, workload_name, IMAGE_V2, REPLICAS)
+    assert revision >= 2, (revision, result, again)
+    print(f"dockerd down {down_s:.1f}s; first run: {result.get('msg')}; re-run: {again.get('msg')}")
