@@ -42,8 +42,10 @@ test: venv services images
 	@./scripts/sanity.sh
 	$(VENV)/bin/ansible-lint --profile production roles/ playbooks/
 
+# DEMO_ARGS="-e demo_platform=kubernetes" runs it on the Kubernetes test API server (docs/roles.md)
 demo: venv images
-	$(VENV)/bin/ansible-playbook -i localhost, -c local playbooks/demo.yml -e ansible_python_interpreter=$(CURDIR)/$(PY)
+	@mkdir -p .tmp/collections/ansible_collections/zerodown && ln -sfn $(CURDIR) .tmp/collections/ansible_collections/zerodown/rollout
+	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.tmp/collections $(VENV)/bin/ansible-playbook -i localhost, -c local playbooks/demo.yml -e ansible_python_interpreter=$(CURDIR)/$(PY) $(DEMO_ARGS)
 
 bench: venv images
 	$(PY) -m bench.run
