@@ -1,0 +1,228 @@
+"""Docker upgrade of 4 replicas under >= 200 requests/s: ours vs the usual community.docker recreate loop vs
+the physical bound.
+
+    .venv/bin/python -m bench.docker_upgrade [--rate 200]
+
+Both upgrades run 1.0 -> 2.0 of the demo image behind an HAProxy on 127.0.0.1 (the tests' configuration:
+health checks every 500 ms, ``option redispatch``, ``retries 2``), with the traffic recorder sending ``--rate``
+requests/s to the front end for the whole run.
+
+* ours: ``zerodown.rollout.image_upgrade`` (batch_size 1, drain_timeout 3);
+* anchor: what users write with community.docker (from PyPI's ``ansible`` in .venv-anchors): a loop over the
+  4 containers with ``docker_container: image: <new>, recreate: true`` (stop, remove, create, start; fixed
+  published ports, static HAProxy servers).
+
+The physical bound of our run is measured from the engine and the LB, not from our code: per batch, the new
+container's start + ready (engine ``create`` event -> HAProxy reports it UP) plus the old one's drain (HAProxy
+DRAIN -> its sessions at 0). Wall time is the task's, from the callback (ansible-playbook start-up excluded).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import typing as t
+
+from bench.common import Playbook, ensure_importable, summary, write_result
+
+REPLICAS = 4
+GOAL = {"failed_requests": 0, "wall_vs_bound": "<= 1.15 x bound + 1 s"}
+
+
+class LbSampler:
+    """Samples status and current sessions of every server of a backend every 20 ms."""
+
+    def __init__(self, sock: str, backend: str) -> None:
+        from fault_harness import backend_servers  # noqa: PLC0415
+        self._read = lambda: backend_servers(sock, backend)
+        self.samples: list[tuple[float, dict[str, tuple[str, int]]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                rows = self._read()
+                self.samples.append((time.time(), {n: (r["status"], int(r["scur"] or 0)) for n, r in rows.items()}))
+            except OSError:
+                pass
+            self._stop.wait(0.02)
+
+    def __enter__(self) -> "LbSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: t.Any) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def first(self, name: str, pred: t.Callable[[str, int], bool], after: float = 0) -> t.Optional[float]:
+        for ts, servers in self.samples:
+            if ts >= after and name in servers and pred(*servers[name]):
+                return ts
+        return None
+
+    def gone_or_drained(self, name: str, after: float) -> t.Optional[float]:
+        for ts, servers in self.samples:
+            if ts >= after and (name not in servers or servers[name][1] == 0):
+                return ts
+        return None
+
+
+def engine_events(since: float, until: float, label: str) -> list[dict[str, t.Any]]:
+    out = subprocess.run(["/usr/bin/docker", "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}",
+                          "--filter", f"label={label}", "--format", "{{json .}}"], capture_output=True, text=True,
+                         timeout=60, check=False).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def task_wall(events: list[dict[str, t.Any]], task: str) -> float:
+    start = next(e["t"] for e in events if e["event"] == "start" and e["task"] == task)
+    end = next(e["t"] for e in events if e["event"] in ("ok", "failed") and e["task"] == task)
+    return end - start
+
+
+def run_ours(work: pathlib.Path, rate: float) -> dict[str, t.Any]:
+    from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
+    from docker_harness import IMAGE_V1, IMAGE_V2, Haproxy, container_spec
+
+    name = f"zdb-{time.monotonic_ns() % 10**6}"
+    proxy = Haproxy(name)
+    base = {"platform": "docker", "name": name, "load_balancer": proxy.lb_options(), "health_timeout": 30}
+    try:
+        rc, out, _ = Playbook(work, [{"hosts": "localhost", "gather_facts": False, "connection": "local", "tasks": [
+            {"name": "create", "zerodown.rollout.image_upgrade": dict(base, image=IMAGE_V1, replicas=REPLICAS,
+                                                                      docker_container=container_spec())}]}]).run()
+        if rc != 0:
+            raise RuntimeError(out[-2000:])
+        book = Playbook(work, [{"hosts": "localhost", "gather_facts": False, "connection": "local", "tasks": [
+            {"name": "upgrade", "zerodown.rollout.image_upgrade": dict(base, image=IMAGE_V2, batch_size=1,
+                                                                       drain_timeout=3)}]}])
+        recorder = TrafficRecorder(SamplerConfig(url=f"{proxy.url}/version", concurrency=8, timeout=5), rate=rate,
+                                   max_duration=300).start()
+        try:
+            time.sleep(1)
+            with LbSampler(proxy.socket, name) as lb:
+                began = time.time()
+                rc, out, events = book.run()
+                ended = time.time()
+            time.sleep(1)
+        finally:
+            timeline = recorder.stop()
+        if rc != 0:
+            raise RuntimeError(out[-2000:])
+        wall = task_wall(events, "upgrade")
+        evs = engine_events(began, ended + 1, f"zerodown.workload={name}")
+        created = {e["Actor"]["Attributes"]["name"]: e["timeNano"] / 1e9 for e in evs if e.get("Action") == "create"}
+        ready_s = []
+        for cname, t_create in created.items():
+            t_up = lb.first(cname, lambda status, _scur: status == "UP", after=t_create)
+            if t_up is not None:
+                ready_s.append(t_up - t_create)
+        drain_s = []
+        for cname in {n for _ts, servers in lb.samples for n in servers} - set(created):
+            t_drain = lb.first(cname, lambda status, _scur: status.startswith("DRAIN"))
+            if t_drain is not None:
+                t_done = lb.gone_or_drained(cname, t_drain)
+                drain_s.append((t_done or t_drain) - t_drain)
+        bound = sum(ready_s) + sum(drain_s)
+        return {"wall_s": round(wall, 3), "bound_s": round(bound, 3), "start_ready_s": summary(ready_s),
+                "drain_s": summary(drain_s), "batches": len(ready_s),
+                "traffic": {k: timeline["summary"][k] for k in ("total", "errors", "error_kinds", "requests_per_s")},
+                "wall_vs_bound": round(wall / bound, 3) if bound else None,
+                "meets_goal": timeline["summary"]["errors"] == 0 and bool(bound) and wall <= 1.15 * bound + 1}
+    finally:
+        proxy.stop()
+        subprocess.run(["/usr/bin/docker", "rm", "-f", *subprocess.run(
+            ["/usr/bin/docker", "ps", "-aq", "--filter", f"label=zerodown.workload={name}"], capture_output=True,
+            text=True, check=False).stdout.split()], capture_output=True, check=False)
+
+
+def run_community(work: pathlib.Path, rate: float, anchors: pathlib.Path) -> dict[str, t.Any]:
+    from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
+    from docker_harness import IMAGE_V1, IMAGE_V2, Haproxy, free_port
+
+    prefix = f"zdc-{time.monotonic_ns() % 10**6}"
+    ports = [free_port() for _ in range(REPLICAS)]
+    proxy = Haproxy(prefix)
+    pathlib.Path(proxy.servers_file).write_text(
+        f"backend {prefix}\n    balance roundrobin\n" + "".join(
+            f"    server {prefix}-{i} 127.0.0.1:{port} check inter 500 fall 2 rise 1\n" for i, port in enumerate(ports)))
+    proxy.reload()
+    containers = [{"name": f"{prefix}-{i}", "port": port} for i, port in enumerate(ports)]
+
+    def task(image: str) -> dict[str, t.Any]:
+        return {"name": "docker_container loop", "loop": containers, "community.docker.docker_container": {
+            "name": "{{ item.name }}", "image": image, "state": "started", "recreate": True,
+            "published_ports": ["127.0.0.1:{{ item.port }}:8080"], "labels": {"zerodown-bench": prefix},
+            "restart_policy": "unless-stopped"}}
+    try:
+        rc, out, _ = Playbook(work, [{"hosts": "localhost", "gather_facts": False, "connection": "local",
+                                      "tasks": [task(IMAGE_V1)]}], bindir=anchors).run()
+        if rc != 0:
+            raise RuntimeError(out[-2000:])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and sorted(proxy.servers().values()) != ["UP"] * REPLICAS:
+            time.sleep(0.2)
+        book = Playbook(work, [{"hosts": "localhost", "gather_facts": False, "connection": "local",
+                                "tasks": [task(IMAGE_V2)]}], bindir=anchors)
+        recorder = TrafficRecorder(SamplerConfig(url=f"{proxy.url}/version", concurrency=8, timeout=5), rate=rate,
+                                   max_duration=300).start()
+        try:
+            time.sleep(1)
+            rc, out, events = book.run()
+            time.sleep(2)
+        finally:
+            timeline = recorder.stop()
+        if rc != 0:
+            raise RuntimeError(out[-2000:])
+        return {"wall_s": round(task_wall(events, "docker_container loop"), 3),
+                "traffic": {k: timeline["summary"][k] for k in ("total", "errors", "error_kinds", "requests_per_s")}}
+    finally:
+        proxy.stop()
+        subprocess.run(["/usr/bin/docker", "rm", "-f", *(c["name"] for c in containers)], capture_output=True,
+                       check=False)
+
+
+def main(argv: t.Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--rate", type=float, default=200.0, help="requests/s during each upgrade (200)")
+    parser.add_argument("--repeat", type=int, default=3, help="upgrades per method (3)")
+    args = parser.parse_args(argv)
+    ensure_importable()
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests" / "integration" / "faults"))
+    from bench.anchors import collection_version, ensure_venv
+
+    anchors = ensure_venv()
+    work = pathlib.Path(tempfile.mkdtemp(prefix="zd-bench-docker-"))
+    ours = [run_ours(work, args.rate) for _ in range(args.repeat)]
+    community = [run_community(work, args.rate, anchors) for _ in range(args.repeat)]
+    result = {
+        "what": f"upgrade of {REPLICAS} replicas 1.0 -> 2.0 behind HAProxy under {args.rate:g} requests/s",
+        "anchor": {"community.docker": collection_version(anchors, "community.docker"),
+                   "playbook": "loop over the containers: docker_container image=<new> recreate=true state=started"},
+        "goal": GOAL,
+        "ours": {"runs": ours, "wall_s": summary([r["wall_s"] for r in ours]),
+                 "bound_s": summary([r["bound_s"] for r in ours]),
+                 "failed_requests": sum(r["traffic"]["errors"] for r in ours)},
+        "community_docker": {"runs": community, "wall_s": summary([r["wall_s"] for r in community]),
+                             "failed_requests": sum(r["traffic"]["errors"] for r in community)},
+        "meets_goal": all(r["meets_goal"] for r in ours),
+    }
+    out = write_result("docker_upgrade", result)
+    print(json.dumps({"ours_wall_median": result["ours"]["wall_s"]["median"],
+                      "bound_median": result["ours"]["bound_s"]["median"],
+                      "ours_failed": result["ours"]["failed_requests"],
+                      "community_wall_median": result["community_docker"]["wall_s"]["median"],
+                      "community_failed": result["community_docker"]["failed_requests"],
+                      "meets_goal": result["meets_goal"], "out": str(out)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
