@@ -227,3 +227,53 @@ class SecondDockerd:
                 self.proc.wait(10)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
         subprocess.run(["rm", "-rf", str(self.dir)], capture_output=True, check=False)
+
+
+class WrkLoad:
+    """A steady, bounded HTTP load from ``wrk`` (C, so it holds its rate on a busy machine).
+
+    Each of ``connections`` keep-alive connections waits ``delay_ms`` between requests (a Lua ``delay``
+    hook), which bounds the rate at about connections * 1000 / (delay_ms + latency). Runs until
+    ``stop()`` (SIGINT, after which wrk prints its summary) or ``max_seconds``.
+    """
+
+    def __init__(self, url: str, connections: int = 16, delay_ms: int = 40, max_seconds: int = 300) -> None:
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="zd-wrk-"))
+        script = self.dir / "pace.lua"
+        script.write_text(f"function delay()\n  return {int(delay_ms)}\nend\n")
+        self.out = open(self.dir / "wrk.out", "w+")
+        self.proc = subprocess.Popen(["wrk", "-t1", f"-c{connections}", f"-d{max_seconds}s", "-s", str(script), url],
+                                     stdout=self.out, stderr=subprocess.STDOUT)
+
+    def stop(self) -> dict[str, t.Any]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.out.seek(0)
+        text = self.out.read()
+        self.out.close()
+        return parse_wrk(text)
+
+
+def parse_wrk(text: str) -> dict[str, t.Any]:
+    """Requests, rate and every kind of failure from wrk's summary."""
+    import re
+
+    def number(pattern: str) -> float:
+        match = re.search(pattern, text)
+        return float(match.group(1)) if match else 0.0
+
+    if "Requests/sec" not in text:
+        raise AssertionError(f"wrk printed no summary:\n{text}")
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    return {
+        "requests": int(number(r"(\d+) requests in")),
+        "requests_per_s": number(r"Requests/sec:\s+([\d.]+)"),
+        "socket_errors": sum(int(x) for x in socket_errors.groups()) if socket_errors else 0,
+        "non_2xx_3xx": int(number(r"Non-2xx or 3xx responses: (\d+)")),
+        "text": text,
+    }

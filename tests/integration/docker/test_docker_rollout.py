@@ -2,16 +2,20 @@
 under a steady load, driven through ansible-playbook."""
 from __future__ import annotations
 
+import os
+import shutil
 import time
 
 import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
-from docker_harness import IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, container_spec, run_playbook
+from docker_harness import IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, WrkLoad, container_spec, run_playbook
 
 pytestmark = pytest.mark.docker
 
-RATE = 250  # requests per second through HAProxy, above the 200/s the promise is tested at
+# The bulk of the load (16 connections, each pacing 40 ms between requests: 250-380 requests/s) comes from wrk; a Python recorder at a lower rate
+# reads the version of every answer it gets, for the version mix over time. Both count failures.
+RECORDER_RATE = 60
 
 
 def _base(name, haproxy, **extra):
@@ -19,6 +23,15 @@ def _base(name, haproxy, **extra):
             "health_timeout": 20, "drain_timeout": 3}
     args.update(extra)
     return args
+
+
+@pytest.fixture(autouse=True)
+def _wrk_available():
+    if shutil.which("wrk") is None:
+        message = "wrk is not installed; run `make services`"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 def _versions(samples):
@@ -33,8 +46,14 @@ def _running(containers):
 
 
 def _recorder(haproxy):
-    return TrafficRecorder(SamplerConfig(url=f"{haproxy.url}/version", concurrency=8, timeout=5), rate=RATE,
-                           max_duration=300).start()
+    return TrafficRecorder(SamplerConfig(url=f"{haproxy.url}/version", concurrency=4, timeout=5),
+                           rate=RECORDER_RATE, max_duration=300).start()
+
+
+def _assert_no_failure(load, timeline):
+    summary = timeline["summary"]
+    assert summary["errors"] == 0, (summary["error_kinds"], summary["error_examples"])
+    assert load["socket_errors"] == 0 and load["non_2xx_3xx"] == 0, load["text"]
 
 
 def test_create_scale_upgrade_rollback_under_load(engine, haproxy, workload_name, containers, tmp_path):
@@ -50,6 +69,7 @@ def test_create_scale_upgrade_rollback_under_load(engine, haproxy, workload_name
     assert len(v1_ids) == 4
     assert sorted(haproxy.servers().values()) == ["UP"] * 4
 
+    load = WrkLoad(f"{haproxy.url}/version")
     recorder = _recorder(haproxy)
     try:
         time.sleep(1.5)
@@ -67,21 +87,21 @@ def test_create_scale_upgrade_rollback_under_load(engine, haproxy, workload_name
         time.sleep(1.5)
     finally:
         timeline = recorder.stop()
+        load = load.stop()
     assert not upgrade.get("failed"), upgrade
     assert (upgrade["previous_revision"], upgrade["revision"]) == (1, 2)
     assert not rollback.get("failed"), rollback
     assert (rollback["previous_revision"], rollback["revision"]) == (2, 1)
 
-    summary = timeline["summary"]
-    assert summary["errors"] == 0, (summary["error_kinds"], summary["error_examples"])
-    assert summary["requests_per_s"] >= 200, summary
+    _assert_no_failure(load, timeline)
+    assert load["requests_per_s"] >= 200, load["text"]
     snap = recorder.snapshot()
     assert _versions(snap[:mark_upgrade]) == {"1.0": mark_upgrade}
     during_upgrade = _versions(snap[mark_upgrade:mark_upgraded])
     assert set(during_upgrade) == {"1.0", "2.0"}, during_upgrade
-    assert _versions(snap[mark_upgraded + 50:mark_rollback]) == {"2.0": mark_rollback - mark_upgraded - 50}
+    assert _versions(snap[mark_upgraded + 10:mark_rollback]) == {"2.0": mark_rollback - mark_upgraded - 10}
     assert set(_versions(snap[mark_rollback:mark_rolled_back])) == {"1.0", "2.0"}
-    assert set(_versions(snap[mark_rolled_back + 50:])) == {"1.0"}
+    assert set(_versions(snap[mark_rolled_back + 10:])) == {"1.0"}
 
     # the rollback restarted the very containers revision 1 ran in (no new ones, no pull)
     assert sorted(cid for rev, cid in _running(containers) if rev == "1") == sorted(v1_ids)
@@ -97,6 +117,7 @@ def test_broken_image_fails_and_old_replicas_keep_serving(engine, haproxy, workl
                                                  docker_container=container_spec())}])
     before_ids = _running(containers)
     before_lb = haproxy.servers()
+    load = WrkLoad(f"{haproxy.url}/version")
     recorder = _recorder(haproxy)
     try:
         time.sleep(1.0)
@@ -106,12 +127,12 @@ def test_broken_image_fails_and_old_replicas_keep_serving(engine, haproxy, workl
         time.sleep(1.0)
     finally:
         timeline = recorder.stop()
+        load = load.stop()
     assert result.get("failed") and not result.get("changed"), result
     assert "unhealthy" in result["msg"] and IMAGE_BROKEN in result["msg"], result["msg"]
     assert result["health_log"], result  # the HEALTHCHECK's own output is quoted
-    summary = timeline["summary"]
-    assert summary["errors"] == 0, (summary["error_kinds"], summary["error_examples"])
-    assert set(summary["versions"]) == {"1.0"}
+    _assert_no_failure(load, timeline)
+    assert load["requests"] > 0 and set(timeline["summary"]["versions"]) == {"1.0"}
     assert _running(containers) == before_ids
     assert [c for c in containers() if c.labels["zerodown.image"] == IMAGE_BROKEN] == []
     assert haproxy.servers() == before_lb
