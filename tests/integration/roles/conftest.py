@@ -1,15 +1,14 @@
 """Fixtures of the role/playbook tests."""
 from __future__ import annotations
 
+import os
 import pathlib
+import socket
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-
-import os
-import socket
-
 import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 
 def _fail_or_skip(message: str) -> None:

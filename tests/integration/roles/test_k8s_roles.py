@@ -103,7 +103,7 @@ def test_broken_upgrade_rolls_back_automatically(web, tmp_path):
     assert rec["ok"] is False and rec["rolled_back"] is True, rec
     assert "Upgrade to the new image" in rec["failure"] and "ReadinessProbeFailing" in rec["failure"]
     assert rec["previous_revision"] == 1 and rec["traffic_after_rollback"] == "pass"
-    assert f"Rolled back to revision 1" in run.output
+    assert "Rolled back to revision 1" in run.output
     assert images(kubectl) == [V1]
     assert_no_failed_requests(timeline)
     versions = timeline["summary"]["versions"]
