@@ -96,9 +96,13 @@ def get_platform(module: t.Any) -> Platform:
 
 def run(module: t.Any, action: t.Callable[[Platform], dict[str, t.Any]]) -> None:
     """Run ``action`` on the module's platform and exit; every RolloutError becomes a clean failure."""
+    failure: t.Optional[RolloutError] = None
     try:
         platform = get_platform(module)
         result = action(platform)
     except RolloutError as err:
-        module.fail_json(msg=err.msg, **err.details)
+        failure = err
+    # fail outside the except block: inside it, ansible-core attaches the (meaningless) traceback
+    if failure is not None:
+        module.fail_json(msg=failure.msg, **failure.details)
     module.exit_json(**result)
