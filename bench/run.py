@@ -54,6 +54,9 @@ def main(argv: t.Optional[list[str]] = None) -> int:
     parser.add_argument("--only", action="append", choices=sorted(BENCHES))
     args = parser.parse_args(argv)
     summary: dict[str, t.Any] = {"quick": args.quick, "benchmarks": {}}
+    previous = RESULTS / "summary.json"
+    if args.only and previous.exists():  # a partial run keeps the other benchmarks' last entries
+        summary["benchmarks"] = json.loads(previous.read_text()).get("benchmarks", {})
     status = 0
     for name in args.only or list(BENCHES):
         full, quick = BENCHES[name]
