@@ -35,7 +35,7 @@ init_plugin_loader([str(COLLECTIONS)])
 # Kubernetes fixtures (k8s_cluster, k8s_namespace) for every test directory: see docs/testing-kubernetes.md.
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-from tests.k8s_server.fixture import k8s_cluster, k8s_namespace  # noqa: E402,F401
+from tests.k8s_server.fixture import k8s_cluster, k8s_namespace  # noqa: E402,F401  pylint: disable=unused-import
 
 
 def pytest_configure(config):

@@ -204,7 +204,7 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
             if name is None:
                 return self._delete_collection(res, namespace)
             return self._delete(res, namespace, name)
-        raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+        raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     # -- helpers -------------------------------------------------------------------------------
     def _wants_table(self) -> bool:
@@ -326,11 +326,9 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
             if meta.get("generateName"):
                 meta["name"] = meta["generateName"] + random_suffix(5)
             else:
-                raise ApiError(422, "Invalid", f'{res.kind} "" is invalid: metadata.name: Required value: name or '
-                                               "generateName is required",
-                               {"kind": res.kind, "causes": [{"reason": "FieldValueRequired",
-                                                               "field": "metadata.name",
-                                                               "message": "Required value"}]})
+                message = f'{res.kind} "" is invalid: metadata.name: Required value: name or generateName is required'
+                causes = [{"reason": "FieldValueRequired", "field": "metadata.name", "message": "Required value"}]
+                raise ApiError(422, "Invalid", message, {"kind": res.kind, "causes": causes})
         self._check_namespace(namespace if res.namespaced else None)
         R.apply_defaults(res, obj)
         causes = R.validate(res, obj, None)
@@ -460,13 +458,15 @@ def drop_nulls(value: Any) -> Any:
     return value
 
 
+SCALE_METADATA_KEYS = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+
+
 def _scale_of(res: Resource, obj: Obj) -> Obj:
     if "scale" not in res.subresources:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     return {
         "kind": "Scale", "apiVersion": "autoscaling/v1",
-        "metadata": {k: obj["metadata"][k] for k in ("name", "namespace", "uid", "resourceVersion",
-                                                      "creationTimestamp") if k in obj["metadata"]},
+        "metadata": {k: obj["metadata"][k] for k in SCALE_METADATA_KEYS if k in obj["metadata"]},
         "spec": {"replicas": int(obj["spec"].get("replicas", 1))},
         "status": {"replicas": int((obj.get("status") or {}).get("replicas") or 0),
                    "selector": selector_to_string(obj["spec"].get("selector"))},

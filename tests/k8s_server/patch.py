@@ -254,7 +254,7 @@ def _apply_order(field: str, items: list[Any], order: list[Any]) -> list[Any]:
     pos = {(o.get(key) if isinstance(o, dict) else o): i for i, o in enumerate(order)}
     indexed = list(enumerate(items))
     indexed.sort(key=lambda p: (pos.get(p[1].get(key) if isinstance(p[1], dict) else p[1], len(pos) + p[0])))
-    return [x for _, x in indexed]
+    return [x for _idx, x in indexed]
 
 
 def apply_patch(content_type: str, original: dict[str, Any], body: Any) -> dict[str, Any]:

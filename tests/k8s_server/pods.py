@@ -369,7 +369,7 @@ class Kubelet:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            pods, _ = self.store.list(POD)
+            pods, _rv = self.store.list(POD)
             with self._lock:
                 for pod in pods:
                     uid = pod["metadata"]["uid"]

@@ -167,8 +167,8 @@ def _default_template(obj: dict[str, Any]) -> None:
 
 def apply_defaults(res: Resource, obj: dict[str, Any]) -> None:
     """The apps/v1 and core/v1 defaults kubectl and the controllers rely on."""
-    spec = obj.setdefault("spec", {}) if res.kind not in ("Event", "Endpoints", "ControllerRevision",
-                                                           "ConfigMap") else None
+    no_spec = ("Event", "Endpoints", "ControllerRevision", "ConfigMap")
+    spec = obj.setdefault("spec", {}) if res.kind not in no_spec else None
     if res.kind == "Deployment":
         spec.setdefault("replicas", 1)
         strat = spec.setdefault("strategy", {})

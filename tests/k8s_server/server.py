@@ -72,10 +72,10 @@ class K8sTestServer:
             R.apply_defaults(R.NAMESPACE, obj)
             self.store.create(R.NAMESPACE, obj)
         for node in self.nodes:
-            self.store.create(R.NODE, {"metadata": {"name": node, "labels": {"kubernetes.io/hostname": node}},
-                                       "spec": {}, "status": {"conditions": [{"type": "Ready", "status": "True"}],
-                                                             "addresses": [{"type": "InternalIP",
-                                                                            "address": "127.0.0.1"}]}})
+            status = {"conditions": [{"type": "Ready", "status": "True"}],
+                      "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]}
+            meta = {"name": node, "labels": {"kubernetes.io/hostname": node}}
+            self.store.create(R.NODE, {"metadata": meta, "spec": {}, "status": status})
         handler = type("BoundApiHandler", (ApiHandler,), {"cluster": self})
         self._httpd = _HTTPServer((self.host, self.requested_port), handler)
         self._spawn("api", self._httpd.serve_forever)
@@ -180,7 +180,7 @@ class K8sTestServer:
         except Exception:  # noqa: BLE001 (events are best effort, as upstream)
             return
         with self._events_lock:
-            events, _ = self.store.list(R.EVENT)
+            events, _rv = self.store.list(R.EVENT)
             if len(events) > MAX_EVENTS:
                 events.sort(key=lambda e: int(e["metadata"]["resourceVersion"]))
                 for e in events[: len(events) - MAX_EVENTS]:

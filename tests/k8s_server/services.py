@@ -69,7 +69,7 @@ class _Proxy(threading.Thread):
     def run(self) -> None:
         while not self.closed.is_set():
             try:
-                client, _ = self.sock.accept()
+                client, _addr = self.sock.accept()
             except socket.timeout:
                 continue
             except OSError:
@@ -174,7 +174,7 @@ class ServiceProxies:
 
     # -- endpoints controller -------------------------------------------------------------------
     def sync_endpoints(self) -> None:
-        services, _ = self.store.list(SERVICE)
+        services, _rv = self.store.list(SERVICE)
         live = {(s["metadata"]["namespace"], s["metadata"]["name"]) for s in services}
         with self._lock:
             # a group allocated by a create still in flight is not in the store yet: give it time

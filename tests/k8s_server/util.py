@@ -64,7 +64,7 @@ def human_duration(seconds: float) -> str:
 
 
 def random_suffix(n: int = 5) -> str:
-    return "".join(random.choice(SAFE_ALPHABET) for _ in range(n))
+    return "".join(random.choice(SAFE_ALPHABET) for _i in range(n))
 
 
 def fnv32a(data: bytes) -> int:

@@ -141,7 +141,10 @@ def test_list_selectors(api, k8s_namespace):
         d = m.deployment(name, f"{m.DEMO_IMAGE}:1.0", replicas=0)
         d["metadata"]["labels"]["tier"] = tier
         apps.create_namespaced_deployment(k8s_namespace, d)
-    names = lambda lst: sorted(i.metadata.name for i in lst.items)  # noqa: E731
+
+    def names(lst):
+        return sorted(i.metadata.name for i in lst.items)
+
     assert names(apps.list_namespaced_deployment(k8s_namespace, label_selector="tier=front")) == ["a", "c"]
     assert names(apps.list_namespaced_deployment(k8s_namespace, label_selector="tier!=front")) == ["b"]
     assert names(apps.list_namespaced_deployment(k8s_namespace, label_selector="tier in (back,x),app")) == ["b"]
@@ -162,7 +165,7 @@ def test_watch_streams_from_a_resource_version_and_times_out(api, k8s_namespace)
         if ev["object"].status and ev["object"].status.available_replicas == 1 and \
                 ev["object"].status.observed_generation == 1:
             w.stop()
-    assert seen and all(t == "MODIFIED" for t, _ in seen)  # nothing replayed from before rv
+    assert seen and all(t == "MODIFIED" for t, _obj in seen)  # nothing replayed from before rv
     assert time.monotonic() - started < 20
     # a watch with nothing happening ends at timeoutSeconds
     started = time.monotonic()

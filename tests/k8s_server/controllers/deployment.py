@@ -94,14 +94,14 @@ def _ru(d: Obj) -> dict[str, Any]:
 def max_surge(d: Obj) -> int:
     if not is_rolling(d):
         return 0
-    surge, _ = resolve_fenceposts(_ru(d).get("maxSurge"), _ru(d).get("maxUnavailable"), spec_replicas(d))
+    surge, _unavail = resolve_fenceposts(_ru(d).get("maxSurge"), _ru(d).get("maxUnavailable"), spec_replicas(d))
     return surge
 
 
 def max_unavailable(d: Obj) -> int:
     if not is_rolling(d) or spec_replicas(d) == 0:
         return 0
-    _, unavail = resolve_fenceposts(_ru(d).get("maxSurge"), _ru(d).get("maxUnavailable"), spec_replicas(d))
+    _surge, unavail = resolve_fenceposts(_ru(d).get("maxSurge"), _ru(d).get("maxUnavailable"), spec_replicas(d))
     return min(unavail, spec_replicas(d))
 
 
@@ -368,7 +368,7 @@ class DeploymentController:
 
     # -- helpers writing through the store --------------------------------------------------
     def _owned_rss(self, d: Obj) -> list[Obj]:
-        rss, _ = self.store.list(REPLICASET, d["metadata"]["namespace"])
+        rss, _rv = self.store.list(REPLICASET, d["metadata"]["namespace"])
         return [rs for rs in rss if is_controlled_by(rs, d)]
 
     def _save(self, d: Obj) -> Obj:
@@ -601,7 +601,7 @@ class DeploymentController:
         if scaled:
             self._sync_rollout_status(d, snapshot, new_rs)
             return
-        pods, _ = self.store.list(POD, d["metadata"]["namespace"])
+        pods, _rv = self.store.list(POD, d["metadata"]["namespace"])
         if any(st(rs, "replicas") > 0 for rs in old_rss) or any(
                 is_controlled_by(p, rs) and (p.get("status") or {}).get("phase") not in ("Failed", "Succeeded")
                 for rs in old_rss for p in pods):

@@ -26,7 +26,7 @@ def template_of(owner: Obj, revision: Obj) -> Obj:
 
 
 def owned_revisions(store: Store, owner: Obj) -> list[Obj]:
-    revs, _ = store.list(CONTROLLERREVISION, owner["metadata"]["namespace"])
+    revs, _rv = store.list(CONTROLLERREVISION, owner["metadata"]["namespace"])
     revs = [r for r in revs if is_controlled_by(r, owner)]
     revs.sort(key=lambda r: (int(r.get("revision") or 0),
                              parse_time(r["metadata"].get("creationTimestamp")) or 0, r["metadata"]["name"]))

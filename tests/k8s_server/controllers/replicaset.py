@@ -40,7 +40,7 @@ class ReplicaSetController:
         diff = len(active) - want
         if not rs["metadata"].get("deletionTimestamp"):
             if diff < 0:
-                for _ in range(-diff):
+                for _i in range(-diff):
                     pod = pod_from_template(rs, "ReplicaSet", rs["spec"]["template"], node=pick_node(self.nodes))
                     created = self.store.create(POD, pod)
                     self.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")

@@ -155,11 +155,11 @@ def test_watch_failure_falls_back_to_polling_and_times_out_cleanly():
 def running_pod(started_ago, ready=False, period=1, delay=0, reason=None):
     cs = {"name": "app", "ready": ready, "restartCount": 0}
     cs["state"] = {"waiting": {"reason": reason}} if reason else {"running": {"startedAt": ts(started_ago)}}
+    probe = {"periodSeconds": period, "initialDelaySeconds": delay}
+    ready_condition = {"type": "Ready", "status": str(ready), "lastTransitionTime": ts(started_ago)}
     return {"metadata": {"name": "p"},
-            "spec": {"containers": [{"name": "app", "readinessProbe": {"periodSeconds": period,
-                                                                       "initialDelaySeconds": delay}}]},
-            "status": {"containerStatuses": [cs], "conditions": [{"type": "Ready", "status": str(ready),
-                                                                   "lastTransitionTime": ts(started_ago)}]}}
+            "spec": {"containers": [{"name": "app", "readinessProbe": probe}]},
+            "status": {"containerStatuses": [cs], "conditions": [ready_condition]}}
 
 
 @pytest.mark.parametrize("pod, limit, reason", [
