@@ -35,7 +35,8 @@ def engine():
         except docker.errors.ImageNotFound:
             _skip_or_fail(f"demo image {ref} missing; run `make images`")
     yield client
-    for container in client.containers.list(all=True, filters={"label": TEST_LABEL}):
+    # sparse: no inspect per container, so one removed meanwhile (by a parallel run) cannot fail the listing
+    for container in client.containers.list(all=True, sparse=True, filters={"label": TEST_LABEL}):
         try:
             container.remove(force=True, v=True)
         except docker.errors.APIError:
