@@ -185,6 +185,8 @@ def run_community(work: pathlib.Path, rate: float, anchors: pathlib.Path) -> dic
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and sorted(proxy.servers().values()) != ["UP"] * REPLICAS:
             time.sleep(0.2)
+        if sorted(proxy.servers().values()) != ["UP"] * REPLICAS:  # never measure against a dead backend
+            raise RuntimeError(f"the 1.0 containers never came UP in HAProxy: {proxy.servers()}")
         book = Playbook(work, [{"hosts": "localhost", "gather_facts": False, "connection": "local",
                                 "tasks": [task(IMAGE_V2)]}], bindir=anchors)
         recorder = TrafficRecorder(SamplerConfig(url=f"{proxy.url}/version", concurrency=8, timeout=5), rate=rate,
