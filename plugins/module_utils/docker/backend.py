@@ -105,12 +105,11 @@ class DockerPlatform(Platform):
         return rc, out, err
 
     def _docker(self, what: str, func: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> t.Any:
-        try:
-            return func(*args, **kwargs)
-        except engine_mod.docker_errors.APIError as exc:
-            raise RolloutFailed(f"Docker engine refused to {what}: {engine_mod.api_error_text(exc)}")
-        except engine_mod.docker_errors.DockerException as exc:
-            raise PlatformUnreachable(f"lost the Docker engine while trying to {what}: {exc}")
+        """``func(...)`` (a method of ``self.client.api``) with SDK errors mapped, described as ``what``."""
+        return engine_mod.guarded_call(self._engine_label(), what, getattr(func, "zd_raw", func), *args, **kwargs)
+
+    def _engine_label(self) -> str:
+        return engine_mod.host_label(self.params)
 
     # -- reading -----------------------------------------------------------------------------------
     def load(self) -> History:
@@ -121,8 +120,8 @@ class DockerPlatform(Platform):
         replicas = []
         for summary in found:
             try:
-                attrs = api.inspect_container(summary["Id"])
-            except engine_mod.docker_errors.NotFound:
+                attrs = self._docker(f"inspect container {summary['Id'][:12]}", api.inspect_container, summary["Id"])
+            except engine_mod.EngineNotFound:
                 continue  # removed between the list and the inspect
             replicas.append(Replica.from_attrs(attrs))
         return History(replicas)
@@ -230,13 +229,9 @@ class DockerPlatform(Platform):
     # -- image handling ----------------------------------------------------------------------------
     def _local_image(self, ref: str) -> t.Optional[dict[str, t.Any]]:
         try:
-            return self.client.api.inspect_image(ref)
-        except engine_mod.docker_errors.ImageNotFound:
+            return self._docker(f"inspect image {ref}", self.client.api.inspect_image, ref)
+        except engine_mod.EngineNotFound:
             return None
-        except engine_mod.docker_errors.APIError as exc:
-            if getattr(exc, "status_code", None) == 404:
-                return None
-            raise RolloutFailed(f"cannot inspect image {ref}: {engine_mod.api_error_text(exc)}")
 
     def _ensure_image(self, ref: str, pull: str) -> dict[str, t.Any]:
         image = self._local_image(ref) if pull != "always" else None
@@ -246,11 +241,13 @@ class DockerPlatform(Platform):
             raise RolloutFailed(f"image {ref} is not on {self._host()} and pull=never; load or build it there first")
         parsed = parse_image_reference(ref)
         try:
-            self.client.api.pull(parsed.repository, tag=parsed.digest or parsed.tag or "latest")
-        except engine_mod.docker_errors.DockerException as exc:
+            self._docker(f"pull image {ref}", self.client.api.pull, parsed.repository,
+                         tag=parsed.digest or parsed.tag or "latest")
+        except PlatformUnreachable:
+            raise
+        except RolloutFailed as exc:
             raise RolloutFailed(f"image {ref} is not on {self._host()} and pulling it failed: "
-                                f"{engine_mod.api_error_text(exc)}. Push it to a registry the host can reach, "
-                                "or load it on the host")
+                                f"{exc.msg}. Push it to a registry the host can reach, or load it on the host")
         image = self._local_image(ref)
         if image is None:
             raise RolloutFailed(f"image {ref} is still missing after the pull")
@@ -274,11 +271,11 @@ class DockerPlatform(Platform):
 
     def _remove(self, cid: str) -> None:
         try:
-            self.client.api.remove_container(cid, force=True, v=True)
-        except engine_mod.docker_errors.NotFound:
+            self._docker(f"remove container {cid[:12]}", self.client.api.remove_container, cid, force=True, v=True)
+        except engine_mod.EngineNotFound:
             pass
-        except engine_mod.docker_errors.APIError as exc:
-            self.module.warn(f"could not remove container {cid[:12]}: {engine_mod.api_error_text(exc)}")
+        except RolloutError as err:  # cleanup goes on; a re-run removes what is left
+            self.module.warn(f"could not remove container {cid[:12]}: {err.msg}")
 
     def _stop(self, rep: Replica) -> None:
         self._docker(f"stop container {rep.name}", self.client.api.stop, rep.id,
@@ -286,8 +283,11 @@ class DockerPlatform(Platform):
 
     def _image_config(self, image_id: str) -> t.Optional[dict[str, t.Any]]:
         try:
-            return (self.client.api.inspect_image(image_id) or {}).get("Config") or {}
-        except engine_mod.docker_errors.DockerException:
+            return (self._docker(f"inspect image {image_id[:19]}", self.client.api.inspect_image, image_id)
+                    or {}).get("Config") or {}
+        except PlatformUnreachable:
+            raise
+        except RolloutFailed:  # only refines the clone; without it the new image's defaults apply
             return None
 
     # -- the swap ----------------------------------------------------------------------------------
@@ -326,9 +326,10 @@ class DockerPlatform(Platform):
                 self._remove(cid)
             else:
                 try:
-                    self.client.api.stop(cid, timeout=int(self.params.get("stop_timeout") or 10))
-                except engine_mod.docker_errors.DockerException:
-                    pass
+                    self._docker(f"stop container {cid[:12]}", self.client.api.stop, cid,
+                                 timeout=int(self.params.get("stop_timeout") or 10))
+                except RolloutError as err:  # undo goes on with the rest; the original error is raised
+                    self.module.warn(f"could not stop container {cid[:12]} while undoing the batch: {err.msg}")
 
     def _take_out(self, reps: t.Sequence[Replica], remove: bool = False) -> None:
         """Drain old replicas, take them out of the LB, then stop (and keep, unless ``remove``) them."""
@@ -399,7 +400,9 @@ class DockerPlatform(Platform):
                 for rep in old:
                     self._docker(f"restart container {rep.name}", self.client.api.start, rep.id)
                 self._take_in([r.id for r in old], [])
-            new_reps = [Replica.from_attrs(self.client.api.inspect_container(cid)) for cid in new_ids]
+            new_reps = [Replica.from_attrs(self._docker(f"inspect container {cid[:12]}",
+                                                        self.client.api.inspect_container, cid))
+                        for cid in new_ids]
             self._take_out([r for r in new_reps if r.id not in fresh])
             self._take_out([r for r in new_reps if r.id in fresh], remove=True)
             err.msg += "; the batches that had completed were swapped back, so the workload runs what it ran before"
