@@ -106,7 +106,7 @@ def run_ours(work: pathlib.Path, rate: float) -> dict[str, t.Any]:
     proxy = Haproxy(name)
     base = {"platform": "docker", "name": name, "load_balancer": proxy.lb_options(), "health_timeout": 30}
     try:
-        rc, out, _ = Playbook(work, [{"hosts": "localhost", "gather_facts": False, "connection": "local", "tasks": [
+        rc, out, _events = Playbook(work, [{"hosts": "localhost", "gather_facts": False, "connection": "local", "tasks": [
             {"name": "create", "zerodown.rollout.image_upgrade": dict(base, image=IMAGE_V1, replicas=REPLICAS,
                                                                       docker_container=container_spec())}]}]).run()
         if rc != 0:
@@ -164,7 +164,7 @@ def run_community(work: pathlib.Path, rate: float, anchors: pathlib.Path) -> dic
     from docker_harness import IMAGE_V1, IMAGE_V2, Haproxy, free_port
 
     prefix = f"zdc-{time.monotonic_ns() % 10**6}"
-    ports = [free_port() for _ in range(REPLICAS)]
+    ports = [free_port() for _index in range(REPLICAS)]
     proxy = Haproxy(prefix)
     pathlib.Path(proxy.servers_file).write_text(
         f"backend {prefix}\n    balance roundrobin\n" + "".join(
@@ -178,7 +178,7 @@ def run_community(work: pathlib.Path, rate: float, anchors: pathlib.Path) -> dic
             "published_ports": ["127.0.0.1:{{ item.port }}:8080"], "labels": {"zerodown-bench": prefix},
             "restart_policy": "unless-stopped"}}
     try:
-        rc, out, _ = Playbook(work, [{"hosts": "localhost", "gather_facts": False, "connection": "local",
+        rc, out, _events = Playbook(work, [{"hosts": "localhost", "gather_facts": False, "connection": "local",
                                       "tasks": [task(IMAGE_V1)]}], bindir=anchors).run()
         if rc != 0:
             raise RuntimeError(out[-2000:])
@@ -218,8 +218,8 @@ def main(argv: t.Optional[list[str]] = None) -> int:
 
     anchors = ensure_venv()
     work = pathlib.Path(tempfile.mkdtemp(prefix="zd-bench-docker-"))
-    ours = [run_ours(work, args.rate) for _ in range(args.repeat)]
-    community = [run_community(work, args.rate, anchors) for _ in range(args.repeat)]
+    ours = [run_ours(work, args.rate) for _run in range(args.repeat)]
+    community = [run_community(work, args.rate, anchors) for _run in range(args.repeat)]
     result = {
         "what": f"upgrade of {REPLICAS} replicas 1.0 -> 2.0 behind HAProxy under {args.rate:g} requests/s",
         "anchor": {"community.docker": collection_version(anchors, "community.docker"),

@@ -97,6 +97,15 @@ def _classify(reqs: list[tuple[float, str, str, str]]) -> dict[str, int]:
     return out
 
 
+def kubectl_version() -> str:
+    out = subprocess.run(["kubectl", "version", "--client", "-o", "json"], capture_output=True, text=True,
+                         check=False).stdout
+    try:
+        return json.loads(out)["clientVersion"]["gitVersion"]
+    except (ValueError, KeyError):
+        return "unknown"
+
+
 def main(argv: t.Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--rollouts", type=int, default=20, help="rollouts per waiter (20)")
@@ -213,11 +222,7 @@ def main(argv: t.Optional[list[str]] = None) -> int:
         "rollouts_per_waiter": args.rollouts,
         "deployment": f"3 replicas, maxSurge 1, maxUnavailable 0, readinessProbe period 1 s, app listening "
                       f"{START_DELAY_S} s after start",
-        "anchors": {"kubernetes.core": collection_version(anchors, "kubernetes.core"),
-                    "kubectl": subprocess.run(["kubectl", "version", "--client", "-o", "json"], capture_output=True,
-                                              text=True, check=False).stdout and json.loads(subprocess.run(
-                                                  ["kubectl", "version", "--client", "-o", "json"], capture_output=True,
-                                                  text=True, check=False).stdout)["clientVersion"]["gitVersion"]},
+        "anchors": {"kubernetes.core": collection_version(anchors, "kubernetes.core"), "kubectl": kubectl_version()},
         "goal": {"median_latency_s": GOAL_MEDIAN_S, "fewer_requests_than": "kubernetes.core"},
         "waiters": {},
     }

@@ -42,8 +42,8 @@ def _closed_port() -> int:
 def _cases(dk: dict[str, t.Any], k8s: dict[str, t.Any], missing_dk: dict[str, t.Any], traffic_url: str,
            port: int) -> list[tuple[str, dict[str, t.Any], list[str]]]:
     """(case id, task, words the error message must contain: the option or the fix)."""
-    up, rb, wt, info, pf = ("zerodown.rollout." + n for n in ("image_upgrade", "rollback", "rollout_wait",
-                                                            "rollout_info", "preflight"))
+    names = ("image_upgrade", "rollback", "rollout_wait", "rollout_info", "preflight")
+    up, rb, wt, info, pf = (f"zerodown.rollout.{n}" for n in names)
     look = "zerodown.rollout.traffic_check"
 
     def lookup(url: str, **opts: t.Any) -> dict[str, t.Any]:
@@ -85,8 +85,8 @@ def _cases(dk: dict[str, t.Any], k8s: dict[str, t.Any], missing_dk: dict[str, t.
         ("docker-rollback-unknown-revision", {rb: {**dk, "to_revision": 99}}, ["99"]),
         ("docker-rollback-missing-workload", {rb: {**missing_dk}}, ["does not exist"]),
         ("docker-wait-unknown-revision", {wt: {**dk, "revision": 42, "timeout": 5}}, ["42"]),
-        ("docker-health-status-invalid", {up: {**dk, "image": IMAGE_V2, "health_check": {"path": "/healthz",
-                                                                                           "status": ["ok"]}}}, ["status"]),
+        ("docker-health-status-invalid",
+         {up: {**dk, "image": IMAGE_V2, "health_check": {"path": "/healthz", "status": ["ok"]}}}, ["status"]),
         ("docker-healthcheck-without-test", {up: {**missing_dk, "image": IMAGE_V1, "replicas": 1,
                                                   "docker_container": {"port": 8080, "healthcheck": {"interval": 1}}}},
          ["test"]),
