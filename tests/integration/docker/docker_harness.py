@@ -1,4 +1,4 @@
-"""Test support for the Docker backend: HAProxy and a second dockerd started by the tests, playbook runs."""
+"""Test support for the Docker backend: HAProxy and extra dockerds (other "hosts") started by the tests, playbook runs."""
 from __future__ import annotations
 
 import json
@@ -170,22 +170,31 @@ def run_playbook(tmp: pathlib.Path, tasks: list[dict[str, t.Any]], inventory: t.
     return results
 
 
-class SecondDockerd:
-    """A second dockerd standing for a second host: own socket, data-root, exec-root, pidfile and bridge.
+class ExtraDockerd:
+    """An extra dockerd standing for another host: own socket, data-root, exec-root, pidfile and bridge.
 
-    No iptables rules (published ports go through docker-proxy on loopback); the demo images are
-    copied over with save/load since no registry is reachable.
+    Instance ``index`` gets bridge ``zd<run><index>`` on subnet 172.31.(251 - index).1/24, so several can run
+    side by side (the fault tests' own dockerd uses 172.31.252.0/24). No iptables rules (published ports go
+    through docker-proxy on loopback); the demo images are copied over with save/load (no registry is
+    reachable) from ``image_archive`` when given (saved once for a whole fleet), else straight from the
+    local engine.
     """
 
-    def __init__(self, images: t.Sequence[str]) -> None:
-        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="zd-d2-"))
-        self.bridge = f"zd{RUN_ID[:6]}"
+    def __init__(self, images: t.Sequence[str], index: int = 0, image_archive: t.Optional[str] = None,
+                 start_timeout: float = 30) -> None:
+        if not 0 <= index < 50:
+            raise ValueError(f"dockerd index {index} out of range 0..49")
+        self.index = index
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix=f"zd-d{index}-"))
+        self.bridge = f"zd{RUN_ID[:6]}{index}" if index else f"zd{RUN_ID[:6]}"
+        self.subnet = f"172.31.{251 - index}.1/24"
         self.socket = str(self.dir / "docker.sock")
         self.host = f"unix://{self.socket}"
         self.proc: t.Optional[subprocess.Popen] = None
+        self.log: t.Optional[t.IO[bytes]] = None
         subprocess.run(["ip", "link", "add", self.bridge, "type", "bridge"], check=True, capture_output=True)
         try:
-            subprocess.run(["ip", "addr", "add", "172.31.251.1/24", "dev", self.bridge], check=True, capture_output=True)
+            subprocess.run(["ip", "addr", "add", self.subnet, "dev", self.bridge], check=True, capture_output=True)
             subprocess.run(["ip", "link", "set", self.bridge, "up"], check=True, capture_output=True)
             self.log = open(self.dir / "dockerd.log", "wb")
             self.proc = subprocess.Popen(
@@ -193,40 +202,90 @@ class SecondDockerd:
                  "--exec-root", str(self.dir / "exec"), "--pidfile", str(self.dir / "dockerd.pid"),
                  "--bridge", self.bridge, "--iptables=false", "--ip-masq=false"],
                 stdout=self.log, stderr=subprocess.STDOUT)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                ping = subprocess.run(["/usr/bin/docker", "-H", self.host, "version", "--format", "{{.Server.Version}}"],
-                                      capture_output=True, check=False)
-                if ping.returncode == 0:
-                    break
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.3)
+            self._wait_answer(start_timeout)
+            if image_archive is not None:
+                with open(image_archive, "rb") as archive:
+                    subprocess.run(["/usr/bin/docker", "-H", self.host, "load", "-q"], stdin=archive, check=True,
+                                   capture_output=True, timeout=120)
             else:
-                raise RuntimeError("second dockerd did not answer")
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"second dockerd exited: {(self.dir / 'dockerd.log').read_text()[-2000:]}")
-            save = subprocess.Popen(["/usr/bin/docker", "save", *images], stdout=subprocess.PIPE)
-            subprocess.run(["/usr/bin/docker", "-H", self.host, "load", "-q"], stdin=save.stdout, check=True,
-                           capture_output=True)
-            save.wait(60)
+                save = subprocess.Popen(["/usr/bin/docker", "save", *images], stdout=subprocess.PIPE)
+                subprocess.run(["/usr/bin/docker", "-H", self.host, "load", "-q"], stdin=save.stdout, check=True,
+                               capture_output=True, timeout=120)
+                save.wait(60)
         except BaseException:
             self.stop()
             raise
 
+    def _wait_answer(self, timeout: float) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ping = subprocess.run(["/usr/bin/docker", "-H", self.host, "version", "--format", "{{.Server.Version}}"],
+                                  capture_output=True, check=False, timeout=10)
+            if ping.returncode == 0:
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dockerd {self.index} exited: {(self.dir / 'dockerd.log').read_text()[-2000:]}")
+            time.sleep(0.3)
+        raise RuntimeError(f"dockerd {self.index} did not answer within {timeout:g}s")
+
     def stop(self) -> None:
+        """Remove its containers, stop it, delete its bridge and directory (safe to call twice)."""
         if self.proc is not None and self.proc.poll() is None:
-            ids = subprocess.run(["/usr/bin/docker", "-H", self.host, "ps", "-aq"], capture_output=True, text=True, check=False).stdout.split()
+            ids = subprocess.run(["/usr/bin/docker", "-H", self.host, "ps", "-aq"], capture_output=True, text=True,
+                                 check=False, timeout=30).stdout.split()
             if ids:
-                subprocess.run(["/usr/bin/docker", "-H", self.host, "rm", "-f", *ids], capture_output=True, check=False)
+                subprocess.run(["/usr/bin/docker", "-H", self.host, "rm", "-f", *ids], capture_output=True,
+                               check=False, timeout=60)
             self.proc.terminate()
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        if self.log is not None and not self.log.closed:
+            self.log.close()
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
         subprocess.run(["rm", "-rf", str(self.dir)], capture_output=True, check=False)
+
+
+class SecondDockerd(ExtraDockerd):
+    """The multi-host Docker tests' second host: instance 0 of :class:`ExtraDockerd`."""
+
+    def __init__(self, images: t.Sequence[str]) -> None:
+        super().__init__(images, index=0)
+
+
+def start_dockerds(count: int, images: t.Sequence[str], first_index: int = 1) -> list[ExtraDockerd]:
+    """``count`` extra dockerds (indexes ``first_index``...), started side by side; the images are saved once.
+
+    On any failure, those already started are stopped before the error is raised.
+    """
+    import concurrent.futures
+
+    work = pathlib.Path(tempfile.mkdtemp(prefix="zd-fleet-img-"))
+    archive = str(work / "images.tar")
+    started: list[ExtraDockerd] = []
+    try:
+        subprocess.run(["/usr/bin/docker", "save", "-o", archive, *images], check=True, capture_output=True,
+                       timeout=120)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=count) as pool:
+            futures = [pool.submit(ExtraDockerd, images, first_index + i, archive) for i in range(count)]
+            errors = []
+            for future in futures:
+                try:
+                    started.append(future.result())
+                except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+                    errors.append(exc)
+            if errors:
+                raise errors[0]
+        return started
+    except BaseException:
+        for daemon in started:
+            daemon.stop()
+        raise
+    finally:
+        subprocess.run(["rm", "-rf", str(work)], capture_output=True, check=False)
 
 
 class WrkLoad:
