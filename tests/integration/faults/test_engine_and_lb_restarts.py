@@ -89,11 +89,6 @@ def test_haproxy_reloads_mid_upgrade_lose_no_request(own_dockerd, workload, hapr
     check_converged(workload, haproxy, workload_name, IMAGE_V2, REPLICAS)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Docker backend bug: a connection error of the docker SDK (requests.exceptions.ConnectionError while the "
-    "engine restarts) is not caught, so the module crashes with \"Module failed: ('Connection aborted.', "
-    "FileNotFoundError(...))\" instead of naming the engine; DockerPlatform._docker catches only "
-    "docker.errors.DockerException, and the health-gate inspect calls in replicas.py are not wrapped at all"))
 def test_dockerd_restart_mid_upgrade_fails_cleanly_then_converges(own_dockerd, workload, haproxy, workload_name,
                                                                   tmp_path):
     argv = write_playbook(tmp_path, _task(workload_name, haproxy, own_dockerd.host, IMAGE_V2))
