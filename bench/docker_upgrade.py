@@ -178,8 +178,8 @@ def run_community(work: pathlib.Path, rate: float, anchors: pathlib.Path) -> dic
             "published_ports": ["127.0.0.1:{{ item.port }}:8080"], "labels": {"zerodown-bench": prefix},
             "restart_policy": "unless-stopped"}}
     try:
-        rc, out, _events = Playbook(work, [{"hosts": "localhost", "gather_facts": False, "connection": "local",
-                                      "tasks": [task(IMAGE_V1)]}], bindir=anchors).run()
+        play = {"hosts": "localhost", "gather_facts": False, "connection": "local", "tasks": [task(IMAGE_V1)]}
+        rc, out, _events = Playbook(work, [play], bindir=anchors).run()
         if rc != 0:
             raise RuntimeError(out[-2000:])
         deadline = time.monotonic() + 30
