@@ -49,4 +49,5 @@ else
   engine_up || { tail -20 "$STATE/dockerd.log" >&2; die "dockerd did not come up"; }
   say "Docker engine started: $(docker_cli version --format '{{.Server.Version}}')"
 fi
-haproxy -v 2>/dev/null | head -1 | sed 's/^/>> /' || /usr/sbin/haproxy -v | head -1
+# sed reads all of it: `head -1` would close the pipe early and, under pipefail, fail on SIGPIPE
+PATH=$PATH:/usr/sbin haproxy -v | sed -n '1s/^/>> /p'
