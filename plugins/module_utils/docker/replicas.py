@@ -35,6 +35,8 @@ OWN_LABELS = (LABEL_WORKLOAD, LABEL_REVISION, LABEL_IMAGE, LABEL_CAUSE, LABEL_CR
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,39}$")
 POLL = 0.25
+# How long a new container may stay "unhealthy" before it is judged broken (a slow check can flap).
+UNHEALTHY_GRACE = 3.0
 NS = 1_000_000_000
 
 
@@ -272,13 +274,15 @@ def wait_healthy(engine: t.Any, container_ids: t.Sequence[str], timeout: float,
 
     A replica passes when its HEALTHCHECK reports healthy (or it has none and is running) and, when
     ``probe`` (``health_check`` option) is set, a GET of its published address answers an expected
-    status. An exited or ``unhealthy`` replica fails at once; the error names it and quotes its health log.
+    status. An exited replica fails at once, and so does one that stays ``unhealthy`` for UNHEALTHY_GRACE
+    seconds; the error names it and quotes its health log.
     Returns the fresh inspect data by id.
     """
     deadline = time.monotonic() + timeout
     pending = list(container_ids)
     passed: dict[str, t.Any] = {}
     seen: dict[str, str] = {}
+    unhealthy_since: dict[str, float] = {}
     while True:
         for cid in list(pending):
             attrs = engine.api.inspect_container(cid)
@@ -288,9 +292,16 @@ def wait_healthy(engine: t.Any, container_ids: t.Sequence[str], timeout: float,
                 raise RolloutFailed(f"new container {rep.name} ({rep.image}) stopped (state {rep.state}, exit code {code}) "
                                     "before it became healthy", container=rep.name, health_log=health_log(attrs))
             if rep.health == "unhealthy":
-                lines = health_log(attrs)
-                raise RolloutFailed(f"new container {rep.name} ({rep.image}) is unhealthy: its HEALTHCHECK failed: "
-                                    + ("; ".join(lines) or "no health log"), container=rep.name, health_log=lines)
+                # A single slow check on a busy host can flip a good container to unhealthy for a moment;
+                # only a container that stays unhealthy for UNHEALTHY_GRACE seconds is judged broken.
+                since = unhealthy_since.setdefault(cid, time.monotonic())
+                if time.monotonic() - since >= UNHEALTHY_GRACE or time.monotonic() >= deadline:
+                    lines = health_log(attrs)
+                    raise RolloutFailed(f"new container {rep.name} ({rep.image}) is unhealthy: its HEALTHCHECK failed: "
+                                        + ("; ".join(lines) or "no health log"), container=rep.name, health_log=lines)
+                seen[cid] = f"{rep.name}: unhealthy"
+                continue
+            unhealthy_since.pop(cid, None)
             if not rep.running or rep.health == "starting":
                 seen[cid] = f"{rep.name}: {rep.health or rep.state}"
                 continue
