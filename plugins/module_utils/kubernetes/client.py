@@ -335,18 +335,20 @@ class KubeClient:
                           **kwargs)
 
     def watch(self, kind: str, namespace: str, name: str, resource_version: t.Optional[str],
-              timeout_seconds: int) -> t.Iterator[tuple[str, dict[str, t.Any]]]:
+              timeout_seconds: int, quiet_timeout: t.Optional[float] = None) -> t.Iterator[tuple[str, dict[str, t.Any]]]:
         """Watch one named object from ``resource_version`` for at most ``timeout_seconds``.
 
         Yields ``(event type, object)``; raises ApiException (410 when the version expired) or urllib3 errors,
-        which the caller turns into a re-list or a fall back to polling.
+        which the caller turns into a re-list or a fall back to polling. With ``quiet_timeout``, a watch on
+        which nothing arrives for that many seconds raises urllib3's ReadTimeoutError.
         """
         # return_type "object" makes the watcher hand back plain dicts while still tracking resourceVersion.
         watcher = k8s_watch.Watch(return_type="object")
         kwargs: dict[str, t.Any] = {
             "field_selector": f"metadata.name={name}",
             "timeout_seconds": max(1, int(timeout_seconds)),
-            "_request_timeout": (min(10.0, self.conn.request_timeout), max(2.0, timeout_seconds + 5.0)),
+            "_request_timeout": (min(10.0, self.conn.request_timeout),
+                                 quiet_timeout if quiet_timeout else max(2.0, timeout_seconds + 5.0)),
         }
         if resource_version:
             kwargs["resource_version"] = resource_version

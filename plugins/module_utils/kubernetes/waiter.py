@@ -5,8 +5,10 @@
 """Wait for a rollout, driven by a watch, and fail as soon as it cannot complete.
 
 * The workload is watched (``fieldSelector=metadata.name=<name>``, from the ``resourceVersion`` of the
-  last object seen) in short segments, so that each change is judged the moment it arrives and the
-  new pods can be inspected between segments even when the workload object itself does not change.
+  last object seen), so that each change is judged the moment it arrives. A rollout that progresses keeps
+  the watch busy and costs no other request; only when the object has been quiet for a while (the watch's
+  read timeout) are the new pods inspected, then the watch is reopened. The quiet time grows from
+  POD_CHECK_INTERVAL to MAX_QUIET while inspections find nothing, and resets on the next change.
   An expired resourceVersion (410) re-reads the object; any other watch failure falls back to polling.
 * Each version of the object is judged by kubectl's rule (:mod:`status`), pinned to a revision: the one
   given, or the one the controller assigns once it has observed the generation our change produced.
@@ -53,8 +55,9 @@ FATAL_WAITING_REASONS = frozenset((
 ))
 
 POD_CHECK_INTERVAL = 1.0
+MAX_QUIET = 4.0
 POLL_INTERVAL = 1.0
-MAX_SEGMENT = 5
+MAX_SEGMENT = 60
 
 
 def _parse_time(value: t.Optional[str]) -> t.Optional[datetime.datetime]:
@@ -139,6 +142,9 @@ class RolloutWaiter:
         self._entries: t.Optional[list[rev.HistoryEntry]] = None
         self._entries_key: t.Any = None
         self._segment: t.Optional[t.Iterator[tuple[str, dict[str, t.Any]]]] = None
+        # True when the last step ended because nothing changed: the moment to look at the pods
+        self._quiet = False
+        self._quiet_time = POD_CHECK_INTERVAL
 
     # -------------------------------------------------------------------- history, cached per template
     def _history(self, obj: dict[str, t.Any]) -> list[rev.HistoryEntry]:
@@ -236,12 +242,15 @@ class RolloutWaiter:
                 raise WaitTimeout(
                     f"timed out after {timeout:g}s waiting for {self.adapter.describe()}: {status.message}",
                     status=status.to_dict(), reason="Timeout")
-            if fresh and not until_observed and self._clock() >= next_pod_check:
+            stalled = self._quiet or self.polling
+            if fresh and not until_observed and stalled and self._clock() >= next_pod_check:
                 next_pod_check = self._clock() + POD_CHECK_INTERVAL
                 problems = self.failing_pods(obj)
                 if problems:
                     raise RolloutFailed(self._problem_message(status, problems), status=status.to_dict(),
                                         reason=problems[0]["reason"], failing_pods=problems)
+                # nothing wrong yet: wait longer before the next look, unless the workload changes first
+                self._quiet_time = min(MAX_QUIET, self._quiet_time * 2)
             obj, resource_version = self._next(obj, resource_version, deadline)
 
     def _problem_message(self, status: RolloutStatus, problems: list[dict[str, t.Any]]) -> str:
@@ -263,21 +272,30 @@ class RolloutWaiter:
             self._sleep(min(POLL_INTERVAL, max(0.05, deadline.remaining)))
             new = self.adapter.get()
             return new, rev.meta(new).get("resourceVersion")
+        self._quiet = False
         try:
             if self._segment is None:
-                # Short segments: the new pods are inspected between them even when the workload is quiet.
-                seconds = max(1, min(MAX_SEGMENT, int(POD_CHECK_INTERVAL), int(deadline.remaining)))
+                seconds = max(1, min(MAX_SEGMENT, int(deadline.remaining)))
+                quiet = max(0.5, min(self._quiet_time, deadline.remaining))
                 self._segment = iter(self.client.watch(self.adapter.kind, self.adapter.namespace,
-                                                       self.adapter.name, resource_version, seconds))
+                                                       self.adapter.name, resource_version, seconds,
+                                                       quiet_timeout=quiet))
             for etype, new in self._segment:
                 if etype == "DELETED":
                     raise WorkloadNotFound(f"{self.adapter.describe()} was deleted while waiting for its rollout")
                 if etype in ("ADDED", "MODIFIED") and new:
                     self.events_seen += 1
+                    self._quiet_time = POD_CHECK_INTERVAL
                     return new, rev.meta(new).get("resourceVersion") or resource_version
                 if etype == "BOOKMARK":
                     resource_version = rev.meta(new).get("resourceVersion") or resource_version
             self._segment = None
+            self._quiet = True
+            return obj, resource_version
+        except urllib3.exceptions.ReadTimeoutError:
+            # nothing changed for the quiet time: look at the pods, then reopen the watch where it was
+            self._segment = None
+            self._quiet = True
             return obj, resource_version
         except ApiException as exc:
             self._segment = None

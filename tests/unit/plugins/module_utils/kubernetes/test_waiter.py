@@ -66,7 +66,7 @@ class ScriptedClient:
                                "lastTimestamp": ts(1)}]}
         return {"items": []}
 
-    def watch(self, kind, namespace, name, resource_version, timeout_seconds):
+    def watch(self, kind, namespace, name, resource_version, timeout_seconds, quiet_timeout=None):
         self.calls.append(("watch", resource_version))
         if self.watch_error is not None:
             raise self.watch_error
