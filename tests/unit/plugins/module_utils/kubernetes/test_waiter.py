@@ -189,3 +189,16 @@ def test_container_without_probe_is_not_a_readiness_failure():
     pod = running_pod(100)
     del pod["spec"]["containers"][0]["readinessProbe"]
     assert pod_problems(pod, 3, now=NOW) == []
+
+
+def test_a_progressing_rollout_costs_no_pod_inspection():
+    # every watch read brings a change, so the waiter never needs to look at the pods
+    client = ScriptedClient(deployment(2, 2, 2, updated=1, total=4, rv="20"), [
+        [("MODIFIED", deployment(2, 2, 2, updated=2, total=4, rv="21")),
+         ("MODIFIED", deployment(2, 2, 2, updated=3, total=4, rv="22")),
+         ("MODIFIED", deployment(2, 2, 2, updated=3, total=3, rv="23"))],
+    ])
+    status = make_waiter(client).wait(60)
+    assert status.done
+    assert not [c for c in client.calls if c[0] == "list" and c[1] == "Pod"]
+    assert len([c for c in client.calls if c[0] == "watch"]) == 1
