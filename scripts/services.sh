@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Make sure a Docker engine and HAProxy are available for the demo and the tests.
+# Make sure a Docker engine, HAProxy and nginx are available for the demo and the tests.
 #  - a reachable engine (DOCKER_HOST or the default socket) is used as it is;
-#  - otherwise, as root on Debian, docker.io/haproxy/busybox-static are installed from the
+#  - otherwise, as root on Debian, docker.io/haproxy/nginx/busybox-static are installed from the
 #    distribution and dockerd is started in the background;
+#  - nginx is only a binary for the tests: they start private instances, so the system service is
+#    neither started nor left enabled;
 #  - otherwise we stop and say what to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +23,7 @@ need_pkgs=()
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_pkgs+=(haproxy)
 [ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || need_pkgs+=(busybox-static)
 command -v wrk >/dev/null 2>&1 || need_pkgs+=(wrk)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx)
 if ! engine_up && ! command -v dockerd >/dev/null 2>&1 && [ ! -x /usr/sbin/dockerd ]; then
   need_pkgs+=(docker.io)
 fi
@@ -31,8 +34,19 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing from the distribution: ${need_pkgs[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # a policy-rc.d answering 101 keeps the package scripts from starting nginx's system service
+    # (the tests run their own nginx on ephemeral loopback ports); an existing policy is left as it is
+    own_policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own_policy=1
+      trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+    if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
+    if [[ " ${need_pkgs[*]} " == *" nginx "* ]] && [ -d /run/systemd/system ]; then
+      systemctl disable --now nginx >/dev/null 2>&1 || true
+    fi
   else
     die "missing: ${need_pkgs[*]}. Install them (Debian/Ubuntu: apt-get install ${need_pkgs[*]}) and re-run."
   fi
@@ -51,3 +65,5 @@ else
 fi
 # sed reads all of it: `head -1` would close the pipe early and, under pipefail, fail on SIGPIPE
 PATH=$PATH:/usr/sbin haproxy -v | sed -n '1s/^/>> /p'
+# nginx -v writes to stderr
+PATH=$PATH:/usr/sbin nginx -v 2>&1 | sed -n '1s/^/>> /p'

@@ -1,0 +1,264 @@
+"""The nginx load-balancer driver against a real nginx: a private master on a loopback port whose
+configuration includes the upstream file the driver writes, reloaded by the driver's own commands.
+
+Create, upgrade and rollback under a steady load through nginx, and a broken image that must leave
+nginx's upstream and the old replicas alone."""
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
+import time
+import typing as t
+
+import pytest
+
+from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
+from docker_harness import IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, WrkLoad, container_spec, free_port, run_playbook
+
+pytestmark = pytest.mark.docker
+
+RECORDER_RATE = 60
+
+
+def _nginx_binary() -> t.Optional[str]:
+    return shutil.which("nginx") or (("/usr/sbin/nginx") if os.access("/usr/sbin/nginx", os.X_OK) else None)
+
+
+class PrivateNginx:
+    """An nginx master of its own: config, pid, logs and temp paths in a temp dir, one loopback port.
+
+    The http block includes ``upstream_file`` and proxies everything to the upstream named after the
+    workload, so what nginx routes to is exactly what the driver wrote.
+    """
+
+    def __init__(self, binary: str, upstream: str) -> None:
+        self.binary = binary
+        self.upstream = upstream
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="zd-nginx-"))
+        self.port = free_port()
+        self.upstream_file = str(self.dir / "upstream.conf")
+        self.conf = str(self.dir / "nginx.conf")
+        self.pid_file = self.dir / "nginx.pid"
+        self.error_log = str(self.dir / "error.log")
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (self.dir / "tmp" / sub).mkdir(parents=True)
+        # a member marked down keeps the first include valid until the driver writes its own file
+        pathlib.Path(self.upstream_file).write_text(f"upstream {upstream} {{\n    server 127.0.0.1:9 down;\n}}\n")
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        pathlib.Path(self.conf).write_text(f"""{user}worker_processes 1;
+pid {self.pid_file};
+error_log {self.error_log} warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    # a reload's old workers close idle keep-alive client connections, which wrk counts as read errors
+    # (no request is lost, but a client reusing a connection at that instant must retry); one connection
+    # per request keeps the load's error count about requests only
+    keepalive_timeout 0;
+    client_body_temp_path {self.dir}/tmp/body;
+    proxy_temp_path {self.dir}/tmp/proxy;
+    fastcgi_temp_path {self.dir}/tmp/fastcgi;
+    uwsgi_temp_path {self.dir}/tmp/uwsgi;
+    scgi_temp_path {self.dir}/tmp/scgi;
+    include {self.upstream_file};
+    server {{
+        listen 127.0.0.1:{self.port};
+        location / {{
+            proxy_pass http://{upstream};
+            proxy_connect_timeout 2s;
+            proxy_next_upstream error timeout;
+        }}
+    }}
+}}
+""")
+        self.start()
+
+    def command(self, *args: str) -> list[str]:
+        # -e: the compiled-in error log path is opened before the config is read
+        return [self.binary, "-c", self.conf, "-p", str(self.dir), "-e", self.error_log, *args]
+
+    def start(self) -> None:
+        proc = subprocess.run(self.command(), capture_output=True, text=True, timeout=20, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"nginx did not start: {proc.stderr}{self._log_tail()}")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.pid_file.exists() and self.pid_file.read_text().strip():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"nginx wrote no pid file{self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        try:
+            return "\n" + pathlib.Path(self.error_log).read_text()[-2000:]
+        except OSError:
+            return ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def lb_options(self) -> dict[str, t.Any]:
+        return {"type": "nginx", "upstream_file": self.upstream_file, "upstream": self.upstream,
+                "reload_command": " ".join(self.command("-s", "reload")),
+                "test_command": " ".join(self.command("-t", "-q")),
+                "drain_grace": 1}
+
+    def servers(self) -> dict[str, str]:
+        """name -> host:port of the servers in the upstream file (the driver's trailing comments)."""
+        out = {}
+        for line in pathlib.Path(self.upstream_file).read_text().splitlines():
+            words = line.split()
+            if len(words) >= 4 and words[0] == "server" and words[2] == "#" and words[3].startswith("zerodown:"):
+                out[words[3].split(":", 1)[1]] = words[1].rstrip(";")
+        return out
+
+    def master_pid(self) -> int:
+        return int(self.pid_file.read_text().strip())
+
+    def stop(self) -> None:
+        if self.pid_file.exists():
+            subprocess.run(self.command("-s", "quit"), capture_output=True, check=False, timeout=20)
+            deadline = time.monotonic() + 10
+            while self.pid_file.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if self.pid_file.exists():
+                subprocess.run(self.command("-s", "stop"), capture_output=True, check=False, timeout=20)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def nginx(workload_name):
+    binary = _nginx_binary()
+    if binary is None or shutil.which("wrk") is None:
+        message = "nginx or wrk is not installed; run `make services`"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    proxy = PrivateNginx(binary, workload_name)
+    yield proxy
+    proxy.stop()
+
+
+def _base(name, nginx, **extra):
+    args = {"platform": "docker", "name": name, "load_balancer": nginx.lb_options(),
+            "health_timeout": 20, "drain_timeout": 3}
+    args.update(extra)
+    return args
+
+
+def _versions(samples):
+    out: dict[str, int] = {}
+    for sample in samples:
+        out[sample.version] = out.get(sample.version, 0) + 1
+    return out
+
+
+def _running(containers):
+    return sorted((c.labels["zerodown.revision"], c.id) for c in containers(all=False))
+
+
+def _published(container) -> str:
+    container.reload()
+    binding = container.ports["8080/tcp"][0]
+    return f"{binding['HostIp']}:{binding['HostPort']}"
+
+
+def _expected_upstream(containers) -> dict[str, str]:
+    return {c.name: _published(c) for c in containers(all=False)}
+
+
+def _recorder(nginx):
+    return TrafficRecorder(SamplerConfig(url=f"{nginx.url}/version", concurrency=4, timeout=5),
+                           rate=RECORDER_RATE, max_duration=120).start()
+
+
+def _assert_no_failure(load, timeline):
+    summary = timeline["summary"]
+    assert summary["errors"] == 0, (summary["error_kinds"], summary["error_examples"])
+    assert load["socket_errors"] == 0 and load["non_2xx_3xx"] == 0, load["text"]
+
+
+def test_upgrade_and_rollback_through_real_nginx(engine, nginx, workload_name, containers, tmp_path):
+    create = run_playbook(tmp_path, [
+        {"zerodown.rollout.image_upgrade": _base(workload_name, nginx, image=IMAGE_V1, replicas=3,
+                                                 docker_container=container_spec())},
+    ])["localhost"]["r0"]
+    assert create.get("changed") and not create.get("failed") and create["revision"] == 1, create
+    v1_ids = [cid for rev, cid in _running(containers) if rev == "1"]
+    assert len(v1_ids) == 3
+    assert nginx.servers() == _expected_upstream(containers)
+    master = nginx.master_pid()
+
+    load = WrkLoad(f"{nginx.url}/version", connections=8, delay_ms=40, max_seconds=90)
+    recorder = _recorder(nginx)
+    try:
+        time.sleep(1.5)
+        mark_upgrade = len(recorder.snapshot())
+        upgrade = run_playbook(tmp_path, [
+            {"zerodown.rollout.image_upgrade": _base(workload_name, nginx, image=IMAGE_V2, batch_size=1)},
+        ])["localhost"]["r0"]
+        mark_upgraded = len(recorder.snapshot())
+        time.sleep(1.5)
+        mark_rollback = len(recorder.snapshot())
+        rollback = run_playbook(tmp_path, [
+            {"zerodown.rollout.rollback": _base(workload_name, nginx, batch_size=1)},
+        ])["localhost"]["r0"]
+        mark_rolled_back = len(recorder.snapshot())
+        time.sleep(1.5)
+    finally:
+        timeline = recorder.stop()
+        load = load.stop()
+    assert not upgrade.get("failed"), upgrade
+    assert (upgrade["previous_revision"], upgrade["revision"]) == (1, 2)
+    assert not rollback.get("failed"), rollback
+    assert (rollback["previous_revision"], rollback["revision"]) == (2, 1)
+
+    _assert_no_failure(load, timeline)
+    assert load["requests_per_s"] >= 100, load["text"]
+    snap = recorder.snapshot()
+    assert _versions(snap[:mark_upgrade]) == {"1.0": mark_upgrade}
+    assert set(_versions(snap[mark_upgrade:mark_upgraded])) == {"1.0", "2.0"}
+    # a reload's old worker may finish a request or two after the playbook returned
+    assert _versions(snap[mark_upgraded + 10:mark_rollback]) == {"2.0": mark_rollback - mark_upgraded - 10}
+    assert set(_versions(snap[mark_rollback:mark_rolled_back])) == {"1.0", "2.0"}
+    assert set(_versions(snap[mark_rolled_back + 10:])) == {"1.0"}
+
+    # reloads, never a restart: the same master served the whole run
+    assert nginx.master_pid() == master
+    assert sorted(cid for rev, cid in _running(containers) if rev == "1") == sorted(v1_ids)
+    assert [rev for rev, _cid in _running(containers)] == ["1"] * 3
+    upstream = nginx.servers()
+    assert upstream == _expected_upstream(containers) and len(upstream) == 3
+    assert subprocess.run(nginx.command("-t", "-q"), capture_output=True, check=False).returncode == 0
+
+
+def test_broken_image_leaves_nginx_and_old_replicas_alone(engine, nginx, workload_name, containers, tmp_path):
+    create = run_playbook(tmp_path, [
+        {"zerodown.rollout.image_upgrade": _base(workload_name, nginx, image=IMAGE_V1, replicas=3,
+                                                 docker_container=container_spec())}])["localhost"]["r0"]
+    assert not create.get("failed"), create
+    before_ids = _running(containers)
+    before_file = pathlib.Path(nginx.upstream_file).read_text()
+    assert len(nginx.servers()) == 3
+    load = WrkLoad(f"{nginx.url}/version", connections=8, delay_ms=40, max_seconds=60)
+    recorder = _recorder(nginx)
+    try:
+        time.sleep(1.0)
+        result = run_playbook(tmp_path, [
+            {"zerodown.rollout.image_upgrade": _base(workload_name, nginx, image=IMAGE_BROKEN, batch_size=1,
+                                                     health_timeout=8)}])["localhost"]["r0"]
+        time.sleep(1.0)
+    finally:
+        timeline = recorder.stop()
+        load = load.stop()
+    assert result.get("failed") and not result.get("changed"), result
+    assert "unhealthy" in result["msg"] and IMAGE_BROKEN in result["msg"], result["msg"]
+    _assert_no_failure(load, timeline)
+    assert load["requests"] > 0 and set(timeline["summary"]["versions"]) == {"1.0"}
+    assert _running(containers) == before_ids
+    assert [c for c in containers() if c.labels["zerodown.image"] == IMAGE_BROKEN] == []
+    assert pathlib.Path(nginx.upstream_file).read_text() == before_file
