@@ -251,4 +251,16 @@ options:
     type: str
     default: missing
     choices: [missing, always, never]
+  max_batches:
+    description:
+      - Stop after this many batches of O(batch_size) containers, leaving the workload partially upgraded:
+        the new revision serves next to the old one, both in the load balancer, and its status is
+        V(progressing). The result then has C(partial=true). Only for O(platform=docker).
+      - This is the Docker canary step, for example O(batch_size=1) with O(max_batches=1).
+      - A run with the same O(image) and without O(max_batches) finishes the upgrade;
+        M(zerodown.rollout.rollback) brings the previous revision back on every replica.
+      - A run with O(max_batches) changes nothing when the new revision already runs on at least that
+        many batches.
+      - Omitted, every batch is swapped.
+    type: int
 """

@@ -8,7 +8,7 @@
 * ``DOCKER_ROLLOUT_ARGS`` (``zerodown.rollout.docker.ROLLOUT``): how containers are swapped; modules that
   change the workload (image_upgrade, rollback).
 * ``DOCKER_CONTAINER_ARGS`` (``zerodown.rollout.docker.CONTAINER``): how a new workload's containers are
-  created; image_upgrade only.
+  created, and how far an upgrade goes (``max_batches``); image_upgrade only.
 """
 
 from __future__ import annotations
@@ -84,4 +84,5 @@ DOCKER_CONTAINER_ARGS: dict[str, dict[str, t.Any]] = {
         },
     },
     "pull": {"type": "str", "default": "missing", "choices": ["missing", "always", "never"]},
+    "max_batches": {"type": "int"},
 }

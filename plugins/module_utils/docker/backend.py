@@ -218,7 +218,7 @@ class DockerPlatform(Platform):
     # -- validation --------------------------------------------------------------------------------
     def _validate_rollout_params(self) -> None:
         p = self.params
-        check_positive(p, "batch_size", "replicas")
+        check_positive(p, "batch_size", "replicas", "max_batches")
         check_non_negative(p, "batch_interval", "health_timeout", "drain_timeout", "stop_timeout", "retain",
                            "wait_timeout")
 
@@ -352,9 +352,13 @@ class DockerPlatform(Platform):
             else:
                 self._stop(rep)
 
-    def _swap(self, old: list[Replica], desired: int, start: t.Callable[[int], tuple[list[str], list[str]]]) -> int:
+    def _swap(self, old: list[Replica], desired: int, start: t.Callable[[int], tuple[list[str], list[str]]],
+              limit: t.Optional[int] = None) -> int:
         """Replace ``old`` by ``desired`` replicas from ``start(k)`` (-> (ids, ids of fresh containers)),
-        ``batch_size`` at a time; returns the number of batches. On failure, swaps completed batches back."""
+        ``batch_size`` at a time; returns the number of batches. On failure, swaps completed batches back.
+
+        With ``limit``, stops after that many batches: what is left of ``old`` keeps serving next to the
+        new replicas (a canary); a later run finishes the swap."""
         batch = int(self.params.get("batch_size") or 1)
         interval = float(self.params.get("batch_interval") or 0)
         remaining_old = list(old)
@@ -362,6 +366,8 @@ class DockerPlatform(Platform):
         steps: list[_Step] = []
         batches = 0
         while started < desired or remaining_old:
+            if limit is not None and batches >= limit:
+                break
             if batches and interval:
                 time.sleep(interval)
             batches += 1
@@ -411,6 +417,15 @@ class DockerPlatform(Platform):
 
     # -- upgrade -----------------------------------------------------------------------------------
     def upgrade(self, params: dict[str, t.Any]) -> ActionResult:
+        result = self._upgrade(params)
+        result.extra.setdefault("partial", False)
+        return result
+
+    def _batch_limit(self) -> t.Optional[int]:
+        value = self.params.get("max_batches")
+        return int(value) if value is not None else None
+
+    def _upgrade(self, params: dict[str, t.Any]) -> ActionResult:
         self.params.update(params)
         p = self.params
         image = str(parse_image_reference(p.get("image")))
@@ -439,6 +454,9 @@ class DockerPlatform(Platform):
             return self._result(False, history, current.number, current.number, before, before,
                                 f"{self.workload.describe()} already runs {image} (revision {current.number}) "
                                 f"with {desired} replicas")
+        limit = self._batch_limit()
+        if same_image and stale and limit is not None:
+            return self._continue_partial(history, current, stale, desired, limit, before)
         if same_image:
             after = dict(before, replicas=desired)
             scaling = len(current.running) != desired
@@ -456,11 +474,19 @@ class DockerPlatform(Platform):
             return self._finish(current.number, current.number, before, f"{'scaled' if scaling else 'finished'} {what}")
         number = history.next_number
         after = {"revision": number, "image": image, "replicas": desired}
+        batch = int(p.get("batch_size") or 1)
+        partial = limit is not None and limit * batch < desired
+        if partial:
+            after["replicas"] = min(limit * batch, desired)
         if self.module.check_mode:
-            return self._result(True, history, number, current.number, before, after,
-                                f"would upgrade {self.workload.describe()} from {current.image} (revision "
-                                f"{current.number}) to {image} (revision {number})"
-                                + ("" if local is not None else f"; {image} would be pulled"))
+            result = self._result(True, history, number, current.number, before, after,
+                                  f"would upgrade {self.workload.describe()} from {current.image} (revision "
+                                  f"{current.number}) to {image} (revision {number})"
+                                  + (f", {after['replicas']} of {desired} replicas in the first {limit} batch(es)"
+                                     if partial else "")
+                                  + ("" if local is not None else f"; {image} would be pulled"))
+            result.extra["partial"] = partial
+            return result
         self._ensure_image(image, pull)
         template = current.newest.attrs
         old_image_config = self._image_config(template.get("Image", ""))
@@ -474,7 +500,7 @@ class DockerPlatform(Platform):
 
         old = sorted(current.running, key=lambda r: r.name) + sorted(stale, key=lambda r: r.name)
         try:
-            batches = self._swap(old, desired, start)
+            batches = self._swap(old, desired, start, limit)
         except RolloutError as err:
             err.details.setdefault("revision", current.number)
             err.msg = f"upgrade of {self.workload.describe()} to {image} failed: {err.msg}"
@@ -482,6 +508,51 @@ class DockerPlatform(Platform):
         return self._finish(number, current.number, before,
                             f"{self.workload.describe()} upgraded from revision {current.number} ({current.image}) to "
                             f"revision {number} ({image}) in {batches} batch(es)")
+
+    def _continue_partial(self, history: History, current: RevisionGroup, stale: list[Replica], desired: int,
+                          limit: int, before: dict[str, t.Any]) -> ActionResult:
+        """An upgrade with ``max_batches`` on a workload a partial run left half-swapped to the same image:
+        nothing to do when the new revision already covers ``limit`` batches, else swap up to that."""
+        batch = int(self.params.get("batch_size") or 1)
+        target = min(limit * batch, desired)
+        running = len(current.running)
+        what = f"{self.workload.describe()} revision {current.number} ({current.image})"
+        if running >= target:
+            result = self._result(False, history, current.number, current.number, before, before,
+                                  f"{what} already runs {running} of {desired} replicas, at least max_batches="
+                                  f"{limit} batch(es) of {batch}; run without max_batches to finish the upgrade")
+            result.extra["partial"] = True
+            return result
+        more = target - running
+        after = dict(before, replicas=target)
+        if self.module.check_mode:
+            result = self._result(True, history, current.number, current.number, before, after,
+                                  f"would swap {more} more replica(s) of {what}, {target} of {desired}")
+            result.extra["partial"] = target < desired
+            return result
+        template = current.newest.attrs
+        image_config = self._image_config(template.get("Image", ""))
+        labels = (template.get("Config") or {}).get("Labels") or {}
+
+        def start(k: int) -> tuple[list[str], list[str]]:
+            ids = []
+            for _index in range(k):
+                config, later = clone_config(template, image_config, current.image, current.number,
+                                             labels.get(LABEL_CAUSE), desired)
+                ids.append(self._create_and_start(config, container_name(self.workload.name, current.number), later))
+            return ids, list(ids)
+
+        self._take_in_missing(current)
+        old = sorted(stale, key=lambda r: r.name)
+        # the swap runs until ``more`` new replicas are in (no batch beyond them): old ones left keep serving
+        try:
+            batches = self._swap(old, desired - running, start, -(-more // batch))
+        except RolloutError as err:
+            err.details.setdefault("revision", current.number)
+            err.msg = f"upgrade of {what} failed: {err.msg}"
+            raise
+        return self._finish(current.number, current.number, before,
+                            f"swapped {batches} more batch(es) of {what}, {target} of {desired} replicas")
 
     def _create(self, image: str, p: dict[str, t.Any]) -> ActionResult:
         replicas = p.get("replicas")
@@ -629,7 +700,10 @@ class DockerPlatform(Platform):
         if pruned:
             history = self.load()
         status = self._status(history, revision)
-        if self.params.get("wait", True) and not status.done:
+        # a run stopped by max_batches leaves other revisions serving on purpose: nothing to wait for
+        partial = self._batch_limit() is not None and any(r.running and r.revision != revision
+                                                          for r in history.replicas)
+        if self.params.get("wait", True) and not status.done and not partial:
             timeout = float(self.params.get("wait_timeout") or 300)
             status = self.wait(revision, timeout)
         group = history.groups[revision]
@@ -641,6 +715,8 @@ class DockerPlatform(Platform):
             status=status, before=before, after=after, message=message,
         )
         result.extra["pruned"] = pruned
+        if self._batch_limit() is not None:
+            result.extra["partial"] = partial
         return result
 
     # -- pre-flight --------------------------------------------------------------------------------

@@ -129,3 +129,24 @@ def test_connect_rejects_unusable_tls_settings(tmp_path):
 def test_invalid_workload_name_is_refused_before_anything():
     with pytest.raises(InvalidInput, match="not a valid Docker workload name"):
         DockerPlatform(Module(), WorkloadRef("docker", "bad name"))
+
+
+def test_batch_limit_stops_the_swap_with_the_rest_of_the_old_replicas_serving():
+    platform = Recording(batch_size=1)
+    batches = platform._swap([rep("a"), rep("b"), rep("c")], 3, starter(), limit=1)
+    assert batches == 1
+    assert platform.log == [("in", ("n0",)), ("out", ("a",))]  # b and c are neither drained nor stopped
+
+
+def test_batch_limit_beyond_the_batches_needed_swaps_everything():
+    platform = Recording(batch_size=2)
+    batches = platform._swap([rep("a"), rep("b"), rep("c")], 3, starter(), limit=5)
+    assert batches == 2
+    assert platform.log == [("in", ("n0", "n1")), ("out", ("a", "b")), ("in", ("n2",)), ("out", ("c",))]
+
+
+@pytest.mark.parametrize("value", [0, -1])
+def test_max_batches_below_one_is_refused(value):
+    platform = Recording(max_batches=value)
+    with pytest.raises(InvalidInput, match="max_batches must be 1 or more"):
+        platform._validate_rollout_params()
