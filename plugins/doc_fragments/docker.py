@@ -253,7 +253,7 @@ options:
     choices: [missing, always, never]
   max_batches:
     description:
-      - Stop after this many batches of O(batch_size) containers, leaving the workload partially upgraded:
+      - Stop after this many batches of O(batch_size) containers, leaving the workload partially upgraded;
         the new revision serves next to the old one, both in the load balancer, and its status is
         V(progressing). The result then has C(partial=true). Only for O(platform=docker).
       - This is the Docker canary step, for example O(batch_size=1) with O(max_batches=1).

@@ -91,6 +91,18 @@ EXAMPLES = r"""
       type: haproxy
       socket: /run/haproxy/admin.sock
       backend: shop
+
+- name: Canary on a Docker host - swap one replica only, then check it before the rest
+  zerodown.rollout.image_upgrade:
+    platform: docker
+    name: shop
+    image: shop/web:2.0
+    batch_size: 1
+    max_batches: 1
+    load_balancer:
+      type: haproxy
+      socket: /run/haproxy/admin.sock
+      backend: shop
 """
 
 RETURN = r"""
@@ -155,6 +167,13 @@ pruned:
   type: list
   elements: str
   sample: ["shop-r1-3f9a2c", "shop-r1-77b0e1"]
+partial:
+  description:
+    - V(true) when O(max_batches) stopped the swap before every replica ran the new image; the new revision
+      serves next to the old one and the status is V(progressing). Only for O(platform=docker).
+  returned: O(platform=docker) and the workload existed
+  type: bool
+  sample: true
 health_log:
   description:
     - The last HEALTHCHECK results of the new container that failed the health gate. Only for O(platform=docker).
