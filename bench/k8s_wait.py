@@ -202,6 +202,8 @@ def main(argv: t.Optional[list[str]] = None) -> int:
         first = reqs[0][0] if reqs else None
         entry = {"ok": ok, "generation": gen, "latency_s": None if done is None else round(returned - done, 4),
                  "requests": len(reqs), "by_kind": _classify(reqs),
+                 "paths": [f"{verb} {path.split('?')[0]}{' (watch)' if 'watch=' in path else ''}"
+                           for _t, verb, path, _a in reqs],
                  "waiter_started_before_completion": bool(first is not None and done is not None and first < done)}
         if not ok:
             entry["output"] = out[-1500:]

@@ -138,10 +138,10 @@ class KubernetesPlatform(Platform):
         waiter = self.waiter()
         try:
             if wait:
-                status = waiter.wait(timeout, min_generation=generation, progress=record)
+                status = waiter.wait(timeout, min_generation=generation, progress=record, initial=patched)
             else:
                 status = waiter.wait(min(timeout, OBSERVE_TIMEOUT) if timeout else OBSERVE_TIMEOUT,
-                                     min_generation=generation, until_observed=True)
+                                     min_generation=generation, until_observed=True, initial=patched)
         except WaitTimeout as err:
             if wait:
                 raise self._annotate(err, details, progress)

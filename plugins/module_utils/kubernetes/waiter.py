@@ -6,10 +6,12 @@
 
 * The workload is watched (``fieldSelector=metadata.name=<name>``, from the ``resourceVersion`` of the
   last object seen), so that each change is judged the moment it arrives. A rollout that progresses keeps
-  the watch busy and costs no other request; only when the object has been quiet for a while (the watch's
-  read timeout) are the new pods inspected, then the watch is reopened. The quiet time grows from
-  POD_CHECK_INTERVAL to MAX_QUIET while inspections find nothing, and resets on the next change.
-  An expired resourceVersion (410) re-reads the object; any other watch failure falls back to polling.
+  the watch busy and costs no other request; only when the object has been quiet for longer than a new
+  pod normally needs between two steps of a rollout (the watch's read timeout, QUIET_BEFORE_POD_CHECK) are
+  the new pods inspected, then the watch is reopened. The quiet time doubles up to MAX_QUIET while
+  inspections find nothing, and resets on the next change (an open watch keeps the read timeout it was
+  opened with). A rollout whose pods start and become ready in the usual seconds thus costs one GET and one
+  watch. An expired resourceVersion (410) re-reads the object; any other watch failure falls back to polling.
 * Each version of the object is judged by kubectl's rule (:mod:`status`), pinned to a revision: the one
   given, or the one the controller assigns once it has observed the generation our change produced.
 * Fail fast: ProgressDeadlineExceeded, ReplicaFailure, a revision other than the pinned one, and pods of
@@ -54,8 +56,11 @@ FATAL_WAITING_REASONS = frozenset((
     "CreateContainerError",
 ))
 
-POD_CHECK_INTERVAL = 1.0
-MAX_QUIET = 4.0
+# Quiet seconds before the first look at the pods: longer than the usual gap between two status changes of a
+# healthy rollout (a pod starting and passing its first readiness probe), shorter than the kubelet needs to
+# report CrashLoopBackOff (a restart after a 10 s back-off), so a broken pod is seen about as soon as it can be.
+QUIET_BEFORE_POD_CHECK = 5.0
+MAX_QUIET = 20.0
 POLL_INTERVAL = 1.0
 MAX_SEGMENT = 60
 
@@ -144,7 +149,8 @@ class RolloutWaiter:
         self._segment: t.Optional[t.Iterator[tuple[str, dict[str, t.Any]]]] = None
         # True when the last step ended because nothing changed: the moment to look at the pods
         self._quiet = False
-        self._quiet_time = POD_CHECK_INTERVAL
+        self._quiet_time = QUIET_BEFORE_POD_CHECK
+        self._last_change = 0.0
 
     # -------------------------------------------------------------------- history, cached per template
     def _history(self, obj: dict[str, t.Any]) -> list[rev.HistoryEntry]:
@@ -193,15 +199,19 @@ class RolloutWaiter:
 
     # -------------------------------------------------------------------- the loop
     def wait(self, timeout: float, revision: t.Optional[int] = None, min_generation: t.Optional[int] = None,
-             progress: t.Optional[ProgressCallback] = None, until_observed: bool = False) -> RolloutStatus:
+             progress: t.Optional[ProgressCallback] = None, until_observed: bool = False,
+             initial: t.Optional[dict[str, t.Any]] = None) -> RolloutStatus:
         """Wait for the rollout (or, with ``until_observed``, only for the controller to observe the spec).
 
         ``revision`` pins the wait to that revision. ``min_generation`` (the generation our own change
         produced) pins it to the revision the controller assigns once it observed that generation.
+        ``initial`` is the object as the caller last received it from the server (the answer to its own
+        PATCH): the wait starts from it instead of reading the object again.
         Raises RolloutFailed, WaitTimeout or WorkloadNotFound.
         """
         deadline = Deadline(timeout, self._clock)
-        obj = self.adapter.get()
+        self._last_change = self._clock()
+        obj = initial if initial and rev.meta(initial).get("resourceVersion") else self.adapter.get()
         resource_version = rev.meta(obj).get("resourceVersion")
         try:
             return self._loop(obj, resource_version, deadline, timeout, revision, min_generation, progress,
@@ -244,7 +254,7 @@ class RolloutWaiter:
                     status=status.to_dict(), reason="Timeout")
             stalled = self._quiet or self.polling
             if fresh and not until_observed and stalled and self._clock() >= next_pod_check:
-                next_pod_check = self._clock() + POD_CHECK_INTERVAL
+                next_pod_check = self._clock() + POLL_INTERVAL
                 problems = self.failing_pods(obj)
                 if problems:
                     raise RolloutFailed(self._problem_message(status, problems), status=status.to_dict(),
@@ -285,12 +295,14 @@ class RolloutWaiter:
                     raise WorkloadNotFound(f"{self.adapter.describe()} was deleted while waiting for its rollout")
                 if etype in ("ADDED", "MODIFIED") and new:
                     self.events_seen += 1
-                    self._quiet_time = POD_CHECK_INTERVAL
+                    self._quiet_time = QUIET_BEFORE_POD_CHECK
+                    self._last_change = self._clock()
                     return new, rev.meta(new).get("resourceVersion") or resource_version
                 if etype == "BOOKMARK":
                     resource_version = rev.meta(new).get("resourceVersion") or resource_version
+            # the server ended the watch: quiet only if nothing changed for the quiet time either
             self._segment = None
-            self._quiet = True
+            self._quiet = self._clock() - self._last_change >= self._quiet_time
             return obj, resource_version
         except urllib3.exceptions.ReadTimeoutError:
             # nothing changed for the quiet time: look at the pods, then reopen the watch where it was

@@ -38,6 +38,7 @@ class ScriptedClient:
     """Answers get/list/watch from a script: each watch segment yields the next batch of events."""
 
     def __init__(self, initial, segments, pods=None, watch_error=None):
+        self.clock = FakeClock()
         self.current = initial
         self.segments = list(segments)
         self.pods = pods or []
@@ -71,6 +72,8 @@ class ScriptedClient:
         if self.watch_error is not None:
             raise self.watch_error
         batch = self.segments.pop(0) if self.segments else []
+        if not batch:  # a watch on which nothing arrives ends when its read times out
+            self.clock.sleep(quiet_timeout or timeout_seconds)
         for etype, obj in batch:
             if obj is not None:
                 self.current = obj
@@ -92,7 +95,7 @@ class FakeClock:
 
 def make_waiter(client, limit=10, clock=None):
     adapter = DeploymentAdapter(client, WorkloadRef("kubernetes", "web", "Deployment", "ns"))
-    clock = clock or FakeClock()
+    clock = clock or client.clock
     return RolloutWaiter(adapter, limit, clock=clock, sleep=clock.sleep)
 
 
@@ -140,8 +143,8 @@ def test_crash_looping_new_pod_fails_fast_with_events():
 
 
 def test_watch_failure_falls_back_to_polling_and_times_out_cleanly():
-    clock = FakeClock()
     client = ScriptedClient(deployment(2, 2, 2, updated=1, total=4), [], watch_error=OSError("connection reset"))
+    clock = client.clock
     waiter = make_waiter(client, clock=clock)
     with pytest.raises(WaitTimeout) as err:
         waiter.wait(5)
@@ -202,3 +205,41 @@ def test_a_progressing_rollout_costs_no_pod_inspection():
     assert status.done
     assert not [c for c in client.calls if c[0] == "list" and c[1] == "Pod"]
     assert len([c for c in client.calls if c[0] == "watch"]) == 1
+
+
+def test_wait_starts_from_the_callers_object_without_reading_it_again():
+    patched = deployment(gen=2, observed=1, revision=1, updated=3, rv="30")
+    client = ScriptedClient(patched, [[("MODIFIED", deployment(2, 2, 2, updated=3, total=3, rv="31"))]])
+    status = make_waiter(client).wait(60, min_generation=2, initial=patched)
+    assert status.done and status.revision == 2
+    assert [c[0] for c in client.calls] == ["watch"]
+    assert client.calls[0] == ("watch", "30")
+
+
+class QuietClient(ScriptedClient):
+    """Records the read timeout of each watch; an empty segment stands for a watch that stayed quiet."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.quiet_timeouts = []
+
+    def watch(self, kind, namespace, name, resource_version, timeout_seconds, quiet_timeout=None):
+        self.quiet_timeouts.append(quiet_timeout)
+        return super().watch(kind, namespace, name, resource_version, timeout_seconds, quiet_timeout)
+
+
+def test_pods_are_inspected_only_after_a_quiet_spell_that_grows_and_resets_on_change():
+    from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes import waiter as waiter_mod
+
+    client = QuietClient(deployment(2, 2, 2, updated=1, total=4, rv="40"), [
+        [], [],                                                           # quiet twice: two looks at the pods
+        [("MODIFIED", deployment(2, 2, 2, updated=2, total=4, rv="41"))],  # a change, then quiet again
+        [],
+        [("MODIFIED", deployment(2, 2, 2, updated=3, total=3, rv="42"))],
+    ])
+    status = make_waiter(client).wait(600)
+    assert status.done
+    first = waiter_mod.QUIET_BEFORE_POD_CHECK
+    # the quiet time doubles while the pods look fine, and starts over after a change
+    assert client.quiet_timeouts == [first, 2 * first, 4 * first, first, 2 * first]
+    assert len([c for c in client.calls if c[0] == "list" and c[1] == "Pod"]) == 3
