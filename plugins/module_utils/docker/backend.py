@@ -353,12 +353,12 @@ class DockerPlatform(Platform):
                 self._stop(rep)
 
     def _swap(self, old: list[Replica], desired: int, start: t.Callable[[int], tuple[list[str], list[str]]],
-              limit: t.Optional[int] = None) -> int:
+              cap: t.Optional[int] = None) -> int:
         """Replace ``old`` by ``desired`` replicas from ``start(k)`` (-> (ids, ids of fresh containers)),
         ``batch_size`` at a time; returns the number of batches. On failure, swaps completed batches back.
 
-        With ``limit``, stops after that many batches: what is left of ``old`` keeps serving next to the
-        new replicas (a canary); a later run finishes the swap."""
+        With ``cap``, stops once that many new replicas are in (each batch replacing as many old ones):
+        what is left of ``old`` keeps serving next to the new replicas (a canary); a later run finishes."""
         batch = int(self.params.get("batch_size") or 1)
         interval = float(self.params.get("batch_interval") or 0)
         remaining_old = list(old)
@@ -366,12 +366,12 @@ class DockerPlatform(Platform):
         steps: list[_Step] = []
         batches = 0
         while started < desired or remaining_old:
-            if limit is not None and batches >= limit:
+            if cap is not None and started >= cap:
                 break
             if batches and interval:
                 time.sleep(interval)
             batches += 1
-            k = min(batch, desired - started)
+            k = min(batch, desired - started, (cap - started) if cap is not None else batch)
             ids: list[str] = []
             fresh: list[str] = []
             if k > 0:
@@ -459,19 +459,37 @@ class DockerPlatform(Platform):
             return self._continue_partial(history, current, stale, desired, limit, before)
         if same_image:
             after = dict(before, replicas=desired)
-            scaling = len(current.running) != desired
-            what = (f"{self.workload.describe()} from {len(current.running)} to {desired} replicas" if scaling else
-                    f"the interrupted rollout of {self.workload.describe()} to revision {current.number}")
+            what = f"{self.workload.describe()} from {len(current.running)} to {desired} replicas"
+            if stale:
+                what = (f"the rollout of {self.workload.describe()} to revision {current.number}: swap the "
+                        f"{len(stale)} replica(s) of older revisions still serving, {desired} replicas in the end")
             if self.module.check_mode:
                 return self._result(True, history, current.number, current.number, before, after,
-                                    f"would {'scale' if scaling else 'finish'} {what}")
-            if stale:
-                self._take_in_missing(current)
-            if scaling:
+                                    f"would {'finish' if stale else 'scale'} {what}")
+            if not stale:
                 self._scale(current, desired)
-            if stale:
-                self._take_out(stale)
-            return self._finish(current.number, current.number, before, f"{'scaled' if scaling else 'finished'} {what}")
+                return self._finish(current.number, current.number, before, f"scaled {what}")
+            # a canary or an interrupted run left old replicas serving: swap them out batch by batch, as the
+            # upgrade itself would have
+            self._take_in_missing(current)
+            running = len(current.running)
+            batches = 0
+            try:
+                if running < desired:
+                    batches = self._swap(sorted(stale, key=lambda r: r.name), desired - running,
+                                         self._cloner(current, desired))
+                else:
+                    if running > desired:
+                        self._scale(current, desired)
+                    self._take_out(stale)
+            except RolloutError as err:
+                err.details.setdefault("revision", current.number)
+                err.msg = f"finishing the rollout of {self.workload.describe()} to revision {current.number} failed: {err.msg}"
+                raise
+            return self._finish(current.number, current.number, before,
+                                f"finished the rollout of {self.workload.describe()} to revision {current.number} "
+                                f"({current.image}): {desired} replicas"
+                                + (f", {batches} more batch(es)" if batches else ""))
         number = history.next_number
         after = {"revision": number, "image": image, "replicas": desired}
         batch = int(p.get("batch_size") or 1)
@@ -500,7 +518,7 @@ class DockerPlatform(Platform):
 
         old = sorted(current.running, key=lambda r: r.name) + sorted(stale, key=lambda r: r.name)
         try:
-            batches = self._swap(old, desired, start, limit)
+            batches = self._swap(old, desired, start, limit * batch if limit is not None else None)
         except RolloutError as err:
             err.details.setdefault("revision", current.number)
             err.msg = f"upgrade of {self.workload.describe()} to {image} failed: {err.msg}"
@@ -530,23 +548,11 @@ class DockerPlatform(Platform):
                                   f"would swap {more} more replica(s) of {what}, {target} of {desired}")
             result.extra["partial"] = target < desired
             return result
-        template = current.newest.attrs
-        image_config = self._image_config(template.get("Image", ""))
-        labels = (template.get("Config") or {}).get("Labels") or {}
-
-        def start(k: int) -> tuple[list[str], list[str]]:
-            ids = []
-            for _index in range(k):
-                config, later = clone_config(template, image_config, current.image, current.number,
-                                             labels.get(LABEL_CAUSE), desired)
-                ids.append(self._create_and_start(config, container_name(self.workload.name, current.number), later))
-            return ids, list(ids)
-
         self._take_in_missing(current)
         old = sorted(stale, key=lambda r: r.name)
         # the swap runs until ``more`` new replicas are in (no batch beyond them): old ones left keep serving
         try:
-            batches = self._swap(old, desired - running, start, -(-more // batch))
+            batches = self._swap(old, desired - running, self._cloner(current, desired), more)
         except RolloutError as err:
             err.details.setdefault("revision", current.number)
             err.msg = f"upgrade of {what} failed: {err.msg}"
@@ -593,9 +599,13 @@ class DockerPlatform(Platform):
         if desired < len(running):
             self._take_out(running[desired:], remove=True)
             return
+        self._swap([], desired - len(running), self._cloner(current, desired))
+
+    def _cloner(self, current: RevisionGroup, desired: int) -> t.Callable[[int], tuple[list[str], list[str]]]:
+        """``start(k)`` for :meth:`_swap`: k more replicas of ``current``, cloned from its newest container
+        (everything but the bookkeeping labels stays as it is)."""
         template = current.newest.attrs
         image_config = self._image_config(template.get("Image", ""))
-        # clones of a replica of the same image: everything but the bookkeeping labels stays as it is
         labels = (template.get("Config") or {}).get("Labels") or {}
 
         def start(k: int) -> tuple[list[str], list[str]]:
@@ -606,7 +616,7 @@ class DockerPlatform(Platform):
                 ids.append(self._create_and_start(config, container_name(self.workload.name, current.number), later))
             return ids, list(ids)
 
-        self._swap([], desired - len(running), start)
+        return start
 
     # -- rollback ----------------------------------------------------------------------------------
     def rollback(self, params: dict[str, t.Any]) -> ActionResult:

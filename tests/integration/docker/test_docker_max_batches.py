@@ -90,3 +90,31 @@ def test_rollback_from_a_partial_upgrade(engine, haproxy, workload_name, contain
     assert running == {"1": old_names}, running  # the same old containers, none of the new revision
     servers = haproxy.servers()
     assert set(servers) == old_names and all(s.startswith("UP") for s in servers.values()), servers
+
+
+def test_capped_rerun_stops_at_the_cap_and_finishing_goes_batch_by_batch(engine, haproxy, workload_name,
+                                                                         containers, tmp_path):
+    _create(tmp_path, workload_name, haproxy, replicas=4)
+
+    def upgrade(**extra):
+        return {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V2, **extra)}
+
+    res = run_playbook(tmp_path, [
+        upgrade(batch_size=1, max_batches=1),  # r0: one replica of 2.0
+        upgrade(batch_size=3, max_batches=1),  # r1: up to 3 of 2.0: two more, not a whole batch of three
+    ])["localhost"]
+    assert res["r0"]["partial"] is True and res["r1"]["changed"] and res["r1"]["partial"] is True, res
+    assert "3 of 4 replicas" in res["r1"]["msg"], res["r1"]["msg"]
+    running = _running(containers)
+    assert {k: len(v) for k, v in running.items()} == {"1": 1, "2": 3}, running
+
+    res = run_playbook(tmp_path, [dict(upgrade(batch_size=1), check_mode=True), upgrade(batch_size=1)])["localhost"]
+    assert res["r0"]["changed"] and "would finish the rollout" in res["r0"]["msg"], res["r0"]["msg"]
+    finish = res["r1"]
+    assert finish["changed"] and finish["status"]["state"] == "complete" and finish["partial"] is False, finish
+    # the last old replica was swapped like any batch (one new started, then the old one drained), and the
+    # workload ends at the replica count the upgrade aimed at, not one more
+    assert "finished the rollout" in finish["msg"] and "1 more batch(es)" in finish["msg"], finish["msg"]
+    running = _running(containers)
+    assert list(running) == ["2"] and len(running["2"]) == 4, running
+    assert set(haproxy.servers()) == running["2"]
