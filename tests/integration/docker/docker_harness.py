@@ -181,13 +181,13 @@ class ExtraDockerd:
     """
 
     def __init__(self, images: t.Sequence[str], index: int = 0, image_archive: t.Optional[str] = None,
-                 start_timeout: float = 30) -> None:
+                 start_timeout: float = 30, subnet: t.Optional[str] = None, tag: str = "") -> None:
         if not 0 <= index < 50:
             raise ValueError(f"dockerd index {index} out of range 0..49")
         self.index = index
-        self.dir = pathlib.Path(tempfile.mkdtemp(prefix=f"zd-d{index}-"))
-        self.bridge = f"zd{RUN_ID[:6]}{index}" if index else f"zd{RUN_ID[:6]}"
-        self.subnet = f"172.31.{251 - index}.1/24"
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix=f"zd-d{tag}{index}-"))
+        self.bridge = f"zd{tag}{RUN_ID[:6]}{index}" if index or tag else f"zd{RUN_ID[:6]}"
+        self.subnet = subnet or f"172.31.{251 - index}.1/24"
         self.socket = str(self.dir / "docker.sock")
         self.host = f"unix://{self.socket}"
         self.proc: t.Optional[subprocess.Popen] = None
@@ -196,13 +196,8 @@ class ExtraDockerd:
         try:
             subprocess.run(["ip", "addr", "add", self.subnet, "dev", self.bridge], check=True, capture_output=True)
             subprocess.run(["ip", "link", "set", self.bridge, "up"], check=True, capture_output=True)
-            self.log = open(self.dir / "dockerd.log", "wb")
-            self.proc = subprocess.Popen(
-                ["dockerd", "--host", self.host, "--data-root", str(self.dir / "data"),
-                 "--exec-root", str(self.dir / "exec"), "--pidfile", str(self.dir / "dockerd.pid"),
-                 "--bridge", self.bridge, "--iptables=false", "--ip-masq=false"],
-                stdout=self.log, stderr=subprocess.STDOUT)
-            self._wait_answer(start_timeout)
+            self.log = open(self.dir / "dockerd.log", "ab")
+            self._start_daemon(start_timeout)
             if image_archive is not None:
                 with open(image_archive, "rb") as archive:
                     subprocess.run(["/usr/bin/docker", "-H", self.host, "load", "-q"], stdin=archive, check=True,
@@ -215,6 +210,28 @@ class ExtraDockerd:
         except BaseException:
             self.stop()
             raise
+
+    def _start_daemon(self, timeout: float) -> None:
+        self.proc = subprocess.Popen(
+            ["dockerd", "--host", self.host, "--data-root", str(self.dir / "data"),
+             "--exec-root", str(self.dir / "exec"), "--pidfile", str(self.dir / "dockerd.pid"),
+             "--bridge", self.bridge, "--iptables=false", "--ip-masq=false"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        self._wait_answer(timeout)
+
+    def restart(self, timeout: float = 30) -> float:
+        """SIGTERM the daemon (it stops its containers, as a default dockerd does), start it again on the same
+        data root; returns the seconds it was down."""
+        began = time.monotonic()
+        assert self.proc is not None
+        self.proc.terminate()
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._start_daemon(timeout)
+        return time.monotonic() - began
 
     def _wait_answer(self, timeout: float) -> None:
         assert self.proc is not None

@@ -14,7 +14,7 @@ import uuid
 
 import yaml
 
-from docker_harness import ROOT, VENV_BIN, haproxy_command
+from docker_harness import ROOT, VENV_BIN, ExtraDockerd, haproxy_command
 
 SERVING = ("UP", "NOLB")  # statuses under which HAProxy sends new requests to a server ("UP 1/2" too)
 
@@ -186,79 +186,10 @@ def check_converged(client: t.Any, haproxy: t.Any, name: str, image: str, replic
     return revision
 
 
-class RestartableDockerd:
-    """A dockerd of the tests' own (socket, data root, exec root, bridge) that can be restarted mid-run.
-
-    Restarting the shared engine would disturb every other test, so the restart test gets this one. No
-    iptables rules: published ports go through docker-proxy on loopback. The demo images are copied in
-    with save/load (no registry is reachable).
-    """
-
-    def __init__(self, images: t.Sequence[str], subnet: str = "172.31.252.1/24") -> None:
-        import tempfile
-        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="zd-fault-d-"))
-        self.bridge = f"zdf{uuid.uuid4().hex[:8]}"
-        self.socket = str(self.dir / "docker.sock")
-        self.host = f"unix://{self.socket}"
-        self.proc: t.Optional[subprocess.Popen] = None
-        self.log = open(self.dir / "dockerd.log", "ab")
-        subprocess.run(["ip", "link", "add", self.bridge, "type", "bridge"], check=True, capture_output=True)
-        try:
-            subprocess.run(["ip", "addr", "add", subnet, "dev", self.bridge], check=True, capture_output=True)
-            subprocess.run(["ip", "link", "set", self.bridge, "up"], check=True, capture_output=True)
-            self.start()
-            save = subprocess.Popen(["/usr/bin/docker", "save", *images], stdout=subprocess.PIPE)
-            subprocess.run(["/usr/bin/docker", "-H", self.host, "load", "-q"], stdin=save.stdout, check=True,
-                           capture_output=True, timeout=120)
-            save.wait(60)
-        except BaseException:
-            self.stop()
-            raise
-
-    def start(self, timeout: float = 30) -> None:
-        self.proc = subprocess.Popen(
-            ["dockerd", "--host", self.host, "--data-root", str(self.dir / "data"), "--exec-root",
-             str(self.dir / "exec"), "--pidfile", str(self.dir / "dockerd.pid"), "--bridge", self.bridge,
-             "--iptables=false", "--ip-masq=false"], stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ping = subprocess.run(["/usr/bin/docker", "-H", self.host, "version", "--format", "{{.Server.Version}}"],
-                                  capture_output=True, check=False, timeout=10)
-            if ping.returncode == 0:
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.2)
-        raise RuntimeError(f"test dockerd did not answer: {(self.dir / 'dockerd.log').read_text()[-2000:]}")
-
-    def restart(self) -> float:
-        """SIGTERM the daemon (it stops its containers, as a default dockerd does), start it again; seconds down."""
-        began = time.monotonic()
-        assert self.proc is not None
-        self.proc.terminate()
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.start()
-        return time.monotonic() - began
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            ids = subprocess.run(["/usr/bin/docker", "-H", self.host, "ps", "-aq"], capture_output=True, text=True,
-                                 check=False).stdout.split()
-            if ids:
-                subprocess.run(["/usr/bin/docker", "-H", self.host, "rm", "-f", *ids], capture_output=True, check=False)
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.log.close()
-        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
-        subprocess.run(["rm", "-rf", str(self.dir)], capture_output=True, check=False)
+def restartable_dockerd(images: t.Sequence[str]) -> ExtraDockerd:
+    """A dockerd of the restart test's own, which it can restart mid-run (restarting the shared engine would
+    disturb every other test); its own subnet, apart from the fleet tests' extra dockerds."""
+    return ExtraDockerd(images, subnet="172.31.252.1/24", tag="f")
 
 
 def wait_until(predicate: t.Callable[[], bool], timeout: float, what: str) -> None:

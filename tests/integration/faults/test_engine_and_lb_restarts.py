@@ -21,7 +21,7 @@ import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
 from docker_harness import IMAGE_V1, IMAGE_V2, container_spec
-from fault_harness import (PlaybookRun, RestartableDockerd, backend_servers, check_converged, wait_until,
+from fault_harness import (PlaybookRun, backend_servers, check_converged, restartable_dockerd, wait_until,
                            write_playbook)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -31,7 +31,7 @@ REPLICAS = 4
 @pytest.fixture
 def own_dockerd(engine):
     try:
-        daemon = RestartableDockerd([IMAGE_V1, IMAGE_V2])
+        daemon = restartable_dockerd([IMAGE_V1, IMAGE_V2])
     except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
         message = f"cannot start a dockerd of the test's own ({exc}); it needs root and the ip tool"
         if os.environ.get("CI", "").lower() == "true":
