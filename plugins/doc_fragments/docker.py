@@ -173,9 +173,25 @@ options:
   retain:
     description:
       - How many earlier revisions keep their (stopped) containers, for M(zerodown.rollout.rollback).
-      - Containers of older revisions of this workload are removed after a successful change.
+      - Containers of older revisions of this workload are removed after a successful change, and by a run
+        that finds nothing else to do (a run interrupted before its pruning left them).
     type: int
     default: 2
+  lock_timeout:
+    description:
+      - Seconds to wait for the workload's lock when another run holds it, then fail without changing
+        anything. V(0) fails at once. Only for O(platform=docker).
+      - A run that changes the workload first creates a container named C(zerodown-lock-<name>) (created,
+        never started, labelled C(zerodown.lock) with the owner's host, pid and operation) and removes it at
+        the end, whether the change succeeded or not. Two runs on one workload therefore never change it at
+        the same time; the second one waits, then plans again from what the first one left.
+      - A lock left by a run on this same host whose process is gone (a killed controller or module) is stale:
+        it is taken over at once, with a warning naming its owner.
+      - Check mode, and runs with nothing to change, never take the lock.
+      - The default lets a re-run after an interrupted controller wait for the module that may still be
+        finishing on the host.
+    type: float
+    default: 300
 """
 
     CONTAINER = r"""

@@ -16,6 +16,8 @@ description:
   - On a Docker host, replaces the workload's containers start-first, in batches, behind the load
     balancer; old containers are drained, stopped and kept so that M(zerodown.rollout.rollback) can
     bring them back.
+  - On a Docker host, one run at a time changes a workload; a run that finds another one changing it waits
+    up to O(lock_timeout) seconds, then decides again from what that run left (often: nothing to do).
   - Does nothing when the workload already runs O(image).
 extends_documentation_fragment:
   - zerodown.rollout.common

@@ -16,6 +16,8 @@ description:
     the workload already runs that revision.
   - On a Docker host, restarts the retained containers of that revision (no pull) start-first, in batches,
     behind the load balancer, and drains the current ones.
+  - On a Docker host, one run at a time changes a workload; a run that finds another one changing it waits
+    up to O(lock_timeout) seconds, then decides again from what that run left.
 extends_documentation_fragment:
   - zerodown.rollout.common
   - zerodown.rollout.common.ATTRIBUTES

@@ -68,6 +68,8 @@ def _cases(dk: dict[str, t.Any], k8s: dict[str, t.Any], missing_dk: dict[str, t.
         ("docker-image-invalid", {up: {**dk, "image": "Not An Image"}}, ["image", "Not An Image"]),
         ("docker-batch-size-0", {up: {**dk, "image": IMAGE_V2, "batch_size": 0}}, ["batch_size"]),
         ("docker-replicas-negative", {up: {**dk, "image": IMAGE_V2, "replicas": -1}}, ["replicas"]),
+        ("docker-lock-timeout-negative", {up: {**dk, "image": IMAGE_V2, "lock_timeout": -1}}, ["lock_timeout"]),
+        ("docker-rollback-lock-timeout-text", {rb: {**dk, "lock_timeout": "soon"}}, ["lock_timeout"]),
         ("docker-container-option", {up: {**dk, "image": IMAGE_V2, "container": "web"}}, ["container", "kubernetes"]),
         ("docker-kind", {up: {**dk, "image": IMAGE_V2, "kind": "StatefulSet"}}, ["kind", "kubernetes"]),
         ("docker-lb-socket-missing", {up: {**dk, "image": IMAGE_V2, "load_balancer": {

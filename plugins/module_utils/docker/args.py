@@ -57,6 +57,7 @@ DOCKER_ROLLOUT_ARGS: dict[str, dict[str, t.Any]] = {
     "drain_timeout": {"type": "float", "default": 30},
     "stop_timeout": {"type": "int", "default": 10},
     "retain": {"type": "int", "default": 2},
+    "lock_timeout": {"type": "float", "default": 300},
 }
 
 DOCKER_CONTAINER_ARGS: dict[str, dict[str, t.Any]] = {

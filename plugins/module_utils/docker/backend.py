@@ -23,6 +23,12 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.b
     server_name,
 )
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.none import NO_BALANCER_WARNING
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.lock import (
+    LockHeld,
+    WorkloadLock,
+    lock_name,
+    this_process,
+)
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import (
     LABEL_CAUSE,
     LABEL_REVISION,
@@ -83,6 +89,8 @@ class DockerPlatform(Platform):
         self.params: dict[str, t.Any] = dict(module.params)
         self._client: t.Any = None
         self._balancer: t.Optional[Balancer] = None
+        self._holding_lock = False
+        self._ensured: dict[str, dict[str, t.Any]] = {}
 
     # -- connections -------------------------------------------------------------------------------
     @property
@@ -220,7 +228,7 @@ class DockerPlatform(Platform):
         p = self.params
         check_positive(p, "batch_size", "replicas", "max_batches")
         check_non_negative(p, "batch_interval", "health_timeout", "drain_timeout", "stop_timeout", "retain",
-                           "wait_timeout")
+                           "wait_timeout", "lock_timeout")
 
     def _warn_without_balancer(self) -> None:
         if not self._uses_balancer():
@@ -234,6 +242,12 @@ class DockerPlatform(Platform):
             return None
 
     def _ensure_image(self, ref: str, pull: str) -> dict[str, t.Any]:
+        if ref in self._ensured:  # planned again under the lock: pull=always pulls once per run
+            return self._ensured[ref]
+        self._ensured[ref] = self._fetch_image(ref, pull)
+        return self._ensured[ref]
+
+    def _fetch_image(self, ref: str, pull: str) -> dict[str, t.Any]:
         image = self._local_image(ref) if pull != "always" else None
         if image is not None:
             return image
@@ -289,6 +303,82 @@ class DockerPlatform(Platform):
             raise
         except RolloutFailed:  # only refines the clone; without it the new image's defaults apply
             return None
+
+    # -- the lock ----------------------------------------------------------------------------------
+    def _locked(self, operation: str, target: str, images: t.Sequence[str],
+                action: t.Callable[[], ActionResult]) -> ActionResult:
+        """``action()`` while holding the workload's lock (see lock.py); it must read the workload again.
+
+        ``images`` are image ids already on the engine, tried in turn for the lock container (no pull).
+        A lock that stays held fails before anything changed; the lock is released however ``action`` ends.
+        """
+        if self._holding_lock:
+            return action()
+        name = self.workload.name
+        lock = WorkloadLock(name, self._lock_creator(images), self._lock_inspect, self._lock_remove, self.module.warn)
+        timeout = float(self.params["lock_timeout"] if self.params.get("lock_timeout") is not None else 300)
+        try:
+            lock.acquire(this_process(operation, target), timeout)
+        except LockHeld as held:
+            holder = held.owner.describe() if held.owner else "an unknown owner"
+            raise RolloutFailed(
+                f"{self.workload.describe()} is locked by another run: {holder} (lock container {lock.name} on "
+                f"{self._engine_label()}; {held.why}); gave up after lock_timeout={timeout:g}s and changed nothing. "
+                f"Wait for that run to finish and run again (or raise lock_timeout); if you are sure no run is in "
+                f"progress, remove the lock with `docker rm {lock.name}`",
+                lock=held.owner.to_dict() if held.owner else {"container": lock.name})
+        self._holding_lock = True
+        try:
+            return action()
+        finally:
+            self._holding_lock = False
+            try:
+                lock.release()
+            except RolloutError as err:  # the outcome stands; a later run on this host takes the lock over
+                self.module.warn(f"could not remove the lock container {lock.name}: {err.msg}. A later run from "
+                                 f"this host takes it over; from elsewhere, remove it with `docker rm {lock.name}`")
+
+    def _lock_creator(self, images: t.Sequence[str]) -> t.Callable[[str, dict[str, str]], t.Optional[str]]:
+        api = self.client.api
+        raw = getattr(api.create_container_from_config, "zd_raw", api.create_container_from_config)
+
+        def create_or_conflict(config: dict[str, t.Any], name: str) -> t.Optional[str]:
+            try:
+                return raw(config, name)["Id"]
+            except Exception as exc:  # only 409 Conflict (the lock exists) is an answer; guarded_call maps the rest
+                if getattr(exc, "status_code", None) == 409 and engine_mod.docker_errors is not None \
+                        and isinstance(exc, engine_mod.docker_errors.APIError):
+                    return None
+                raise
+
+        def create(name: str, labels: dict[str, str]) -> t.Optional[str]:
+            candidates = [i for i in dict.fromkeys(images) if i]
+            for index, image in enumerate(candidates):
+                # never started: no command runs, no network, no port; the image is only what create requires
+                config = {"Image": image, "Labels": labels, "Entrypoint": ["/zerodown-lock"], "Cmd": [],
+                          "HostConfig": {"NetworkMode": "none", "RestartPolicy": {"Name": "no"}}}
+                try:
+                    return self._docker(f"create the lock container {name}", create_or_conflict, config, name)
+                except engine_mod.EngineNotFound:
+                    if index == len(candidates) - 1:
+                        raise
+            raise RolloutFailed(f"no image of {self.workload.describe()} is on {self._host()} to create the lock "
+                                f"container {name} from")
+
+        return create
+
+    def _lock_inspect(self, name: str) -> t.Optional[tuple[str, dict[str, str]]]:
+        try:
+            attrs = self._docker(f"inspect the lock container {name}", self.client.api.inspect_container, name)
+        except engine_mod.EngineNotFound:
+            return None
+        return attrs["Id"], (attrs.get("Config") or {}).get("Labels") or {}
+
+    def _lock_remove(self, cid: str) -> None:
+        try:
+            self._docker(f"remove the lock container {cid[:12]}", self.client.api.remove_container, cid, force=True)
+        except engine_mod.EngineNotFound:
+            pass
 
     # -- the swap ----------------------------------------------------------------------------------
     def _take_in(self, ids: list[str], fresh: list[str]) -> list[Replica]:
@@ -437,6 +527,12 @@ class DockerPlatform(Platform):
         self._warn_without_balancer()
         if self._uses_balancer():
             self.balancer  # noqa: B018 - fail on an unreachable load balancer before any change
+        return self._plan_upgrade(image, history)
+
+    def _plan_upgrade(self, image: str, history: History) -> ActionResult:
+        """Decide from ``history`` and act. Read-only until the first change; that takes the lock and plans
+        again from a fresh read, so that a run that waited for another acts on what that one left."""
+        p = self.params
         if not history.exists:
             return self._create(image, p)
         current = history.current
@@ -466,6 +562,8 @@ class DockerPlatform(Platform):
             if self.module.check_mode:
                 return self._result(True, history, current.number, current.number, before, after,
                                     f"would {'finish' if stale else 'scale'} {what}")
+            if not self._holding_lock:
+                return self._relock_upgrade(image, [current.newest.image_id])
             if not stale:
                 self._scale(current, desired)
                 return self._finish(current.number, current.number, before, f"scaled {what}")
@@ -505,7 +603,9 @@ class DockerPlatform(Platform):
                                   + ("" if local is not None else f"; {image} would be pulled"))
             result.extra["partial"] = partial
             return result
-        self._ensure_image(image, pull)
+        info = self._ensure_image(image, pull)
+        if not self._holding_lock:
+            return self._relock_upgrade(image, [current.newest.image_id, info.get("Id", "")])
         template = current.newest.attrs
         old_image_config = self._image_config(template.get("Image", ""))
 
@@ -526,6 +626,9 @@ class DockerPlatform(Platform):
         return self._finish(number, current.number, before,
                             f"{self.workload.describe()} upgraded from revision {current.number} ({current.image}) to "
                             f"revision {number} ({image}) in {batches} batch(es)")
+
+    def _relock_upgrade(self, image: str, images: t.Sequence[str]) -> ActionResult:
+        return self._locked("image_upgrade", image, images, lambda: self._plan_upgrade(image, self.load()))
 
     def _continue_partial(self, history: History, current: RevisionGroup, stale: list[Replica], desired: int,
                           limit: int, before: dict[str, t.Any]) -> ActionResult:
@@ -548,6 +651,8 @@ class DockerPlatform(Platform):
                                   f"would swap {more} more replica(s) of {what}, {target} of {desired}")
             result.extra["partial"] = target < desired
             return result
+        if not self._holding_lock:
+            return self._relock_upgrade(current.image, [current.newest.image_id])
         self._take_in_missing(current)
         old = sorted(stale, key=lambda r: r.name)
         # the swap runs until ``more`` new replicas are in (no batch beyond them): old ones left keep serving
@@ -573,6 +678,8 @@ class DockerPlatform(Platform):
                                 images={self.workload.name: image}, before={}, after=after,
                                 message=f"would create {self.workload.describe()} with {replicas} replicas of {image}")
         info = self._ensure_image(image, p.get("pull") or "missing")
+        if not self._holding_lock:  # a run that waited finds the workload created: it plans as for any other
+            return self._relock_upgrade(image, [info.get("Id", "")])
         cause = p.get("change_cause") or f"created with {image}"
         config, later_names = creation_config(image, self.workload.name, 1, cause, p.get("docker_container") or {},
                                               info.get("Config") or {}, replicas)
@@ -628,6 +735,11 @@ class DockerPlatform(Platform):
         self._warn_without_balancer()
         if self._uses_balancer():
             self.balancer  # noqa: B018
+        return self._plan_rollback(history)
+
+    def _plan_rollback(self, history: History) -> ActionResult:
+        """As :meth:`_plan_upgrade`: read-only until the first change, then planned again under the lock."""
+        p = self.params
         current = history.current
         assert_group(current)
         wanted = p.get("to_revision")
@@ -653,6 +765,10 @@ class DockerPlatform(Platform):
             return self._result(True, history, target.number, current.number, before, after,
                                 f"would roll {self.workload.describe()} back from revision {current.number} to "
                                 f"revision {target.number} ({target.image})")
+        if not self._holding_lock:
+            return self._locked("rollback", f"revision {target.number} ({target.image})",
+                                [current.newest.image_id, target.newest.image_id],
+                                lambda: self._plan_rollback(self._existing()))
         if self._local_image(target.newest.attrs.get("Image", "")) is None:
             raise RolloutFailed(f"the image of revision {target.number} ({target.image}) is no longer on "
                                 f"{self._host()}; a rollback does not pull. Load it, or upgrade to it instead")

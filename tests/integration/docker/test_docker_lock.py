@@ -1,0 +1,140 @@
+"""The per-workload lock on a real engine behind HAProxy: two runs started together change the workload one
+after the other; a lock held by a live owner elsewhere fails clearly and changes nothing; a lock left by a
+dead process of this host is taken over; check mode and the reading modules never take it nor see it."""
+from __future__ import annotations
+
+import concurrent.futures
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.lock import LockOwner, lock_name, this_process
+from docker_harness import IMAGE_V1, IMAGE_V2, container_spec, run_playbook
+
+docker = pytest.importorskip("docker")
+
+pytestmark = pytest.mark.docker
+
+
+def _base(name, haproxy, **extra):
+    args = {"platform": "docker", "name": name, "load_balancer": haproxy.lb_options(),
+            "health_timeout": 20, "drain_timeout": 2, "stop_timeout": 2}
+    args.update(extra)
+    return args
+
+
+def _create(tmp_path, name, haproxy, replicas=2):
+    out = run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": _base(
+        name, haproxy, image=IMAGE_V1, replicas=replicas, docker_container=container_spec())}])["localhost"]["r0"]
+    assert out["changed"] and not out.get("failed"), out
+
+
+def _snapshot(containers, haproxy):
+    return sorted((c.id, c.status, c.labels["zerodown.revision"]) for c in containers()), haproxy.servers()
+
+
+def _lock_container(engine, name):
+    try:
+        return engine.containers.get(lock_name(name))
+    except docker.errors.NotFound:
+        return None
+
+
+@pytest.fixture
+def hand_made_lock(engine, workload_name):
+    """Creates a lock container as another run would have left it; removes it after the test."""
+    def make(holder: LockOwner):
+        return engine.api.create_container(IMAGE_V1, name=lock_name(workload_name), labels=holder.to_labels(workload_name),
+                                           entrypoint=["/zerodown-lock"])["Id"]
+    yield make
+    leftover = _lock_container(engine, workload_name)
+    if leftover is not None:
+        leftover.remove(force=True)
+
+
+def test_two_runs_started_together_change_the_workload_one_after_the_other(engine, haproxy, workload_name,
+                                                                          containers, tmp_path):
+    _create(tmp_path, workload_name, haproxy, replicas=2)
+    task = [{"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V2)}]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        runs = [pool.submit(run_playbook, tmp_path, task) for _ in range(2)]
+        results = [run.result()["localhost"]["r0"] for run in runs]
+    assert not any(r.get("failed") for r in results), results
+    # one did the upgrade; the other waited for the lock, read the workload again and found nothing to do
+    assert sorted(r["changed"] for r in results) == [False, True], results
+    assert all(r["revision"] == 2 for r in results), results
+    running = [c for c in containers() if c.status == "running"]
+    assert len(running) == 2 and {c.labels["zerodown.image"] for c in running} == {IMAGE_V2}, running
+    assert {c.labels["zerodown.revision"] for c in containers()} == {"1", "2"}  # one new revision, not two
+    servers = haproxy.servers()
+    assert set(servers) == {c.name for c in running} and all(s.startswith("UP") for s in servers.values()), servers
+    assert _lock_container(engine, workload_name) is None
+
+
+def test_a_live_owner_elsewhere_fails_clearly_and_nothing_changes(engine, haproxy, workload_name, containers,
+                                                                  hand_made_lock, tmp_path):
+    _create(tmp_path, workload_name, haproxy, replicas=2)
+    holder = LockOwner(host="ctl-elsewhere", pid=4242, pid_start="123", operation="image_upgrade",
+                       target="zerodown/demo-app:9.9", since="2024-06-11T10:00:00Z")
+    lock_id = hand_made_lock(holder)
+    before = _snapshot(containers, haproxy)
+    info_args = {"platform": "docker", "name": workload_name, "load_balancer": haproxy.lb_options()}
+    res = run_playbook(tmp_path, [
+        {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V2, lock_timeout=1)},  # r0
+        {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V1, replicas=3,       # r1
+                                                 lock_timeout=0)},
+        {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V2, lock_timeout=0),  # r2
+         "check_mode": True},
+        {"zerodown.rollout.rollout_info": info_args},                                                      # r3
+        {"zerodown.rollout.rollout_wait": dict(info_args, timeout=5)},                                     # r4
+    ])["localhost"]
+    up, scale, check, info, wait = (res[f"r{i}"] for i in range(5))
+    assert up.get("failed") and scale.get("failed"), (up, scale)
+    for out in (up, scale):
+        msg = out["msg"]
+        assert "locked by another run" in msg and "image_upgrade to zerodown/demo-app:9.9 by pid 4242 on host " \
+            "ctl-elsewhere since 2024-06-11T10:00:00Z" in msg, msg
+        assert f"docker rm {lock_name(workload_name)}" in msg and "changed nothing" in msg, msg
+        assert out["lock"]["host"] == "ctl-elsewhere" and out["lock"]["pid"] == 4242, out
+        assert "Traceback" not in str(out)
+    assert "lock_timeout=1s" in up["msg"] and "lock_timeout=0s" in scale["msg"]
+    # check mode does not need the lock: it predicts, and leaves the lock as it was
+    assert check["changed"] and not check.get("failed") and "would upgrade" in check["msg"], check
+    # the reading modules neither wait for the lock nor count its container as a replica or a revision
+    assert not info.get("failed") and not wait.get("failed"), (info, wait)
+    listed = str(info["revisions"]) + str(info["status"]) + str(wait["status"])
+    assert lock_name(workload_name) not in listed, listed
+    assert [(r["revision"], r["replicas"]) for r in info["revisions"]] == [(1, 2)]
+    assert _snapshot(containers, haproxy) == before
+    assert _lock_container(engine, workload_name).id == lock_id  # a live owner's lock is never removed
+
+
+def test_a_lock_left_by_a_dead_process_of_this_host_is_taken_over(engine, haproxy, workload_name, containers,
+                                                                  hand_made_lock, tmp_path):
+    _create(tmp_path, workload_name, haproxy, replicas=2)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    # what a killed run on this machine (same host name, boot, pid namespace) leaves behind
+    mine = this_process("rollback", "revision 1 (zerodown/demo-app:1.0)")
+    dead = LockOwner(**dict(mine.to_dict(), pid=child.pid))
+    hand_made_lock(dead)
+    out = run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": _base(
+        workload_name, haproxy, image=IMAGE_V2, lock_timeout=0)}])["localhost"]["r0"]
+    assert out["changed"] and not out.get("failed") and out["revision"] == 2, out
+    warnings = " ".join(out.get("warnings", []))
+    assert f"took over the stale lock of Docker workload {workload_name!r} left by rollback to revision 1 " \
+        f"(zerodown/demo-app:1.0) by pid {child.pid} on host {mine.host}" in warnings, warnings
+    assert f"process {child.pid} is gone" in warnings
+    running = [c for c in containers() if c.status == "running"]
+    assert {c.labels["zerodown.image"] for c in running} == {IMAGE_V2} and len(running) == 2
+    assert set(haproxy.servers()) == {c.name for c in running}
+    assert _lock_container(engine, workload_name) is None  # taken over, then released
+
+    # the same for a rollback, from a lock whose pid now belongs to another process (this one)
+    hand_made_lock(LockOwner(**dict(mine.to_dict(), pid_start=str(int(mine.pid_start) + 1))))
+    out = run_playbook(tmp_path, [{"zerodown.rollout.rollback": _base(workload_name, haproxy, lock_timeout=0)}])
+    out = out["localhost"]["r0"]
+    assert out["changed"] and not out.get("failed") and out["revision"] == 1, out
+    assert f"pid {mine.pid} now belongs to another process" in " ".join(out.get("warnings", [])), out
+    assert _lock_container(engine, workload_name) is None
