@@ -185,7 +185,7 @@ options:
         never started, labelled C(zerodown.lock) with the owner's host, pid and operation) and removes it at
         the end, whether the change succeeded or not. Two runs on one workload therefore never change it at
         the same time; the second one waits, then plans again from what the first one left.
-      - A lock left by a run on this same host whose process is gone (a killed controller or module) is stale:
+      - A lock left by a run on this same host whose process is gone (a killed controller or module) is stale;
         it is taken over at once, with a warning naming its owner.
       - Check mode, and runs with nothing to change, never take the lock.
       - The default lets a re-run after an interrupted controller wait for the module that may still be
