@@ -65,4 +65,18 @@ options:
       - V(0) turns this check off. Crash-looping pods and image pull errors always fail the wait at once.
     type: int
     default: 10
+  wait_old_pods_gone:
+    description:
+      - When waiting for a rollout, also wait until no pod of the workload from an older revision exists any
+        more, terminating pods (still in their grace period or C(preStop) hook) included. Use it when the next
+        step must not run while the old version may still serve or hold connections, for example a database
+        migration the old version must not see.
+      - The old pods are those matching the workload's selector whose C(pod-template-hash) (Deployment) or
+        C(controller-revision-hash) (StatefulSet, DaemonSet) label differs from the new revision's. Pods a
+        partitioned StatefulSet keeps below its partition do not count.
+      - Counts against the same wait timeout as the rollout; running out of time names the pods still present.
+        On success the returned C(status) has C(old_pods_gone=true).
+      - Applies only when the task waits. Docker hosts always stop the old containers before returning.
+    type: bool
+    default: false
 """

@@ -27,4 +27,5 @@ KUBERNETES_ARGS: dict[str, dict[str, t.Any]] = {
     "k8s_proxy": {"type": "str"},
     "k8s_request_timeout": {"type": "int", "default": 30},
     "readiness_failure_limit": {"type": "int", "default": 10},
+    "wait_old_pods_gone": {"type": "bool", "default": False},
 }

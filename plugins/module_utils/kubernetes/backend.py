@@ -77,6 +77,7 @@ class KubernetesPlatform(Platform):
         self.readiness_failure_limit = 10 if limit is None else int(limit)
         if self.readiness_failure_limit < 0:
             raise InvalidInput(f"readiness_failure_limit must be 0 (off) or more, got {self.readiness_failure_limit}")
+        self.wait_old_pods_gone = bool(self.params.get("wait_old_pods_gone"))
         self.client = KubeClient.from_params(self.params)
         self.adapter = adapter_for(self.client, workload)
 
@@ -85,7 +86,7 @@ class KubernetesPlatform(Platform):
         return bool(getattr(self.module, "check_mode", False))
 
     def waiter(self) -> RolloutWaiter:
-        return RolloutWaiter(self.adapter, self.readiness_failure_limit)
+        return RolloutWaiter(self.adapter, self.readiness_failure_limit, wait_old_pods_gone=self.wait_old_pods_gone)
 
     # ------------------------------------------------------------------------------------ reading
     def status(self) -> RolloutStatus:

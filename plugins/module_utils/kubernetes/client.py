@@ -334,9 +334,11 @@ class KubeClient:
         return self._call(f"patch {kind} {namespace}/{name}", self._method("patch", kind), name, namespace, body,
                           **kwargs)
 
-    def watch(self, kind: str, namespace: str, name: str, resource_version: t.Optional[str],
-              timeout_seconds: int, quiet_timeout: t.Optional[float] = None) -> t.Iterator[tuple[str, dict[str, t.Any]]]:
-        """Watch one named object from ``resource_version`` for at most ``timeout_seconds``.
+    def watch(self, kind: str, namespace: str, name: t.Optional[str], resource_version: t.Optional[str],
+              timeout_seconds: int, quiet_timeout: t.Optional[float] = None,
+              label_selector: t.Optional[str] = None) -> t.Iterator[tuple[str, dict[str, t.Any]]]:
+        """Watch one named object (or, with ``name`` None, every object ``label_selector`` selects) from
+        ``resource_version`` for at most ``timeout_seconds``.
 
         Yields ``(event type, object)``; raises ApiException (410 when the version expired) or urllib3 errors,
         which the caller turns into a re-list or a fall back to polling. With ``quiet_timeout``, a watch on
@@ -345,11 +347,14 @@ class KubeClient:
         # return_type "object" makes the watcher hand back plain dicts while still tracking resourceVersion.
         watcher = k8s_watch.Watch(return_type="object")
         kwargs: dict[str, t.Any] = {
-            "field_selector": f"metadata.name={name}",
             "timeout_seconds": max(1, int(timeout_seconds)),
             "_request_timeout": (min(10.0, self.conn.request_timeout),
                                  quiet_timeout if quiet_timeout else max(2.0, timeout_seconds + 5.0)),
         }
+        if name:
+            kwargs["field_selector"] = f"metadata.name={name}"
+        if label_selector:
+            kwargs["label_selector"] = label_selector
         if resource_version:
             kwargs["resource_version"] = resource_version
         try:

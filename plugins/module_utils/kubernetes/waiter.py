@@ -17,11 +17,17 @@
 * Fail fast: ProgressDeadlineExceeded, ReplicaFailure, a revision other than the pinned one, and pods of
   the new revision that are crash-looping, cannot pull their image, cannot be created, or keep failing
   their readiness probe, named with their last events.
+* Opt-in (``wait_old_pods_gone``): once the rollout is complete, wait on until no pod of the workload that
+  carries another revision's hash label exists any more, terminating ones included. One LIST of the pods the
+  workload's selector matches, then a watch on that selector from the LIST's ``resourceVersion``; polling
+  once a second when the watch fails. Without the option this phase costs no request.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import math
 import time
 import typing as t
 
@@ -29,6 +35,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes import
 from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.status import generation_observed
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     STATE_PAUSED,
+    STATE_PROGRESSING,
     Deadline,
     ProgressCallback,
     RolloutError,
@@ -135,10 +142,12 @@ class RolloutWaiter:
     """One wait on one workload. ``adapter`` reads the workload (see :mod:`workloads`)."""
 
     def __init__(self, adapter: t.Any, readiness_failure_limit: int = 10,
-                 clock: t.Callable[[], float] = time.monotonic, sleep: t.Callable[[float], None] = time.sleep) -> None:
+                 clock: t.Callable[[], float] = time.monotonic, sleep: t.Callable[[float], None] = time.sleep,
+                 wait_old_pods_gone: bool = False) -> None:
         self.adapter = adapter
         self.client = adapter.client
         self.readiness_failure_limit = readiness_failure_limit
+        self.wait_old_pods_gone = wait_old_pods_gone
         self._clock = clock
         self._sleep = sleep
         self.polling = False
@@ -240,6 +249,8 @@ class RolloutWaiter:
             if fresh and until_observed:
                 return status
             if fresh and status.done:
+                if self.wait_old_pods_gone:
+                    return self._wait_old_pods(obj, status, deadline, timeout, progress)
                 return status
             if fresh and status.failed:
                 raise RolloutFailed(f"{self.adapter.describe()}: {status.message}", status=status.to_dict(),
@@ -324,3 +335,110 @@ class RolloutWaiter:
     def _fall_back(self, why: str) -> None:
         self.polling = True
         self.watch_error = why
+
+    # -------------------------------------------------------------------- opt-in: until the old pods are gone
+    def _close_segment(self) -> None:
+        if self._segment is not None and hasattr(self._segment, "close"):
+            self._segment.close()
+        self._segment = None
+
+    def old_pods(self, obj: dict[str, t.Any], pods: t.Iterable[dict[str, t.Any]],
+                 label: tuple[str, str]) -> list[dict[str, t.Any]]:
+        """The pods of ``pods`` that carry another revision's ``label`` than the new one, sorted by name.
+
+        Pods without the label were not made by the workload's controller and do not count; nor do the pods a
+        partitioned StatefulSet keeps on the current revision on purpose.
+        """
+        key, value = label
+        out = []
+        for pod in pods:
+            have = ((pod.get("metadata") or {}).get("labels") or {}).get(key)
+            if have and have != value and not self.adapter.keeps_old_revision(obj, pod):
+                out.append(pod)
+        return sorted(out, key=lambda p: str((p.get("metadata") or {}).get("name") or ""))
+
+    @staticmethod
+    def _pod_text(pod: dict[str, t.Any]) -> str:
+        meta = pod.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            return f"{meta.get('name')} (terminating)"
+        return str(meta.get("name"))
+
+    def _old_pods_message(self, old: list[dict[str, t.Any]]) -> str:
+        shown = ", ".join(self._pod_text(p) for p in old[:5]) + (", ..." if len(old) > 5 else "")
+        kind = self.adapter.kind.lower()
+        return (f'Waiting for {kind} "{self.adapter.name}" old pods to be gone: {len(old)} of an older revision '
+                f"still present ({shown})...")
+
+    def _wait_old_pods(self, obj: dict[str, t.Any], status: RolloutStatus, deadline: Deadline, timeout: float,
+                       progress: t.Optional[ProgressCallback]) -> RolloutStatus:
+        """After a complete rollout: return once no pod of another revision exists, within ``deadline``."""
+        self._close_segment()
+        label = self.adapter.new_pod_label(self.adapter.current_entry(obj, self._history(obj)))
+        if label is None:
+            raise RolloutFailed(
+                f"{self.adapter.describe()}: cannot tell the new revision's pods from the old ones (the controller "
+                "has not labelled its newest revision); wait again without wait_old_pods_gone",
+                status=status.to_dict(), reason="UnknownRevisionLabel")
+        selector = rev.selector_string((obj.get("spec") or {}).get("selector")) or None
+        pods, resource_version = self._list_pods(selector)
+        while True:
+            old = self.old_pods(obj, pods.values(), label)
+            if not old:
+                status.extra["old_pods_gone"] = True
+                return status
+            message = self._old_pods_message(old)
+            if progress is not None:
+                progress(dataclasses.replace(status, state=STATE_PROGRESSING, message=message,
+                                             extra=dict(status.extra)))
+            if deadline.expired:
+                status.extra["old_pods_gone"] = False
+                names = [str((p.get("metadata") or {}).get("name")) for p in old]
+                shown = ", ".join(self._pod_text(p) for p in old[:10]) + (", ..." if len(old) > 10 else "")
+                raise WaitTimeout(
+                    f"timed out after {timeout:g}s waiting for the old pods of {self.adapter.describe()} to be gone "
+                    f"(the rollout itself is complete): {len(old)} still present: {shown}",
+                    status=status.to_dict(), reason="Timeout", old_pods=names)
+            pods, resource_version = self._next_pods(pods, resource_version, selector, deadline)
+
+    def _list_pods(self, selector: t.Optional[str]) -> tuple[dict[str, dict[str, t.Any]], t.Optional[str]]:
+        listing = self.client.list("Pod", self.adapter.namespace, label_selector=selector)
+        pods = {str(rev.meta(p).get("name")): p for p in listing.get("items") or []}
+        return pods, rev.meta(listing).get("resourceVersion")
+
+    def _next_pods(self, pods: dict[str, dict[str, t.Any]], resource_version: t.Optional[str],
+                   selector: t.Optional[str], deadline: Deadline
+                   ) -> tuple[dict[str, dict[str, t.Any]], t.Optional[str]]:
+        """The pods after the next change: one watch event applied, or a fresh LIST when polling."""
+        if self.polling:
+            self._sleep(min(POLL_INTERVAL, max(0.05, deadline.remaining)))
+            return self._list_pods(selector)
+        try:
+            if self._segment is None:
+                seconds = max(1, min(MAX_SEGMENT, int(math.ceil(deadline.remaining))))
+                # the read timeout ends a silent watch at the deadline, so a timeout is reported on time
+                quiet = max(0.5, min(float(MAX_SEGMENT), deadline.remaining))
+                self._segment = iter(self.client.watch("Pod", self.adapter.namespace, None, resource_version,
+                                                       seconds, quiet_timeout=quiet, label_selector=selector))
+            for etype, pod in self._segment:
+                resource_version = rev.meta(pod).get("resourceVersion") or resource_version
+                name = str(rev.meta(pod).get("name") or "")
+                if etype in ("ADDED", "MODIFIED") and name:
+                    pods[name] = pod
+                    return pods, resource_version
+                if etype == "DELETED" and name:
+                    pods.pop(name, None)
+                    return pods, resource_version
+            self._segment = None
+            return pods, resource_version
+        except urllib3.exceptions.ReadTimeoutError:
+            self._segment = None
+            return pods, resource_version
+        except ApiException as exc:
+            self._segment = None
+            if getattr(exc, "status", None) != 410:
+                self._fall_back(f"pod watch failed ({getattr(exc, 'status', '?')} {getattr(exc, 'reason', '')})")
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            self._segment = None
+            self._fall_back(f"pod watch failed ({type(exc).__name__})")
+        return self._list_pods(selector)

@@ -67,7 +67,19 @@ class WorkloadAdapter:
 
     def new_pod_selector(self, obj: dict[str, t.Any], entry: t.Optional[rev.HistoryEntry]) -> t.Optional[str]:
         """Label selector of the pods of ``entry`` (the new revision), or None when unknown."""
+        label = self.new_pod_label(entry)
+        if label is None:
+            return None
+        base = rev.selector_string((obj.get("spec") or {}).get("selector"))
+        return ",".join(p for p in (base, f"{label[0]}={label[1]}") if p)
+
+    def new_pod_label(self, entry: t.Optional[rev.HistoryEntry]) -> t.Optional[tuple[str, str]]:
+        """The (label, value) the controller puts on the pods of ``entry``, or None when unknown."""
         raise NotImplementedError
+
+    def keeps_old_revision(self, obj: dict[str, t.Any], pod: dict[str, t.Any]) -> bool:
+        """Whether ``pod`` is meant to stay on an older revision once the rollout is complete."""
+        return False
 
     @property
     def owned_by_label(self) -> str:
@@ -101,14 +113,11 @@ class DeploymentAdapter(WorkloadAdapter):
                current: t.Optional[int] = None) -> RolloutStatus:
         return rollout_status(self.kind, obj, revision)
 
-    def new_pod_selector(self, obj: dict[str, t.Any], entry: t.Optional[rev.HistoryEntry]) -> t.Optional[str]:
+    def new_pod_label(self, entry: t.Optional[rev.HistoryEntry]) -> t.Optional[tuple[str, str]]:
         if entry is None:
             return None
         pod_hash = ((entry.raw.get("metadata") or {}).get("labels") or {}).get(rev.POD_TEMPLATE_HASH)
-        if not pod_hash:
-            return None
-        base = rev.selector_string((obj.get("spec") or {}).get("selector"))
-        return ",".join(p for p in (base, f"{rev.POD_TEMPLATE_HASH}={pod_hash}") if p)
+        return (rev.POD_TEMPLATE_HASH, pod_hash) if pod_hash else None
 
 
 class _ControllerRevisionAdapter(WorkloadAdapter):
@@ -130,11 +139,10 @@ class _ControllerRevisionAdapter(WorkloadAdapter):
         labels = (entry.raw.get("metadata") or {}).get("labels") or {}
         return labels.get(REVISION_HASH_LABEL) or entry.name[len(self.name) + 1:]
 
-    def new_pod_selector(self, obj: dict[str, t.Any], entry: t.Optional[rev.HistoryEntry]) -> t.Optional[str]:
+    def new_pod_label(self, entry: t.Optional[rev.HistoryEntry]) -> t.Optional[tuple[str, str]]:
         if entry is None:
             return None
-        base = rev.selector_string((obj.get("spec") or {}).get("selector"))
-        return ",".join(p for p in (base, f"{REVISION_HASH_LABEL}={self.pod_label_value(entry)}") if p)
+        return (REVISION_HASH_LABEL, self.pod_label_value(entry))
 
     def pod_label_value(self, entry: rev.HistoryEntry) -> str:
         return self.pod_hash(entry)
@@ -170,6 +178,20 @@ class StatefulSetAdapter(_ControllerRevisionAdapter):
     def pod_label_value(self, entry: rev.HistoryEntry) -> str:
         # StatefulSet pods carry the full ControllerRevision name in controller-revision-hash.
         return entry.name
+
+    def keeps_old_revision(self, obj: dict[str, t.Any], pod: dict[str, t.Any]) -> bool:
+        # A partitioned rolling update leaves the pods below the partition on the current revision.
+        rolling = ((obj.get("spec") or {}).get("updateStrategy") or {}).get("rollingUpdate") or {}
+        try:
+            partition = int(rolling.get("partition") or 0)
+        except (TypeError, ValueError):
+            return False
+        if partition <= 0:
+            return False
+        name = str((pod.get("metadata") or {}).get("name") or "")
+        prefix = f"{self.name}-"
+        ordinal = name[len(prefix):] if name.startswith(prefix) else ""
+        return ordinal.isdigit() and int(ordinal) < partition
 
 
 ADAPTERS: dict[str, t.Type[WorkloadAdapter]] = {
