@@ -17,7 +17,7 @@ description:
     balancer; old containers are drained, stopped and kept so that M(zerodown.rollout.rollback) can
     bring them back.
   - On a Docker host, one run at a time changes a workload; a run that finds another one changing it waits
-    up to O(lock_timeout) seconds, then decides again from what that run left (often: nothing to do).
+    up to O(lock_timeout) seconds, then decides again from what that run left (often there is nothing left to do).
   - Does nothing when the workload already runs O(image).
 extends_documentation_fragment:
   - zerodown.rollout.common
@@ -58,6 +58,8 @@ options:
   wait:
     description:
       - Wait until the new revision is rolled out (see M(zerodown.rollout.rollout_wait)).
+      - On Kubernetes, with O(wait_old_pods_gone=true), also until no pod of an older revision is left,
+        terminating ones included.
     type: bool
     default: true
   wait_timeout:
@@ -164,7 +166,8 @@ msg:
   sample: Deployment prod/shop upgraded from revision 3 to 4
 pruned:
   description:
-    - Containers of revisions beyond O(retain) that were removed after the change. Only for O(platform=docker).
+    - Containers of revisions beyond O(retain) that were removed after the change, or by a run that had
+      nothing else to change. Only for O(platform=docker).
   returned: changed and O(platform=docker)
   type: list
   elements: str

@@ -49,6 +49,8 @@ options:
   wait:
     description:
       - Wait until the rollback is rolled out.
+      - On Kubernetes, with O(wait_old_pods_gone=true), also until no pod of an older revision is left,
+        terminating ones included.
     type: bool
     default: true
   wait_timeout:
@@ -148,7 +150,8 @@ msg:
   sample: Docker workload 'shop' rolled back from revision 4 (shop/web:2.0) to revision 3 (shop/web:1.0) in 2 batch(es)
 pruned:
   description:
-    - Containers of revisions beyond O(retain) that were removed after the change. Only for O(platform=docker).
+    - Containers of revisions beyond O(retain) that were removed after the change, or by a run that had
+      nothing else to change. Only for O(platform=docker).
   returned: changed and O(platform=docker)
   type: list
   elements: str

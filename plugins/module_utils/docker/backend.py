@@ -26,7 +26,6 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.n
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.lock import (
     LockHeld,
     WorkloadLock,
-    lock_name,
     this_process,
 )
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import (
@@ -547,9 +546,10 @@ class DockerPlatform(Platform):
         before = {"revision": current.number, "image": current.image, "replicas": len(current.running)}
         cause = p.get("change_cause") or f"image_upgrade to {image}"
         if same_image and len(current.running) == desired and not stale:
-            return self._result(False, history, current.number, current.number, before, before,
-                                f"{self.workload.describe()} already runs {image} (revision {current.number}) "
-                                f"with {desired} replicas")
+            return self._unchanged(history, current.number, before,
+                                   f"{self.workload.describe()} already runs {image} (revision {current.number}) "
+                                   f"with {desired} replicas",
+                                   lambda: self._relock_upgrade(image, [current.newest.image_id]))
         limit = self._batch_limit()
         if same_image and stale and limit is not None:
             return self._continue_partial(history, current, stale, desired, limit, before)
@@ -639,9 +639,10 @@ class DockerPlatform(Platform):
         running = len(current.running)
         what = f"{self.workload.describe()} revision {current.number} ({current.image})"
         if running >= target:
-            result = self._result(False, history, current.number, current.number, before, before,
-                                  f"{what} already runs {running} of {desired} replicas, at least max_batches="
-                                  f"{limit} batch(es) of {batch}; run without max_batches to finish the upgrade")
+            result = self._unchanged(history, current.number, before,
+                                     f"{what} already runs {running} of {desired} replicas, at least max_batches="
+                                     f"{limit} batch(es) of {batch}; run without max_batches to finish the upgrade",
+                                     lambda: self._relock_upgrade(current.image, [current.newest.image_id]))
             result.extra["partial"] = True
             return result
         more = target - running
@@ -758,8 +759,11 @@ class DockerPlatform(Platform):
         desired = len(current.running) or len(current.replicas)
         if target.number == current.number and len(target.running) >= desired and not [
                 r for r in history.replicas if r.running and r.revision != current.number]:
-            return self._result(False, history, current.number, current.number, before, before,
-                                f"{self.workload.describe()} already runs revision {current.number} ({current.image})")
+            return self._unchanged(history, current.number, before,
+                                   f"{self.workload.describe()} already runs revision {current.number} ({current.image})",
+                                   lambda: self._locked("rollback", f"revision {current.number} ({current.image})",
+                                                        [current.newest.image_id],
+                                                        lambda: self._plan_rollback(self._existing())))
         after = {"revision": target.number, "image": target.image, "replicas": desired}
         if self.module.check_mode:
             return self._result(True, history, target.number, current.number, before, after,
@@ -818,10 +822,36 @@ class DockerPlatform(Platform):
             status=status, before=before, after=after, message=message,
         )
 
+    def _retain(self) -> int:
+        return int(self.params["retain"] if self.params.get("retain") is not None else 2)
+
+    def _unchanged(self, history: History, number: int, before: dict[str, t.Any], message: str,
+                   relock: t.Callable[[], ActionResult]) -> ActionResult:
+        """The result of a run with nothing to change, but for revisions beyond ``retain``: a run killed between
+        its last swap and its pruning left them, and they are pruned now (a change, under the lock:
+        ``relock()`` plans again holding it)."""
+        extra = history.to_prune(self._retain())
+        if not extra:
+            return self._result(False, history, number, number, before, before, message)
+        revisions = ", ".join(str(n) for n in sorted({r.revision for r in extra}))
+        what = (f"the {len(extra)} stopped container(s) of revision(s) {revisions}, beyond retain={self._retain()}: "
+                f"{', '.join(sorted(r.name for r in extra))}")
+        if self.module.check_mode:
+            return self._result(True, history, number, number, before, before, f"{message}; would remove {what}")
+        if not self._holding_lock:
+            return relock()
+        for rep in extra:
+            self._remove(rep.id)
+        history = self.load()
+        left = {r.id for r in history.replicas}
+        result = self._result(True, history, number, number, before, before, f"{message}; removed {what}")
+        result.extra["pruned"] = sorted(r.name for r in extra if r.id not in left)
+        return result
+
     def _finish(self, revision: int, previous: t.Optional[int], before: dict[str, t.Any], message: str) -> ActionResult:
         history = self.load()
-        pruned = [r.name for r in history.to_prune(int(self.params.get("retain") if self.params.get("retain") is not None else 2))]
-        for rep in history.to_prune(int(self.params.get("retain") if self.params.get("retain") is not None else 2)):
+        pruned = [r.name for r in history.to_prune(self._retain())]
+        for rep in history.to_prune(self._retain()):
             self._remove(rep.id)
         if pruned:
             history = self.load()

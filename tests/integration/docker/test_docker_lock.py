@@ -1,6 +1,8 @@
 """The per-workload lock on a real engine behind HAProxy: two runs started together change the workload one
 after the other; a lock held by a live owner elsewhere fails clearly and changes nothing; a lock left by a
-dead process of this host is taken over; check mode and the reading modules never take it nor see it."""
+dead process of this host is taken over; check mode and the reading modules never take it nor see it.
+And a run with nothing else to do still prunes the revisions beyond ``retain`` (what a run killed between
+its last swap and its pruning leaves), under the lock like any change."""
 from __future__ import annotations
 
 import concurrent.futures
@@ -53,12 +55,12 @@ def hand_made_lock(engine, workload_name):
         leftover.remove(force=True)
 
 
-def test_two_runs_started_together_change_the_workload_one_after_the_other(engine, haproxy, workload_name,
-                                                                          containers, tmp_path):
+def test_two_runs_started_together_change_the_workload_one_after_the_other(
+        engine, haproxy, workload_name, containers, tmp_path):
     _create(tmp_path, workload_name, haproxy, replicas=2)
     task = [{"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V2)}]
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        runs = [pool.submit(run_playbook, tmp_path, task) for _ in range(2)]
+        runs = [pool.submit(run_playbook, tmp_path, task) for _index in range(2)]
         results = [run.result()["localhost"]["r0"] for run in runs]
     assert not any(r.get("failed") for r in results), results
     # one did the upgrade; the other waited for the lock, read the workload again and found nothing to do
@@ -138,3 +140,51 @@ def test_a_lock_left_by_a_dead_process_of_this_host_is_taken_over(engine, haprox
     assert out["changed"] and not out.get("failed") and out["revision"] == 1, out
     assert f"pid {mine.pid} now belongs to another process" in " ".join(out.get("warnings", [])), out
     assert _lock_container(engine, workload_name) is None
+
+
+def test_a_run_with_nothing_else_to_do_prunes_revisions_beyond_retain(engine, haproxy, workload_name, containers,
+                                                                      tmp_path):
+    keep_all = {"retain": 5}
+    res = run_playbook(tmp_path, [
+        {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V1, replicas=1,
+                                                 docker_container=container_spec(), **keep_all)},    # r0: rev 1
+        {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V2, **keep_all)},  # r1: rev 2
+        {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V1, **keep_all)},  # r2: rev 3
+    ])["localhost"]
+    assert all(res[k]["changed"] and not res[k].get("failed") for k in ("r0", "r1", "r2")), res
+    assert res["r2"]["revision"] == 3 and res["r2"]["pruned"] == []
+    by_revision = {}
+    for c in containers():
+        by_revision.setdefault(c.labels["zerodown.revision"], []).append(c)
+    assert sorted(by_revision) == ["1", "2", "3"]
+    rev1 = sorted(c.name for c in by_revision["1"])
+    before = _snapshot(containers, haproxy)
+
+    same = _base(workload_name, haproxy, image=IMAGE_V1, retain=1)
+    res = run_playbook(tmp_path, [
+        {"zerodown.rollout.image_upgrade": same, "check_mode": True},  # r0
+        {"zerodown.rollout.image_upgrade": same},                      # r1
+        {"zerodown.rollout.image_upgrade": same},                      # r2
+    ])["localhost"]
+    check, prune, again = res["r0"], res["r1"], res["r2"]
+    assert check["changed"] and not check.get("failed") and check["revision"] == 3, check
+    assert f"would remove the 1 stopped container(s) of revision(s) 1, beyond retain=1: {rev1[0]}" in check["msg"], check
+    assert prune["changed"] and not prune.get("failed") and prune["pruned"] == rev1, prune
+    assert "already runs" in prune["msg"] and "removed the 1 stopped container(s) of revision(s) 1" in prune["msg"]
+    assert prune["revision"] == prune["previous_revision"] == 3 and prune["status"]["state"] == "complete", prune
+    assert not again["changed"] and "pruned" not in again, again
+    # only revision 1's container went; what serves, and the load balancer, are as they were
+    after = _snapshot(containers, haproxy)
+    assert after[1] == before[1] and after[0] == [row for row in before[0] if row[2] != "1"], (before, after)
+    assert _lock_container(engine, workload_name) is None
+
+    # rollback with nothing to roll back (already on that revision) prunes the same way
+    stay = _base(workload_name, haproxy, to_revision=3, retain=0)
+    res = run_playbook(tmp_path, [
+        {"zerodown.rollout.rollback": stay, "check_mode": True},
+        {"zerodown.rollout.rollback": stay},
+        {"zerodown.rollout.rollout_info": {"platform": "docker", "name": workload_name}},
+    ])["localhost"]
+    assert res["r0"]["changed"] and "would remove" in res["r0"]["msg"] and "revision(s) 2" in res["r0"]["msg"], res["r0"]
+    assert res["r1"]["changed"] and len(res["r1"]["pruned"]) == 1 and res["r1"]["revision"] == 3, res["r1"]
+    assert [r["revision"] for r in res["r2"]["revisions"]] == [3], res["r2"]

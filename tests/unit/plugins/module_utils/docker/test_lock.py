@@ -151,7 +151,7 @@ class FakeEngine:
 
     def lock(self, alive):
         return WorkloadLock("shop", self.create, self.inspect, self.remove, self.warnings.append,
-                            probe=lambda pid: alive.get(pid), sleep=self.sleep, clock=lambda: self.now)
+                            probe=alive.get, sleep=self.sleep, clock=lambda: self.now)
 
 
 def test_a_free_lock_is_taken_and_released_by_id():
