@@ -14,6 +14,9 @@ description:
     Kubernetes and the containers' health and load balancer membership on Docker hosts.
   - Fails as soon as the rollout cannot complete (progress deadline exceeded, crash-looping or unpullable
     new pods, unhealthy new containers), naming what failed, instead of waiting for the timeout.
+  - On Kubernetes the completion rule may hold while pods of older revisions are still terminating; with
+    O(wait_old_pods_gone=true) the wait also lasts until they are gone (within O(timeout)), as on Docker hosts,
+    where old containers are always stopped first.
   - Never changes anything.
 extends_documentation_fragment:
   - zerodown.rollout.common
@@ -97,6 +100,12 @@ status:
     reason:
       description: Machine-readable reason of a failure, for example V(ProgressDeadlineExceeded).
       type: str
+    old_pods_gone:
+      description:
+        - Whether no pod of an older revision was left when the wait ended.
+        - Only with O(platform=kubernetes) and O(wait_old_pods_gone=true).
+      type: bool
+      returned: when O(wait_old_pods_gone=true)
   sample: {"desired": 3, "updated": 3, "ready": 3, "available": 3, "revision": 4, "state": "complete", "done": true,
            "message": "deployment \"shop\" successfully rolled out", "reason": null}
 duration:

@@ -57,11 +57,18 @@ class FakeClock:
         self.now += seconds
 
 
+class Fails:
+    """A watch segment that fails when opened."""
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+
 class PodScript:
     """A workload that is already complete; pods are listed and watched from a script.
 
     ``lists`` are the successive LIST answers (items, resourceVersion); ``segments`` the successive pod watch
-    segments, each a list of events, or an exception to raise when the watch opens.
+    segments, each a list of events, or Fails(exception) for a watch that fails when it opens.
     """
 
     def __init__(self, workload, lists, segments=()):
@@ -102,8 +109,8 @@ class PodScript:
               label_selector=None):
         self.calls.append(("watch", kind, name, resource_version, label_selector))
         segment = self.segments.pop(0) if self.segments else []
-        if isinstance(segment, BaseException):
-            raise segment
+        if isinstance(segment, Fails):
+            raise segment.exc
         if not segment:  # nothing arrives: the read times out (as the quiet timeout would)
             self.clock.sleep(quiet_timeout or timeout_seconds)
         for etype, obj in segment:
@@ -180,7 +187,7 @@ def test_timeout_names_the_pods_still_present():
 def test_watch_failure_falls_back_to_polling_once_a_second():
     old = pod("web-old-a", "old", terminating=True)
     lists = [([old], "31")] * 4 + [([], "40")]
-    client = PodScript(complete_deployment(), lists, segments=[ApiException(status=500, reason="boom")])
+    client = PodScript(complete_deployment(), lists, segments=[Fails(ApiException(status=500, reason="boom"))])
     waiter = make(client)
     status = waiter.wait(60, initial=complete_deployment())
     assert status.to_dict()["old_pods_gone"] is True
@@ -192,7 +199,7 @@ def test_watch_failure_falls_back_to_polling_once_a_second():
 def test_expired_resource_version_lists_again_and_watches_from_there():
     old = pod("web-old-a", "old", terminating=True)
     client = PodScript(complete_deployment(), [([old], "31"), ([old], "50")], segments=[
-        ApiException(status=410, reason="Expired"),
+        Fails(ApiException(status=410, reason="Expired")),
         [("DELETED", pod("web-old-a", "old", terminating=True, rv="51"))],
     ])
     waiter = make(client)
