@@ -131,16 +131,24 @@ def test_invalid_workload_name_is_refused_before_anything():
         DockerPlatform(Module(), WorkloadRef("docker", "bad name"))
 
 
-def test_batch_limit_stops_the_swap_with_the_rest_of_the_old_replicas_serving():
+def test_a_cap_stops_the_swap_with_the_rest_of_the_old_replicas_serving():
     platform = Recording(batch_size=1)
-    batches = platform._swap([rep("a"), rep("b"), rep("c")], 3, starter(), limit=1)
+    batches = platform._swap([rep("a"), rep("b"), rep("c")], 3, starter(), cap=1)
     assert batches == 1
     assert platform.log == [("in", ("n0",)), ("out", ("a",))]  # b and c are neither drained nor stopped
 
 
-def test_batch_limit_beyond_the_batches_needed_swaps_everything():
+def test_a_cap_inside_a_batch_cuts_that_batch_short():
+    # a re-run that must reach 3 new replicas with 1 already in: 2 more, not a whole batch of 3
+    platform = Recording(batch_size=3)
+    batches = platform._swap([rep("a"), rep("b"), rep("c")], 3, starter(), cap=2)
+    assert batches == 1
+    assert platform.log == [("in", ("n0", "n1")), ("out", ("a", "b"))]
+
+
+def test_a_cap_beyond_the_replicas_needed_swaps_everything():
     platform = Recording(batch_size=2)
-    batches = platform._swap([rep("a"), rep("b"), rep("c")], 3, starter(), limit=5)
+    batches = platform._swap([rep("a"), rep("b"), rep("c")], 3, starter(), cap=10)
     assert batches == 2
     assert platform.log == [("in", ("n0", "n1")), ("out", ("a", "b")), ("in", ("n2",)), ("out", ("c",))]
 
