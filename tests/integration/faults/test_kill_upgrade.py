@@ -75,11 +75,10 @@ def test_sigkill_at_random_points_then_rerun_converges(engine, haproxy, workload
                 context = f"seed {SEED}, span {span:.1f}s, runs {log}"
                 assert rc == 0 and result and not result.get("failed"), f"{context}\nre-run:\n{out[-3000:]}"
                 entry["rerun"] = result.get("msg")
-                # retain + 1: a kill between the last swap and the pruning leaves one revision more than
-                # `retain`; the re-run then has nothing to change, and pruning happens after a change
-                # (docs/docker.md, Retention), so the next upgrade removes it
+                # a kill between the last swap and the pruning leaves one revision more than `retain`: the
+                # re-run, with nothing else to change, prunes it
                 entry["revision"] = check_converged(engine, haproxy, workload_name, target, REPLICAS,
-                                                    retain=RETAIN + 1)
+                                                    retain=RETAIN)
                 current = target
     finally:
         timeline = recorder.stop()
