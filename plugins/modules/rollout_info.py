@@ -53,7 +53,10 @@ revision:
   type: int
   sample: 2
 status:
-  description: The rollout status (see M(zerodown.rollout.rollout_wait) for the keys).
+  description:
+    - The rollout status (see M(zerodown.rollout.rollout_wait) for the keys).
+    - On a Docker host, while a run of M(zerodown.rollout.image_upgrade) or M(zerodown.rollout.rollback) holds
+      the workload's lock, C(lock) names its owner (host, pid, operation, target, since) and the message says so.
   returned: always
   type: dict
   sample: {"desired": 3, "updated": 3, "ready": 3, "available": 3, "revision": 2, "state": "complete", "done": true,

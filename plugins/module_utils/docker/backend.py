@@ -25,7 +25,9 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.b
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.none import NO_BALANCER_WARNING
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.lock import (
     LockHeld,
+    LockOwner,
     WorkloadLock,
+    lock_name,
     this_process,
 )
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import (
@@ -150,7 +152,15 @@ class DockerPlatform(Platform):
         return ((self.params.get("load_balancer") or {}).get("type") or "none") != "none"
 
     def status(self) -> RolloutStatus:
-        return self._status(self._existing())
+        status = self._status(self._existing())
+        # a run changing the workload right now (or one that died holding the lock) is worth knowing about
+        found = self._lock_inspect(lock_name(self.workload.name))
+        if found is not None:
+            owner = LockOwner.from_labels(found[1])
+            status.extra["lock"] = owner.to_dict() if owner else {"container": lock_name(self.workload.name)}
+            status.message += (f"; locked by {owner.describe() if owner else 'a run'} "
+                               f"(lock container {lock_name(self.workload.name)})")
+        return status
 
     def _status(self, history: History, target: t.Optional[int] = None) -> RolloutStatus:
         current = history.current

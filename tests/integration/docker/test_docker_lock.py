@@ -103,10 +103,13 @@ def test_a_live_owner_elsewhere_fails_clearly_and_nothing_changes(engine, haprox
     assert "lock_timeout=1s" in up["msg"] and "lock_timeout=0s" in scale["msg"]
     # check mode does not need the lock: it predicts, and leaves the lock as it was
     assert check["changed"] and not check.get("failed") and "would upgrade" in check["msg"], check
-    # the reading modules neither wait for the lock nor count its container as a replica or a revision
+    # the reading modules neither wait for the lock nor count its container as a replica or a revision;
+    # rollout_info says who holds it
     assert not info.get("failed") and not wait.get("failed"), (info, wait)
-    listed = str(info["revisions"]) + str(info["status"]) + str(wait["status"])
+    listed = str(info["revisions"]) + str(info["status"]["replicas"]) + str(wait["status"])
     assert lock_name(workload_name) not in listed, listed
+    assert info["status"]["state"] == "complete" and info["status"]["lock"]["host"] == "ctl-elsewhere", info["status"]
+    assert "locked by image_upgrade to zerodown/demo-app:9.9 by pid 4242" in info["status"]["message"], info["status"]
     assert [(r["revision"], r["replicas"]) for r in info["revisions"]] == [(1, 2)]
     assert _snapshot(containers, haproxy) == before
     assert _lock_container(engine, workload_name).id == lock_id  # a live owner's lock is never removed
