@@ -13,6 +13,7 @@ batches that had already completed are swapped back the same way.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import typing as t
 
@@ -154,12 +155,12 @@ class DockerPlatform(Platform):
     def status(self) -> RolloutStatus:
         status = self._status(self._existing())
         # a run changing the workload right now (or one that died holding the lock) is worth knowing about
-        found = self._lock_inspect(lock_name(self.workload.name))
+        name = lock_name(self.workload.name)
+        found = self._lock_inspect(name)
         if found is not None:
             owner = LockOwner.from_labels(found[1])
-            status.extra["lock"] = owner.to_dict() if owner else {"container": lock_name(self.workload.name)}
-            status.message += (f"; locked by {owner.describe() if owner else 'a run'} "
-                               f"(lock container {lock_name(self.workload.name)})")
+            status.extra["lock"] = owner.to_dict() if owner else {"container": name}
+            status.message += f"; locked by {owner.describe() if owner else 'a run'} (lock container {name})"
         return status
 
     def _status(self, history: History, target: t.Optional[int] = None) -> RolloutStatus:
@@ -582,7 +583,8 @@ class DockerPlatform(Platform):
             self._take_in_missing(current)
             running = len(current.running)
             batches = 0
-            try:
+            with self._failing(f"finishing the rollout of {self.workload.describe()} to revision {current.number}",
+                               current.number):
                 if running < desired:
                     batches = self._swap(sorted(stale, key=lambda r: r.name), desired - running,
                                          self._cloner(current, desired))
@@ -590,10 +592,6 @@ class DockerPlatform(Platform):
                     if running > desired:
                         self._scale(current, desired)
                     self._take_out(stale)
-            except RolloutError as err:
-                err.details.setdefault("revision", current.number)
-                err.msg = f"finishing the rollout of {self.workload.describe()} to revision {current.number} failed: {err.msg}"
-                raise
             return self._finish(current.number, current.number, before,
                                 f"finished the rollout of {self.workload.describe()} to revision {current.number} "
                                 f"({current.image}): {desired} replicas"
@@ -627,15 +625,21 @@ class DockerPlatform(Platform):
             return ids, list(ids)
 
         old = sorted(current.running, key=lambda r: r.name) + sorted(stale, key=lambda r: r.name)
-        try:
+        with self._failing(f"upgrade of {self.workload.describe()} to {image}", current.number):
             batches = self._swap(old, desired, start, limit * batch if limit is not None else None)
-        except RolloutError as err:
-            err.details.setdefault("revision", current.number)
-            err.msg = f"upgrade of {self.workload.describe()} to {image} failed: {err.msg}"
-            raise
         return self._finish(number, current.number, before,
                             f"{self.workload.describe()} upgraded from revision {current.number} ({current.image}) to "
                             f"revision {number} ({image}) in {batches} batch(es)")
+
+    @contextlib.contextmanager
+    def _failing(self, what: str, revision: int) -> t.Iterator[None]:
+        """A failed swap says what failed and the revision the workload is back on (for a rescue)."""
+        try:
+            yield
+        except RolloutError as err:
+            err.details.setdefault("revision", revision)
+            err.msg = f"{what} failed: {err.msg}"
+            raise
 
     def _relock_upgrade(self, image: str, images: t.Sequence[str]) -> ActionResult:
         return self._locked("image_upgrade", image, images, lambda: self._plan_upgrade(image, self.load()))
@@ -667,12 +671,8 @@ class DockerPlatform(Platform):
         self._take_in_missing(current)
         old = sorted(stale, key=lambda r: r.name)
         # the swap runs until ``more`` new replicas are in (no batch beyond them): old ones left keep serving
-        try:
+        with self._failing(f"upgrade of {what}", current.number):
             batches = self._swap(old, desired - running, self._cloner(current, desired), more)
-        except RolloutError as err:
-            err.details.setdefault("revision", current.number)
-            err.msg = f"upgrade of {what} failed: {err.msg}"
-            raise
         return self._finish(current.number, current.number, before,
                             f"swapped {batches} more batch(es) of {what}, {target} of {desired} replicas")
 
@@ -809,12 +809,8 @@ class DockerPlatform(Platform):
         old = sorted([r for r in history.replicas if r.running and r.revision != target.number], key=lambda r: r.name)
         if target.number == current.number:
             desired = max(desired - len(target.running), 0)
-        try:
+        with self._failing(f"rollback of {self.workload.describe()} to revision {target.number}", current.number):
             batches = self._swap(old, desired, start)
-        except RolloutError as err:
-            err.details.setdefault("revision", current.number)
-            err.msg = f"rollback of {self.workload.describe()} to revision {target.number} failed: {err.msg}"
-            raise
         return self._finish(target.number, current.number, before,
                             f"{self.workload.describe()} rolled back from revision {current.number} ({current.image}) "
                             f"to revision {target.number} ({target.image}) in {batches} batch(es)")
@@ -860,9 +856,10 @@ class DockerPlatform(Platform):
 
     def _finish(self, revision: int, previous: t.Optional[int], before: dict[str, t.Any], message: str) -> ActionResult:
         history = self.load()
-        pruned = [r.name for r in history.to_prune(self._retain())]
-        for rep in history.to_prune(self._retain()):
+        extra = history.to_prune(self._retain())
+        for rep in extra:
             self._remove(rep.id)
+        pruned = [r.name for r in extra]
         if pruned:
             history = self.load()
         status = self._status(history, revision)

@@ -226,9 +226,7 @@ class RolloutWaiter:
             return self._loop(obj, resource_version, deadline, timeout, revision, min_generation, progress,
                               until_observed)
         finally:
-            if self._segment is not None and hasattr(self._segment, "close"):
-                self._segment.close()
-            self._segment = None
+            self._close_segment()
 
     def _loop(self, obj: dict[str, t.Any], resource_version: t.Optional[str], deadline: Deadline, timeout: float,
               revision: t.Optional[int], min_generation: t.Optional[int], progress: t.Optional[ProgressCallback],
