@@ -123,6 +123,15 @@ frontend fe_{backend}
         self.log.close()
 
 
+def module_args(name: str, balancer: t.Any, **extra: t.Any) -> dict[str, t.Any]:
+    """Arguments of a Docker module task on workload ``name`` behind ``balancer`` (a test HAProxy or nginx):
+    the tests' health and drain timeouts, then ``extra``."""
+    args = {"platform": "docker", "name": name, "load_balancer": balancer.lb_options(),
+            "health_timeout": 20, "drain_timeout": 2}
+    args.update(extra)
+    return args
+
+
 def container_spec(**extra: t.Any) -> dict[str, t.Any]:
     spec = {"port": 8080, "labels": {TEST_LABEL: RUN_ID}}
     spec.update(extra)

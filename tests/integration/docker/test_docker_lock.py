@@ -5,6 +5,7 @@ And a run with nothing else to do still prunes the revisions beyond ``retain`` (
 its last swap and its pruning leaves), under the lock like any change."""
 from __future__ import annotations
 
+import functools
 import concurrent.futures
 import subprocess
 import sys
@@ -12,18 +13,14 @@ import sys
 import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.lock import LockOwner, lock_name, this_process
-from docker_harness import IMAGE_V1, IMAGE_V2, container_spec, run_playbook
+from docker_harness import IMAGE_V1, IMAGE_V2, container_spec, module_args, run_playbook
 
 docker = pytest.importorskip("docker")
 
 pytestmark = pytest.mark.docker
 
 
-def _base(name, haproxy, **extra):
-    args = {"platform": "docker", "name": name, "load_balancer": haproxy.lb_options(),
-            "health_timeout": 20, "drain_timeout": 2, "stop_timeout": 2}
-    args.update(extra)
-    return args
+_base = functools.partial(module_args, stop_timeout=2)
 
 
 def _create(tmp_path, name, haproxy, replicas=2):

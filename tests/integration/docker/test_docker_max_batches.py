@@ -5,20 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from docker_harness import IMAGE_V1, IMAGE_V2, container_spec, run_playbook
+from docker_harness import IMAGE_V1, IMAGE_V2, container_spec, module_args, run_playbook
 
 pytestmark = pytest.mark.docker
 
 
-def _base(name, haproxy, **extra):
-    args = {"platform": "docker", "name": name, "load_balancer": haproxy.lb_options(),
-            "health_timeout": 20, "drain_timeout": 2}
-    args.update(extra)
-    return args
-
-
 def _create(tmp_path, name, haproxy, replicas):
-    out = run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": _base(
+    out = run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": module_args(
         name, haproxy, image=IMAGE_V1, replicas=replicas, docker_container=container_spec())}])["localhost"]["r0"]
     assert out["changed"] and not out.get("failed"), out
 
@@ -38,11 +31,11 @@ def _snapshot(containers):
 
 def test_partial_then_idempotent_then_finished(engine, haproxy, workload_name, containers, tmp_path):
     _create(tmp_path, workload_name, haproxy, replicas=3)
-    canary = {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V2, batch_size=1,
-                                                      max_batches=1)}
+    canary = {"zerodown.rollout.image_upgrade": module_args(workload_name, haproxy, image=IMAGE_V2, batch_size=1,
+                                                            max_batches=1)}
     before, lb_before = _snapshot(containers), haproxy.servers()
     res = run_playbook(tmp_path, [
-        {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V2, max_batches=0)},  # r0
+        {"zerodown.rollout.image_upgrade": module_args(workload_name, haproxy, image=IMAGE_V2, max_batches=0)},  # r0
         dict(canary, check_mode=True),                                                                      # r1
     ])["localhost"]
     assert res["r0"].get("failed") and "max_batches must be 1 or more" in res["r0"]["msg"], res["r0"]
@@ -65,8 +58,8 @@ def test_partial_then_idempotent_then_finished(engine, haproxy, workload_name, c
     assert _running(containers) == running
 
     res = run_playbook(tmp_path, [
-        {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V2)},  # r0 finish
-        {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V2)},  # r1 nothing left
+        {"zerodown.rollout.image_upgrade": module_args(workload_name, haproxy, image=IMAGE_V2)},  # r0 finish
+        {"zerodown.rollout.image_upgrade": module_args(workload_name, haproxy, image=IMAGE_V2)},  # r1 nothing left
     ])["localhost"]
     assert res["r0"]["changed"] and res["r0"]["status"]["state"] == "complete", res["r0"]
     assert res["r0"]["partial"] is False and res["r0"]["revision"] == 2
@@ -80,8 +73,8 @@ def test_rollback_from_a_partial_upgrade(engine, haproxy, workload_name, contain
     _create(tmp_path, workload_name, haproxy, replicas=2)
     old_names = _running(containers)["1"]
     res = run_playbook(tmp_path, [
-        {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V2, max_batches=1)},  # r0
-        {"zerodown.rollout.rollback": _base(workload_name, haproxy, to_revision=1)},                       # r1
+        {"zerodown.rollout.image_upgrade": module_args(workload_name, haproxy, image=IMAGE_V2, max_batches=1)},  # r0
+        {"zerodown.rollout.rollback": module_args(workload_name, haproxy, to_revision=1)},                       # r1
     ])["localhost"]
     assert res["r0"]["changed"] and res["r0"]["partial"] is True, res["r0"]
     assert res["r1"]["changed"] and not res["r1"].get("failed") and res["r1"]["revision"] == 1, res["r1"]
@@ -97,7 +90,7 @@ def test_capped_rerun_stops_at_the_cap_and_finishing_goes_batch_by_batch(engine,
     _create(tmp_path, workload_name, haproxy, replicas=4)
 
     def upgrade(**extra):
-        return {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V2, **extra)}
+        return {"zerodown.rollout.image_upgrade": module_args(workload_name, haproxy, image=IMAGE_V2, **extra)}
 
     res = run_playbook(tmp_path, [
         upgrade(batch_size=1, max_batches=1),  # r0: one replica of 2.0

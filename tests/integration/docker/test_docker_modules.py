@@ -9,16 +9,9 @@ import urllib.request
 import pytest
 import yaml
 
-from docker_harness import IMAGE_V1, IMAGE_V2, Haproxy, container_spec, run_playbook
+from docker_harness import IMAGE_V1, IMAGE_V2, Haproxy, container_spec, module_args, run_playbook
 
 pytestmark = pytest.mark.docker
-
-
-def _base(name, haproxy, **extra):
-    args = {"platform": "docker", "name": name, "load_balancer": haproxy.lb_options(),
-            "health_timeout": 20, "drain_timeout": 2}
-    args.update(extra)
-    return args
 
 
 def _snapshot(containers, client=None):
@@ -26,7 +19,7 @@ def _snapshot(containers, client=None):
 
 
 def _create(tmp_path, name, haproxy, replicas=2):
-    out = run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": _base(
+    out = run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": module_args(
         name, haproxy, image=IMAGE_V1, replicas=replicas, docker_container=container_spec())}])["localhost"]["r0"]
     assert out["changed"] and not out.get("failed"), out
     return out
@@ -35,7 +28,7 @@ def _create(tmp_path, name, haproxy, replicas=2):
 def test_triplets_check_mode_and_diff(engine, haproxy, workload_name, containers, tmp_path):
     _create(tmp_path, workload_name, haproxy)
     info_args = {"platform": "docker", "name": workload_name, "load_balancer": haproxy.lb_options()}
-    upgrade = {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V2)}
+    upgrade = {"zerodown.rollout.image_upgrade": module_args(workload_name, haproxy, image=IMAGE_V2)}
 
     before, lb_before = _snapshot(containers), haproxy.servers()
     check = run_playbook(tmp_path, [upgrade], check=True, diff=True)["localhost"]["r0"]
@@ -51,7 +44,7 @@ def test_triplets_check_mode_and_diff(engine, haproxy, workload_name, containers
         {"zerodown.rollout.rollout_wait": dict(info_args, revision=2, timeout=30), "check_mode": True},  # r3
         {"zerodown.rollout.rollout_wait": dict(info_args, timeout=30)},     # r4
         {"zerodown.rollout.rollout_info": info_args, "check_mode": True},   # r5
-        {"zerodown.rollout.rollback": _base(workload_name, haproxy, to_revision=1), "check_mode": True,
+        {"zerodown.rollout.rollback": module_args(workload_name, haproxy, to_revision=1), "check_mode": True,
          "diff": True},                                                     # r6
     ])["localhost"]
     assert res["r0"]["changed"] and res["r0"]["revision"] == 2
@@ -68,10 +61,10 @@ def test_triplets_check_mode_and_diff(engine, haproxy, workload_name, containers
     after_upgrade = _snapshot(containers)
 
     res = run_playbook(tmp_path, [
-        {"zerodown.rollout.rollback": _base(workload_name, haproxy, to_revision=1)},                       # r0
-        {"zerodown.rollout.rollback": _base(workload_name, haproxy, to_revision=1), "check_mode": True},   # r1
-        {"zerodown.rollout.rollback": _base(workload_name, haproxy, to_revision=1)},                       # r2
-        {"zerodown.rollout.rollback": _base(workload_name, haproxy), "check_mode": True},                  # r3
+        {"zerodown.rollout.rollback": module_args(workload_name, haproxy, to_revision=1)},                       # r0
+        {"zerodown.rollout.rollback": module_args(workload_name, haproxy, to_revision=1), "check_mode": True},   # r1
+        {"zerodown.rollout.rollback": module_args(workload_name, haproxy, to_revision=1)},                       # r2
+        {"zerodown.rollout.rollback": module_args(workload_name, haproxy), "check_mode": True},                  # r3
         {"zerodown.rollout.rollout_wait": dict(info_args, revision=2, timeout=5)},                         # r4
     ])["localhost"]
     assert res["r0"]["changed"] and (res["r0"]["previous_revision"], res["r0"]["revision"]) == (2, 1), res["r0"]
@@ -86,19 +79,19 @@ def test_triplets_check_mode_and_diff(engine, haproxy, workload_name, containers
 def test_bad_inputs_change_nothing(engine, haproxy, workload_name, containers, tmp_path):
     _create(tmp_path, workload_name, haproxy)
     before, lb_before = _snapshot(containers), haproxy.servers()
-    good = _base(workload_name, haproxy, image=IMAGE_V2)
+    good = module_args(workload_name, haproxy, image=IMAGE_V2)
     missing_socket = dict(haproxy.lb_options(), socket=str(tmp_path / "nope.sock"))
     res = run_playbook(tmp_path, [
-        {"zerodown.rollout.rollback": _base("zdt-no-such-workload", haproxy)},
+        {"zerodown.rollout.rollback": module_args("zdt-no-such-workload", haproxy)},
         {"zerodown.rollout.rollout_info": {"platform": "docker", "name": "zdt-no-such-workload"}},
         {"zerodown.rollout.image_upgrade": dict(good, image="Zerodown/Demo App:2.0")},
         {"zerodown.rollout.image_upgrade": dict(good, docker_host="unix:///nonexistent/docker.sock")},
         {"zerodown.rollout.image_upgrade": dict(good, load_balancer=missing_socket)},
         {"zerodown.rollout.image_upgrade": dict(good, batch_size=0)},
         {"zerodown.rollout.image_upgrade": dict(good, drain_timeout=-1)},
-        {"zerodown.rollout.rollback": _base(workload_name, haproxy, health_timeout=-5)},
+        {"zerodown.rollout.rollback": module_args(workload_name, haproxy, health_timeout=-5)},
         {"zerodown.rollout.rollout_wait": {"platform": "docker", "name": workload_name, "timeout": -1}},
-        {"zerodown.rollout.rollback": _base(workload_name, haproxy, to_revision=99)},
+        {"zerodown.rollout.rollback": module_args(workload_name, haproxy, to_revision=99)},
         {"zerodown.rollout.image_upgrade": dict(good, load_balancer=dict(haproxy.lb_options(), backend="nope"))},
         {"zerodown.rollout.image_upgrade": dict(good, image="zerodown/demo-app:9.9", pull="never")},
     ])["localhost"]
@@ -119,7 +112,7 @@ def test_bad_inputs_change_nothing(engine, haproxy, workload_name, containers, t
 
 def test_haproxy_membership_survives_reload(engine, haproxy, workload_name, containers, tmp_path):
     _create(tmp_path, workload_name, haproxy)
-    upgrade = _base(workload_name, haproxy, image=IMAGE_V2, batch_size=2)
+    upgrade = module_args(workload_name, haproxy, image=IMAGE_V2, batch_size=2)
     run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": upgrade}])
     names = {c.name for c in containers(all=False)}
     assert set(haproxy.servers()) == names
@@ -201,8 +194,8 @@ def test_interrupted_upgrade_is_reported_and_finished(engine, haproxy, workload_
     res = run_playbook(tmp_path, [
         {"zerodown.rollout.rollout_info": info_args},
         {"zerodown.rollout.rollout_wait": dict(info_args, timeout=2)},
-        {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V2), "check_mode": True},
-        {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V2)},
+        {"zerodown.rollout.image_upgrade": module_args(workload_name, haproxy, image=IMAGE_V2), "check_mode": True},
+        {"zerodown.rollout.image_upgrade": module_args(workload_name, haproxy, image=IMAGE_V2)},
     ])["localhost"]
     assert res["r0"]["status"]["state"] == "progressing" and "still run revision" in res["r0"]["status"]["message"]
     assert res["r1"]["failed"] and "timed out" in res["r1"]["msg"], res["r1"]

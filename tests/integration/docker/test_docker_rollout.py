@@ -2,6 +2,7 @@
 under a steady load, driven through ansible-playbook."""
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import time
@@ -9,7 +10,7 @@ import time
 import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
-from docker_harness import IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, WrkLoad, container_spec, run_playbook
+from docker_harness import IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, WrkLoad, container_spec, module_args, run_playbook
 
 pytestmark = pytest.mark.docker
 
@@ -18,11 +19,7 @@ pytestmark = pytest.mark.docker
 RECORDER_RATE = 60
 
 
-def _base(name, haproxy, **extra):
-    args = {"platform": "docker", "name": name, "load_balancer": haproxy.lb_options(),
-            "health_timeout": 20, "drain_timeout": 3}
-    args.update(extra)
-    return args
+_base = functools.partial(module_args, drain_timeout=3)
 
 
 @pytest.fixture(autouse=True)

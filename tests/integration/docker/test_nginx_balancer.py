@@ -5,6 +5,7 @@ Create, upgrade and rollback under a steady load through nginx, and a broken ima
 nginx's upstream and the old replicas alone."""
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 import shutil
@@ -16,7 +17,8 @@ import typing as t
 import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
-from docker_harness import IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, WrkLoad, container_spec, free_port, run_playbook
+from docker_harness import (IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, WrkLoad, container_spec, free_port, module_args,
+                            run_playbook)
 
 pytestmark = pytest.mark.docker
 
@@ -143,11 +145,7 @@ def nginx(workload_name):
     proxy.stop()
 
 
-def _base(name, nginx, **extra):
-    args = {"platform": "docker", "name": name, "load_balancer": nginx.lb_options(),
-            "health_timeout": 20, "drain_timeout": 3}
-    args.update(extra)
-    return args
+_base = functools.partial(module_args, drain_timeout=3)
 
 
 def _versions(samples):

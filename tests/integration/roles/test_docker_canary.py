@@ -76,19 +76,27 @@ def test_docker_canary_then_full_upgrade(docker_engine, workload, tmp_path):
     _assert_no_failed_requests(timeline)
 
 
-def test_broken_docker_canary_ends_on_the_old_revision(docker_engine, workload, tmp_path):
-    name, proxy = workload
-    with recording(f"{proxy.url}/version", rate=30) as timeline:
-        run = run_role(tmp_path, "zerodown.rollout.upgrade", _role_vars(name, proxy, IMAGE_BROKEN))
+def _assert_rolled_back(run, docker_engine, name, proxy, timeline, failed_at) -> None:
+    """The role failed at ``failed_at``, its rescue rolled back, and 1.0 serves on every replica again."""
     assert run.rc != 0
     rec = run.records
     assert rec, run.output[-6000:]
     assert rec["ok"] is False and rec["rolled_back"] is True, rec
-    assert "Swap the first replica" in rec["failure"], rec["failure"]
+    assert failed_at in rec["failure"], rec["failure"]
     assert rec["traffic_after_rollback"] == "pass", rec
     assert _running(docker_engine, name) == {"1": 3}
-    assert len(proxy.servers()) == 3 and all(s.startswith("UP") for s in proxy.servers().values())
+    servers = proxy.servers()
+    assert set(servers) == {c.name for c in docker_engine.containers.list(
+        filters={"label": f"zerodown.workload={name}"})}
+    assert len(servers) == 3 and all(s.startswith("UP") for s in servers.values()), servers
     _assert_no_failed_requests(timeline)
+
+
+def test_broken_docker_canary_ends_on_the_old_revision(docker_engine, workload, tmp_path):
+    name, proxy = workload
+    with recording(f"{proxy.url}/version", rate=30) as timeline:
+        run = run_role(tmp_path, "zerodown.rollout.upgrade", _role_vars(name, proxy, IMAGE_BROKEN))
+    _assert_rolled_back(run, docker_engine, name, proxy, timeline, "Swap the first replica")
     assert set(timeline["summary"]["versions"]) == {"1.0"}  # the broken container never took traffic
 
 
@@ -99,17 +107,6 @@ def test_failed_canary_traffic_gate_rolls_back_from_the_partial_swap(docker_engi
     role_vars = dict(_role_vars(name, proxy, IMAGE_V2), upgrade_canary_min_version_fraction=0.9)
     with recording(f"{proxy.url}/version", rate=30) as timeline:
         run = run_role(tmp_path, "zerodown.rollout.upgrade", role_vars)
-    assert run.rc != 0
-    rec = run.records
-    assert rec, run.output[-6000:]
-    assert rec["ok"] is False and rec["rolled_back"] is True, rec
-    assert "Traffic gate 'canary'" in rec["failure"], rec["failure"]
-    assert rec["traffic_after_rollback"] == "pass", rec
-    assert _running(docker_engine, name) == {"1": 3}
-    servers = proxy.servers()
-    assert set(servers) == {c.name for c in docker_engine.containers.list(
-        filters={"label": f"zerodown.workload={name}"})}
-    assert len(servers) == 3 and all(s.startswith("UP") for s in servers.values()), servers
-    _assert_no_failed_requests(timeline)
+    _assert_rolled_back(run, docker_engine, name, proxy, timeline, "Traffic gate 'canary'")
     # the canary did take its share before the gate judged it
     assert set(timeline["summary"]["versions"]) == {"1.0", "2.0"}

@@ -14,6 +14,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     WorkloadNotFound,
     WorkloadRef,
 )
+from fake_clock import FakeClock
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
 
@@ -80,17 +81,6 @@ class ScriptedClient:
             else:
                 self.current = None
             yield etype, copy.deepcopy(obj or {})
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
 
 
 def make_waiter(client, limit=10, clock=None):

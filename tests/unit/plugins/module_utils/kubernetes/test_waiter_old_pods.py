@@ -12,6 +12,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.worklo
     StatefulSetAdapter,
 )
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import WaitTimeout, WorkloadRef
+from fake_clock import FakeClock
 
 TEMPLATE = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "app:2"}]}}
 
@@ -44,17 +45,6 @@ def pod(name, hash_value, terminating=False, rv="1", label="pod-template-hash"):
     if terminating:
         meta["deletionTimestamp"] = "2026-01-01T12:00:30Z"
     return {"metadata": meta, "spec": {"containers": [{"name": "app"}]}, "status": {}}
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
 
 
 class Fails:
