@@ -147,10 +147,13 @@ class ServingSampler:
 def workload_state(client: t.Any, name: str) -> dict[str, t.Any]:
     """Containers of the workload by state and revision."""
     out: dict[str, t.Any] = {"running": {}, "stopped": {}, "other": {}}
-    for c in client.containers.list(all=True, filters={"label": f"zerodown.workload={name}"}):
-        bucket = "running" if c.status == "running" else "stopped" if c.status == "exited" else "other"
-        out[bucket][c.name] = {"revision": int(c.labels["zerodown.revision"]), "image": c.labels["zerodown.image"],
-                               "status": c.status}
+    # one listing call, no inspect per container: right after a kill the engine may still be removing a
+    # container the killed module asked it to, which an inspect after the listing would not find
+    for c in client.api.containers(all=True, filters={"label": f"zerodown.workload={name}"}):
+        status, labels = c["State"], c.get("Labels") or {}
+        bucket = "running" if status == "running" else "stopped" if status == "exited" else "other"
+        out[bucket][c["Names"][0].lstrip("/")] = {"revision": int(labels["zerodown.revision"]),
+                                                  "image": labels["zerodown.image"], "status": status}
     return out
 
 
