@@ -40,7 +40,9 @@ PY
   fi
 fi
 py=$("$root/.venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+# SANITY_ARGS="--test shellcheck --test pep8": extra ansible-test options, split on blanks (no globbing)
+read -r -a extra_args <<<"${SANITY_ARGS:-}"
 cd "$dest"
 # ansible-test wants a git tree to list files, as a fresh clone has
 git init -q . && git add -A >/dev/null && git -c user.email=ci@localhost -c user.name=ci commit -qm sanity
-"$root/.venv/bin/ansible-test" sanity --color no --python "$py" --requirements ${SANITY_ARGS:-} "$@"
+"$root/.venv/bin/ansible-test" sanity --color no --python "$py" --requirements "${extra_args[@]}" "$@"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Make sure a Docker engine, HAProxy and nginx are available for the demo and the tests.
+# Make sure a Docker engine, HAProxy, nginx and shellcheck are available for the demo and the tests.
 #  - a reachable engine (DOCKER_HOST or the default socket) is used as it is;
-#  - otherwise, as root on Debian, docker.io/haproxy/nginx/busybox-static are installed from the
-#    distribution and dockerd is started in the background;
+#  - otherwise, as root on Debian, docker.io/haproxy/nginx/busybox-static/shellcheck are installed
+#    from the distribution and dockerd is started in the background;
+#  - shellcheck is what ansible-test's shellcheck sanity test runs: without it the test is skipped;
 #  - nginx is only a binary for the tests: they start private instances, so the system service is
 #    neither started nor left enabled;
 #  - otherwise we stop and say what to install.
@@ -24,6 +25,7 @@ command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_pkgs+=(ha
 [ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || need_pkgs+=(busybox-static)
 command -v wrk >/dev/null 2>&1 || need_pkgs+=(wrk)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx)
+command -v shellcheck >/dev/null 2>&1 || need_pkgs+=(shellcheck)
 if ! engine_up && ! command -v dockerd >/dev/null 2>&1 && [ ! -x /usr/sbin/dockerd ]; then
   need_pkgs+=(docker.io)
 fi
@@ -67,3 +69,4 @@ fi
 PATH=$PATH:/usr/sbin haproxy -v | sed -n '1s/^/>> /p'
 # nginx -v writes to stderr
 PATH=$PATH:/usr/sbin nginx -v 2>&1 | sed -n '1s/^/>> /p'
+echo ">> shellcheck $(shellcheck --version | sed -n 's/^version: //p')"

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Entry point of the demo app (run by busybox sh).
 # /version -> {"version": "...", "host": "..."}; /healthz -> ok (absent when APP_BROKEN=1, so the
 # HEALTHCHECK never passes: the "broken" release).
