@@ -20,6 +20,8 @@ import typing as t
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker import engine as engine_mod
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.base import (
     Balancer,
+    Scope,
+    engine_tag,
     make_balancer,
     server_name,
 )
@@ -93,6 +95,9 @@ class DockerPlatform(Platform):
         self._balancer: t.Optional[Balancer] = None
         self._holding_lock = False
         self._ensured: dict[str, dict[str, t.Any]] = {}
+        self._engine_tag: t.Optional[str] = None
+        self._lb_bound = False  # the balancer holds this run's intent (set under the lock)
+        self._lb_fixes: list[str] = []  # what this run repaired in the load balancer
 
     # -- connections -------------------------------------------------------------------------------
     @property
@@ -152,6 +157,57 @@ class DockerPlatform(Platform):
     def _uses_balancer(self) -> bool:
         return ((self.params.get("load_balancer") or {}).get("type") or "none") != "none"
 
+    # -- load balancer membership ------------------------------------------------------------------
+    def _scope(self, history: History) -> Scope:
+        """The members this run owns: this workload's containers on this engine (see balancer/base.py)."""
+        if self._engine_tag is None:
+            info = self._docker("read the engine's ID", self.client.api.info) or {}
+            self._engine_tag = engine_tag(info.get("ID") or self._engine_label())
+        return Scope(self.workload.name, self._engine_tag, {server_name(r.name) for r in history.replicas})
+
+    def _member_names(self, rep: Replica) -> tuple[str, str]:
+        """(the member name of ``rep``, the untagged name earlier versions gave it)."""
+        assert self.balancer.scope is not None, "the balancer is bound before the swap"
+        return self.balancer.scope.name(rep.name), server_name(rep.name)
+
+    def _lb_view(self, history: History) -> Balancer:
+        """The balancer bound to the intent ``history`` implies: every running replica with an address that
+        is ready or already a member (a replica an interrupted run started and never gated stays out)."""
+        lb = self.balancer
+        scope = self._scope(history)
+        members = lb.members()
+        intent = {}
+        for rep in history.replicas:
+            if rep.running and rep.address:
+                name = scope.name(rep.name)
+                if rep.ready or name in members or server_name(rep.name) in members:
+                    intent[name] = rep.address
+        drain = self.params.get("drain_timeout")
+        lb.bind(scope, intent, float(drain if drain is not None else 30),
+                float(self.params.get("health_timeout") or 60))
+        return lb
+
+    def _lb_begin(self, history: History) -> None:
+        """Under the lock, before any change: take the intent from the workload and repair the pool to it."""
+        if not self._uses_balancer():
+            return
+        self._lb_view(history)
+        self._lb_bound = True
+        self._lb_fixes += self.balancer.reconcile()
+
+    def _lb_sync(self, last: bool = False) -> None:
+        """After a step: bring the pool back to the run's intent (a reload may have loaded an older set)."""
+        if self._uses_balancer() and self._lb_bound:
+            self._lb_fixes += self.balancer.reconcile(settle=last)
+
+    def _lb_divergence(self, history: History) -> list[str]:
+        """What differs between the pool and the workload (read-only): the run's intent while it holds the
+        lock, else the intent ``history`` implies."""
+        if not self._uses_balancer() or not history.exists:
+            return []
+        lb = self.balancer if self._lb_bound else self._lb_view(history)
+        return lb.divergence()
+
     def status(self) -> RolloutStatus:
         status = self._status(self._existing())
         # a run changing the workload right now (or one that died holding the lock) is worth knowing about
@@ -171,10 +227,14 @@ class DockerPlatform(Platform):
         updated = group.running if group else []
         ready = [r for r in updated if r.ready]
         members = self.balancer.members() if self._uses_balancer() else None
+        diverged = self._lb_divergence(history) if members is not None else []
         if members is None:
             available = ready
         else:
-            available = [r for r in ready if (m := members.get(server_name(r.name))) is not None
+            scope = self.balancer.scope
+            assert scope is not None
+            available = [r for r in ready
+                         if (m := members.get(scope.name(r.name)) or members.get(server_name(r.name))) is not None
                          and m.status.startswith("UP")]
         others = [r for r in running_all if group is None or r.revision != group.number]
         desired = len(updated)
@@ -200,6 +260,12 @@ class DockerPlatform(Platform):
                                  message=f"Waiting for Docker workload {name!r} rollout to finish: {len(updated)} "
                                          f"replicas run revision {number}, {len(others)} still run revision(s) "
                                          f"{', '.join(sorted({str(r.revision) for r in others}))}...")
+        if diverged:
+            extra["lb_divergence"] = diverged
+            return RolloutStatus(**counts, state=STATE_PROGRESSING, reason="LoadBalancerOutOfStep", extra=extra,
+                                 message=f"Docker workload {name!r} revision {number}: the load balancer does not "
+                                         f"hold what the workload runs ({'; '.join(diverged)}); a run of "
+                                         "image_upgrade or rollback with the same options repairs it")
         if len(available) < len(updated):
             return RolloutStatus(**counts, state=STATE_PROGRESSING, extra=extra,
                                  message=f"Waiting for Docker workload {name!r} rollout to finish: {len(available)} of "
@@ -339,9 +405,11 @@ class DockerPlatform(Platform):
                 lock=held.owner.to_dict() if held.owner else {"container": lock.name})
         self._holding_lock = True
         try:
+            self._lb_begin(self.load())
             return action()
         finally:
             self._holding_lock = False
+            self._lb_bound = False
             try:
                 lock.release()
             except RolloutError as err:  # the outcome stands; a later run on this host takes the lock over
@@ -403,10 +471,11 @@ class DockerPlatform(Platform):
                 for rep in reps:
                     if not rep.address:
                         raise RolloutFailed(f"container {rep.name} publishes no port, so the load balancer cannot reach it")
-                    lb.add(server_name(rep.name), rep.address)
-                    added.append(server_name(rep.name))
-                for rep in reps:
-                    lb.wait_up(server_name(rep.name), timeout)
+                    name = self._member_names(rep)[0]
+                    lb.add(name, rep.address)
+                    added.append(name)
+                for name in added:
+                    lb.wait_up(name, timeout)
             return reps
         except RolloutError:
             self._undo_started(ids, fresh, added)
@@ -437,7 +506,7 @@ class DockerPlatform(Platform):
         drain_timeout = float(self.params.get("drain_timeout") if self.params.get("drain_timeout") is not None else 30)
         if lb is not None:
             members = lb.members()
-            names = [server_name(r.name) for r in reps if server_name(r.name) in members]
+            names = [n for r in reps for n in self._member_names(r) if n in members or n in lb.intent]
             for name in names:
                 lb.drain(name)
             deadline = Deadline(drain_timeout)
@@ -488,6 +557,7 @@ class DockerPlatform(Platform):
             going, remaining_old = remaining_old[:out_count], remaining_old[out_count:]
             try:
                 self._take_out(going)
+                self._lb_sync()
             except RolloutError as err:
                 self._revert(steps + [_Step(ids, fresh, [])], err)
                 raise
@@ -704,11 +774,12 @@ class DockerPlatform(Platform):
         return self._finish(1, None, {}, f"created {self.workload.describe()} with {replicas} replicas of {image}")
 
     def _take_in_missing(self, current: RevisionGroup) -> None:
-        """Add running replicas of ``current`` the load balancer does not have (left out by an interrupted run)."""
+        """Gate and add running replicas of ``current`` the load balancer does not have (started by an
+        interrupted run, never gated)."""
         if not self._uses_balancer():
             return
         members = self.balancer.members()
-        missing = [r.id for r in current.running if server_name(r.name) not in members]
+        missing = [r.id for r in current.running if not any(n in members for n in self._member_names(r))]
         if missing:
             self._take_in(missing, [])
 
@@ -821,12 +892,14 @@ class DockerPlatform(Platform):
         status = None
         if not changed or not self.module.check_mode:
             status = self._status(history) if history.exists else None
-        return ActionResult(
+        result = ActionResult(
             changed=changed, workload=self.workload, revision=revision, previous_revision=previous,
             images={self.workload.name: after.get("image")} if after else {},
             previous_images={self.workload.name: before.get("image")} if before else {},
             status=status, before=before, after=after, message=message,
         )
+        result.extra["lb_repaired"] = list(self._lb_fixes)
+        return result
 
     def _retain(self) -> int:
         return int(self.params["retain"] if self.params.get("retain") is not None else 2)
@@ -837,20 +910,34 @@ class DockerPlatform(Platform):
         its last swap and its pruning left them, and they are pruned now (a change, under the lock:
         ``relock()`` plans again holding it)."""
         extra = history.to_prune(self._retain())
-        if not extra:
+        diverged = [] if self._holding_lock else self._lb_divergence(history)
+        if not extra and not diverged and not self._lb_fixes:
             return self._result(False, history, number, number, before, before, message)
         revisions = ", ".join(str(n) for n in sorted({r.revision for r in extra}))
         what = (f"the {len(extra)} stopped container(s) of revision(s) {revisions}, beyond retain={self._retain()}: "
                 f"{', '.join(sorted(r.name for r in extra))}")
         if self.module.check_mode:
-            return self._result(True, history, number, number, before, before, f"{message}; would remove {what}")
+            would = [message]
+            if extra:
+                would.append(f"would remove {what}")
+            if diverged:
+                would.append(f"would repair the load balancer ({'; '.join(diverged)})")
+            result = self._result(True, history, number, number, before, before, "; ".join(would))
+            result.extra["lb_repaired"] = diverged  # what it would repair
+            return result
         if not self._holding_lock:
-            return relock()
+            return relock()  # the lock's start repairs the load balancer (_lb_begin)
         for rep in extra:
             self._remove(rep.id)
+        self._lb_sync(last=True)
         history = self.load()
         left = {r.id for r in history.replicas}
-        result = self._result(True, history, number, number, before, before, f"{message}; removed {what}")
+        done = [message]
+        if extra:
+            done.append(f"removed {what}")
+        if self._lb_fixes:
+            done.append(f"repaired the load balancer ({'; '.join(self._lb_fixes)})")
+        result = self._result(True, history, number, number, before, before, "; ".join(done))
         result.extra["pruned"] = sorted(r.name for r in extra if r.id not in left)
         return result
 
@@ -860,6 +947,7 @@ class DockerPlatform(Platform):
         for rep in extra:
             self._remove(rep.id)
         pruned = [r.name for r in extra]
+        self._lb_sync(last=True)
         if pruned:
             history = self.load()
         status = self._status(history, revision)
@@ -878,6 +966,7 @@ class DockerPlatform(Platform):
             status=status, before=before, after=after, message=message,
         )
         result.extra["pruned"] = pruned
+        result.extra["lb_repaired"] = list(self._lb_fixes)
         if self._batch_limit() is not None:
             result.extra["partial"] = partial
         return result

@@ -5,12 +5,21 @@
 """The load balancer driver interface of the Docker backend.
 
 A driver knows the *members* of one pool (an HAProxy backend, an nginx upstream): named servers at
-``host:port``. The swap calls, per replaced container: ``add`` (the new one, then ``wait_up``),
-``drain`` + ``wait_drained`` (the old one), ``remove`` (the old one).
+``host:port``. Several runs may share a pool (one HAProxy in front of several Docker hosts), so a run
+only ever touches the members its :class:`Scope` owns: this workload's containers on this engine.
+
+Membership is driven by *intent*: the members of the scope the run has decided the pool must hold
+(``name -> address``). The swap changes the intent through ``add`` (then ``wait_up``), ``drain`` (+
+``wait_drained``) and ``remove``; each renders what the load balancer loads on a reload from the
+intent first, then changes the running load balancer. ``reconcile`` brings the running load balancer
+back to the intent whatever happened meanwhile (a reload that loaded an older file, a change by hand):
+the swap calls it after every batch and the backend at the end of every run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 import typing as t
 from dataclasses import dataclass
 
@@ -29,45 +38,131 @@ class Member:
     def to_dict(self) -> dict[str, t.Any]:
         return {"name": self.name, "address": self.address, "status": self.status, "sessions": self.sessions}
 
+    @property
+    def serving(self) -> bool:
+        """Whether the load balancer may send it new requests (not drained, not in maintenance)."""
+        return not self.status.startswith(("DRAIN", "MAINT"))
+
+
+def server_name(container_name: str) -> str:
+    """A container name kept to the characters every driver accepts (the member name before version 2 of
+    the naming, without the engine tag)."""
+    out = "".join(c if c.isalnum() or c in "-_." else "_" for c in container_name)
+    return out[:63]
+
+
+def engine_tag(engine_id: str) -> str:
+    """Six hex digits naming a Docker engine (from its ``docker info`` ID) in member names."""
+    return hashlib.sha256((engine_id or "").encode()).hexdigest()[:6]
+
+
+class Scope:
+    """The pool members one run owns: those of workload ``workload``'s containers on one engine.
+
+    A member is named ``<container name>.<engine tag>``: the workload name alone is not enough when one
+    pool fronts several Docker hosts, since every host's containers carry it. ``legacy`` are the untagged
+    names (:func:`server_name`) of this engine's containers, which earlier versions used: they are owned too,
+    so the first run of this version replaces them by tagged ones.
+    """
+
+    def __init__(self, workload: str, tag: str, legacy: t.Iterable[str] = ()) -> None:
+        self.workload = workload
+        self.tag = tag
+        self.legacy = set(legacy)
+        self._pattern = re.compile(rf"^{re.escape(workload)}-r\d+-.+\.{re.escape(tag)}$")
+
+    def name(self, container: str) -> str:
+        return f"{server_name(container)[:56]}.{self.tag}"
+
+    def owns(self, member: str) -> bool:
+        return bool(self._pattern.match(member)) or member in self.legacy
+
 
 class Balancer:
-    """Base driver; ``kind`` is the ``load_balancer.type`` value."""
+    """Base driver; ``kind`` is the ``load_balancer.type`` value.
+
+    Subclasses implement the read (``members``) and the intent-driven changes; the base keeps the intent.
+    """
 
     kind = ""
-    # Whether the driver can take a server out of rotation and count its sessions (drain).
-    can_drain = False
+
+    def __init__(self) -> None:
+        self.scope: t.Optional[Scope] = None
+        self.intent: dict[str, str] = {}
+        self.drain_timeout = 30.0
+        self.up_timeout = 60.0
+
+    def bind(self, scope: Scope, intent: t.Mapping[str, str], drain_timeout: float, up_timeout: float) -> None:
+        """Start from ``intent`` (members of ``scope`` the pool must hold now)."""
+        self.scope = scope
+        self.intent = dict(intent)
+        self.drain_timeout = drain_timeout
+        self.up_timeout = up_timeout
+
+    def owns(self, name: str) -> bool:
+        """Whether ``name`` is this run's to change; a driver not bound to a scope owns its whole pool."""
+        return self.scope is None or self.scope.owns(name)
 
     def check(self) -> None:
         """Raise PlatformUnreachable / InvalidInput when the load balancer cannot be driven."""
 
     def members(self) -> dict[str, Member]:
-        """The pool's servers by name."""
+        """The pool's servers by name (all of them, owned or not)."""
         raise NotImplementedError
 
     def add(self, name: str, address: str) -> None:
+        """Intend ``name`` at ``address`` and put it in the pool (taking traffic once healthy)."""
         raise NotImplementedError
 
     def wait_up(self, name: str, timeout: float) -> None:
         """Block until the server receives traffic; raise RolloutFailed with the reason otherwise."""
 
     def drain(self, name: str) -> None:
-        """Stop sending new requests to the server; in-flight ones finish."""
+        """No longer intend ``name``; stop sending it new requests, in-flight ones finish."""
+        raise NotImplementedError
 
     def wait_drained(self, name: str, timeout: float) -> bool:
         """Wait for the server's sessions to reach zero; False when the timeout passed first."""
         return True
 
     def remove(self, name: str) -> None:
+        """No longer intend ``name`` and take it out of the pool."""
         raise NotImplementedError
+
+    def divergence(self) -> list[str]:
+        """What :meth:`reconcile` would fix, read-only (empty when the pool matches the intent)."""
+        return []
+
+    def reconcile(self) -> list[str]:
+        """Make the running pool and what a reload loads match the intent; returns what was fixed."""
+        return []
 
     def describe(self) -> str:
         return self.kind
 
 
-def server_name(container_name: str) -> str:
-    """The pool member name of a container: its name, kept to the characters every driver accepts."""
-    out = "".join(c if c.isalnum() or c in "-_." else "_" for c in container_name)
-    return out[:63]
+def plan_fixes(intent: t.Mapping[str, str], members: t.Mapping[str, Member],
+               owns: t.Callable[[str], bool]) -> tuple[list[str], list[str], list[str]]:
+    """(owned members to take out, intended members to add, intended members to put back in rotation)."""
+    stale = sorted(n for n in members if owns(n) and n not in intent)
+    missing = sorted(n for n, address in intent.items()
+                     if n not in members or members[n].address != address)
+    parked = sorted(n for n in intent if n in members and members[n].address == intent[n]
+                    and not members[n].serving)
+    return stale, missing, parked
+
+
+def describe_fixes(stale: t.Sequence[str], missing: t.Sequence[str], parked: t.Sequence[str],
+                   members: t.Mapping[str, Member], intent: t.Mapping[str, str], where: str) -> list[str]:
+    out = [f"{where}: took out {n} ({members[n].address}, {members[n].status}), which no running replica "
+           "of this workload on this engine backs" for n in stale]
+    for n in missing:
+        if n in members:
+            out.append(f"{where}: moved {n} from {members[n].address} to {intent[n]}")
+        else:
+            out.append(f"{where}: added the missing {n} ({intent[n]})")
+    out += [f"{where}: put {n} back in rotation (it was {members[n].status})" for n in parked]
+    return out
 
 
 def make_balancer(spec: t.Optional[dict[str, t.Any]], workload: str, runner: t.Any = None) -> Balancer:

@@ -4,25 +4,38 @@
 # Note that this module util is PRIVATE to the collection. It can change at any time.
 """HAProxy driver: the runtime API (admin socket) with dynamic servers.
 
-* ``add server <be>/<srv> <addr> <server_options>``, then ``enable health`` and ``enable server``
-  (dynamic servers start in maintenance), then wait until ``show stat`` says UP;
+* ``add server <be>/<srv> <addr> <server_options>``, then ``enable health`` and ``set server ... state
+  ready`` (dynamic servers start in maintenance), then wait until ``show stat`` says UP;
 * drain: ``set server <be>/<srv> state drain``, then wait for ``scur`` (``show stat``) to reach 0;
 * remove: ``set server ... state maint``, ``shutdown sessions server``, ``del server``.
 
-Dynamic servers are lost when HAProxy reloads. With ``servers_file`` set, the driver rewrites that
-file (the whole ``backend`` section: its options and one ``server`` line per live member) after every
-change, so a reload that loads it (``haproxy -f main.cfg -f <servers_file>``) keeps the membership.
+Dynamic servers are lost when HAProxy reloads. With ``servers_file`` set, the driver renders that file
+(the whole ``backend`` section: its options, the servers it does not own as they are, one ``server``
+line per member it intends) *before* each runtime change, so a reload at any moment loads the intended
+membership. A reload whose new worker parsed the file just before a rewrite can still come up with the
+older set: ``reconcile`` (after every batch and at the end of a run) compares the running backend with
+the intent and repairs it, again if the worker changed meanwhile (``show info``'s Pid).
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import tempfile
+import stat
 import time
 import typing as t
 
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.base import Balancer, Member
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.base import (
+    Balancer,
+    Member,
+    describe_fixes,
+    plan_fixes,
+)
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.files import (
+    file_lock,
+    read_text,
+    replace_text,
+)
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     InvalidInput,
     PlatformUnreachable,
@@ -32,6 +45,11 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
 DEFAULT_SERVER_OPTIONS = "check inter 1s fall 2 rise 1"
 DEFAULT_BACKEND_OPTIONS = ("balance roundrobin",)
 POLL = 0.2
+# how long a reload may take from reading its config to its new worker answering on the socket: the last
+# reconcile of a run waits that long after the last rewrite of servers_file before it trusts what it reads
+SETTLE = 0.5
+# rounds of reconcile before giving up on a backend that keeps changing under it
+ROUNDS = 10
 # words HAProxy's runtime API uses when it refuses a command
 REFUSALS = ("unknown", "error", "not found", "no such", "cannot", "can't", "permission denied", "unexpected",
             "invalid", "require")
@@ -81,26 +99,38 @@ def parse_servers_state(text: str) -> list[dict[str, str]]:
 
 
 def render_backend(backend: str, backend_options: t.Sequence[str], servers: t.Sequence[tuple[str, str]],
-                   server_options: str) -> str:
-    """The backend section persisted for reloads: options, then one ``server`` line per member."""
+                   server_options: str, kept: t.Sequence[str] = ()) -> str:
+    """The backend section persisted for reloads: options, the ``kept`` server lines (members other runs
+    own), then one ``server`` line per intended member."""
     lines = [
-        "# Written by zerodown.rollout: the live members of this backend, so that a reload keeps them.",
+        "# Written by zerodown.rollout: the intended members of this backend, so that a reload keeps them.",
         f"backend {backend}",
     ]
     lines += [f"    {opt}" for opt in backend_options]
+    lines += [f"    {line.strip()}" for line in kept]
     lines += [f"    server {name} {address} {server_options}".rstrip() for name, address in servers]
     return "\n".join(lines) + "\n"
+
+
+def file_servers(text: str) -> list[tuple[str, str, str]]:
+    """(name, address, whole line) of every ``server`` line of a servers file."""
+    out = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[0] == "server":
+            out.append((words[1], words[2], line))
+    return out
 
 
 class HaproxyRuntime(Balancer):
     """Drives one backend through HAProxy's runtime API."""
 
     kind = "haproxy"
-    can_drain = True
 
     def __init__(self, socket_spec: str, backend: str, server_options: str = DEFAULT_SERVER_OPTIONS,
                  servers_file: t.Optional[str] = None,
                  backend_options: t.Sequence[str] = DEFAULT_BACKEND_OPTIONS, timeout: float = 5.0) -> None:
+        super().__init__()
         self.family, self.address = parse_socket(socket_spec)
         self.socket_spec = socket_spec
         self.backend = backend
@@ -108,6 +138,7 @@ class HaproxyRuntime(Balancer):
         self.servers_file = servers_file
         self.backend_options = list(backend_options)
         self.timeout = timeout
+        self._written_at: t.Optional[float] = None
 
     @classmethod
     def from_spec(cls, spec: dict[str, t.Any], workload: str) -> "HaproxyRuntime":
@@ -126,6 +157,14 @@ class HaproxyRuntime(Balancer):
     # -- runtime API -------------------------------------------------------------------------------
     def command(self, line: str) -> str:
         """Send one runtime API command and return its answer."""
+        if self.family == "unix":
+            try:
+                mode = os.stat(self.address).st_mode
+            except OSError:
+                mode = None
+            if mode is not None and not stat.S_ISSOCK(mode):
+                raise InvalidInput(f"load_balancer.socket={self.socket_spec} is not a socket; give the path of "
+                                   "HAProxy's admin socket (stats socket <path> level admin)")
         family = socket.AF_UNIX if self.family == "unix" else socket.AF_INET
         if self.family == "tcp" and ":" in self.address[0]:
             family = socket.AF_INET6
@@ -157,6 +196,14 @@ class HaproxyRuntime(Balancer):
     def stat_rows(self) -> list[dict[str, str]]:
         return [r for r in parse_csv_table(self.command("show stat")) if r.get("pxname") == self.backend]
 
+    def worker(self) -> str:
+        """The pid of the worker answering on the socket (it changes when HAProxy reloads)."""
+        for line in self.command("show info").splitlines():
+            key, _sep, value = line.partition(":")
+            if key.strip() == "Pid":
+                return value.strip()
+        return ""
+
     def check(self) -> None:
         rows = parse_csv_table(self.command("show stat"))
         if not rows:
@@ -184,23 +231,63 @@ class HaproxyRuntime(Balancer):
             out[name] = Member(name, addresses.get(name, row.get("addr", "")), row.get("status", ""), sessions)
         return out
 
-    def add(self, name: str, address: str) -> None:
+    def _runtime_add(self, name: str, address: str) -> None:
+        """Put ``name`` at ``address`` in the running backend, in rotation (health checks on)."""
         current = self.members().get(name)
         if current is not None and current.address != address:
-            self.remove(name)
+            self._runtime_delete(name)  # the old address has nothing behind it any more: no drain
             current = None
         if current is None:
-            self._checked(f"add server {self.backend}/{name} {address} {self.server_options}".rstrip())
+            # "already exists": a reload loaded it from servers_file since the read above
+            self._checked(f"add server {self.backend}/{name} {address} {self.server_options}".rstrip(),
+                          ok=("already exists",))
+        self._runtime_ready(name)
+
+    def _runtime_ready(self, name: str) -> None:
         if "check" in self.server_options.split():
             self._checked(f"enable health {self.backend}/{name}")
         self._checked(f"set server {self.backend}/{name} state ready")
+
+    def _runtime_take_out(self, name: str) -> None:
+        """Drain ``name`` if it still takes traffic, then delete it from the running backend."""
+        member = self.members().get(name)
+        if member is None:
+            return
+        if member.serving:
+            self._checked(f"set server {self.backend}/{name} state drain", ok=("no such server",))
+            self.wait_drained(name, self.drain_timeout)
+        self._runtime_delete(name)
+
+    def _runtime_delete(self, name: str) -> None:
+        if name not in self.members():
+            return
+        self._checked(f"set server {self.backend}/{name} state maint", ok=("no such server",))
+        self._checked(f"shutdown sessions server {self.backend}/{name}", ok=("no such server",))
+        # del server refuses while connections are still attached; they close right after shutdown
+        deadline = time.monotonic() + max(self.timeout, 2.0)
+        while True:
+            answer = self.command(f"del server {self.backend}/{name}").strip()
+            if "deleted" in answer.lower() or name not in self.members():
+                return
+            if time.monotonic() >= deadline:
+                raise HaproxyError(f"HAProxy refused 'del server {self.backend}/{name}': {answer}")
+            time.sleep(POLL)
+
+    # -- the swap's steps: the servers file first, then the running backend ----------------------------
+    def add(self, name: str, address: str) -> None:
+        self.intent[name] = address
         self.persist()
+        self._runtime_add(name, address)
 
     def wait_up(self, name: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         status = "missing"
         while True:
             member = self.members().get(name)
+            if member is None and name in self.intent:
+                # a reload loaded an older servers file: put the member back
+                self._runtime_add(name, self.intent[name])
+                member = self.members().get(name)
             status = member.status if member else "missing"
             if status.startswith("UP") or status == "no check":
                 return
@@ -211,7 +298,11 @@ class HaproxyRuntime(Balancer):
                             f"(status {status}); check load_balancer.server_options and the app's port")
 
     def drain(self, name: str) -> None:
-        self._checked(f"set server {self.backend}/{name} state drain")
+        self.intent.pop(name, None)
+        self.persist()
+        member = self.members().get(name)
+        if member is not None and member.serving:
+            self._checked(f"set server {self.backend}/{name} state drain", ok=("no such server",))
 
     def wait_drained(self, name: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -219,45 +310,87 @@ class HaproxyRuntime(Balancer):
             member = self.members().get(name)
             if member is None or member.sessions <= 0:
                 return True
+            if member.serving and name not in self.intent:
+                # a reload loaded an older servers file and put it back in rotation: drain it again
+                self._checked(f"set server {self.backend}/{name} state drain", ok=("no such server",))
             if time.monotonic() >= deadline:
                 return False
             time.sleep(POLL)
 
     def remove(self, name: str) -> None:
-        if name not in self.members():
-            self.persist()
-            return
-        self._checked(f"set server {self.backend}/{name} state maint")
-        self._checked(f"shutdown sessions server {self.backend}/{name}")
-        # del server refuses while connections are still attached; they close right after shutdown
-        deadline = time.monotonic() + max(self.timeout, 2.0)
-        while True:
-            answer = self.command(f"del server {self.backend}/{name}").strip()
-            if "deleted" in answer.lower() or name not in self.members():
-                break
-            if time.monotonic() >= deadline:
-                raise HaproxyError(f"HAProxy refused 'del server {self.backend}/{name}': {answer}")
-            time.sleep(POLL)
+        self.intent.pop(name, None)
         self.persist()
+        self._runtime_take_out(name)
 
-    # -- reload survival ---------------------------------------------------------------------------
-    def persist(self) -> None:
-        """Rewrite ``servers_file`` with the members that take traffic (atomically)."""
+    # -- convergence -------------------------------------------------------------------------------
+    def _file_plan(self) -> tuple[t.Optional[str], str]:
+        """(the servers file's text now, the text the intent renders)."""
+        assert self.servers_file
+        old = read_text(self.servers_file)
+        kept = [line for name, _address, line in file_servers(old or "") if not self.owns(name)]
+        new = render_backend(self.backend, self.backend_options, sorted(self.intent.items()), self.server_options,
+                             kept)
+        return old, new
+
+    def _file_fixes(self, old: t.Optional[str]) -> list[str]:
+        listed = {n: a for n, a, _line in file_servers(old or "") if self.owns(n)}
+        where = f"servers_file {self.servers_file}"
+        out = [f"{where}: dropped {n} ({a})" for n, a in sorted(listed.items()) if n not in self.intent]
+        out += [f"{where}: wrote the missing {n} ({a})" for n, a in sorted(self.intent.items()) if listed.get(n) != a]
+        return out
+
+    def persist(self) -> list[str]:
+        """Render ``servers_file`` from the intent (atomically, under the file's lock); what it fixed."""
         if not self.servers_file:
-            return
-        live = [(m.name, m.address) for m in self.members().values()
-                if not m.status.startswith("MAINT") and not m.status.startswith("DRAIN")]
-        text = render_backend(self.backend, self.backend_options, sorted(live), self.server_options)
-        directory = os.path.dirname(os.path.abspath(self.servers_file))
+            return []
         try:
-            fd, tmp = tempfile.mkstemp(prefix=".zerodown-", dir=directory)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text)
-            if os.path.exists(self.servers_file):
-                os.chmod(tmp, os.stat(self.servers_file).st_mode & 0o7777)
-            else:
-                os.chmod(tmp, 0o644)
-            os.replace(tmp, self.servers_file)
+            with file_lock(self.servers_file):
+                old, new = self._file_plan()
+                if old == new:
+                    return []
+                replace_text(self.servers_file, new)
         except OSError as exc:
             raise RolloutFailed(f"cannot write load_balancer.servers_file {self.servers_file} ({exc}); "
-                                "HAProxy is updated but a reload would lose the new members")
+                                "a reload of HAProxy would not find the intended members")
+        self._written_at = time.monotonic()
+        return self._file_fixes(old)
+
+    def divergence(self) -> list[str]:
+        members = self.members()
+        stale, missing, parked = plan_fixes(self.intent, members, self.owns)
+        out = describe_fixes(stale, missing, parked, members, self.intent, f"HAProxy backend {self.backend}")
+        if self.servers_file:
+            old, new = self._file_plan()
+            if old != new:
+                out += self._file_fixes(old)
+        return out
+
+    def reconcile(self, settle: bool = False) -> list[str]:
+        """Make the running backend and ``servers_file`` match the intent; returns what was fixed.
+
+        With ``settle`` (the last reconcile of a run), it first lets a reload that may have read the file
+        before its last rewrite come up, so that what it reads is what stays."""
+        fixes = [f.replace("wrote the missing", "wrote") for f in self.persist()]
+        if settle and self._written_at is not None:
+            time.sleep(max(0.0, SETTLE - (time.monotonic() - self._written_at)))
+        where = f"HAProxy backend {self.backend}"
+        for _round in range(ROUNDS):
+            pid = self.worker()
+            members = self.members()
+            stale, missing, parked = plan_fixes(self.intent, members, self.owns)
+            if not (stale or missing or parked):
+                if self.worker() == pid:
+                    return fixes
+                continue  # reloaded while it was read: read the new worker
+            fixes += describe_fixes(stale, missing, parked, members, self.intent, where)
+            for name in stale:
+                self._runtime_take_out(name)
+            for name in missing:
+                self._runtime_add(name, self.intent[name])
+            for name in parked:
+                self._runtime_ready(name)
+            for name in missing + parked:
+                self.wait_up(name, self.up_timeout)
+        raise RolloutFailed(f"{where} kept changing while it was being brought to the intended members "
+                            f"({ROUNDS} rounds): is something else changing it, or is HAProxy reloading "
+                            "without end?")

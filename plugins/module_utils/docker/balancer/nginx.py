@@ -7,6 +7,11 @@
 Open-source nginx has no runtime API: a member is added or taken out by rewriting the upstream and
 reloading (new workers get the new upstream, old workers finish the requests they have). There is no
 session count, so "drained" means the reload happened and ``drain_grace`` seconds passed.
+
+The file is rendered from the intent (the members this run owns that it has decided on) plus the
+servers other runs own, kept as they are; since nginx only ever runs what the file says, reconciling
+is rewriting the file when it differs. A file nginx refuses (``test_command``) or a reload that fails
+puts the previous file back.
 """
 
 from __future__ import annotations
@@ -14,11 +19,15 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import tempfile
 import time
 import typing as t
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.base import Balancer, Member
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.files import (
+    file_lock,
+    read_text,
+    replace_text,
+)
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import InvalidInput, RolloutFailed
 
 # runs a command (argv) and returns (rc, stdout, stderr): AnsibleModule.run_command in modules
@@ -26,35 +35,43 @@ Runner = t.Callable[[t.List[str]], t.Tuple[int, str, str]]
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
-def render_upstream(upstream: str, servers: t.Sequence[tuple[str, str]], server_options: str = "") -> str:
-    """The upstream block: one ``server host:port`` line per member, its name in a trailing comment."""
-    if not servers:
+def render_upstream(upstream: str, servers: t.Sequence[tuple[str, str]], server_options: str = "",
+                    kept: t.Sequence[str] = ()) -> str:
+    """The upstream block: the ``kept`` server lines (other runs' members), then one ``server host:port``
+    line per member, its name in a trailing comment."""
+    opts = f" {server_options.strip()}" if server_options and server_options.strip() else ""
+    body = [f"    {line.strip()}" for line in kept]
+    body += [f"    server {address}{opts};  # zerodown:{name}" for name, address in servers]
+    if not body:
         # nginx refuses an empty upstream; a server marked down keeps the file valid and takes no traffic
         body = ["    server 127.0.0.1:9 down;  # zerodown:placeholder"]
-    else:
-        opts = f" {server_options.strip()}" if server_options and server_options.strip() else ""
-        body = [f"    server {address}{opts};  # zerodown:{name}" for name, address in servers]
     return "\n".join(["# Written by zerodown.rollout; changes made by hand are replaced.",
                       f"upstream {upstream} {{", *body, "}"]) + "\n"
 
 
 def parse_upstream(text: str) -> list[tuple[str, str]]:
     """The (name, address) members of a file written by :func:`render_upstream`."""
+    return [(name, address) for name, address, _line in upstream_lines(text)]
+
+
+def upstream_lines(text: str) -> list[tuple[str, str, str]]:
+    """(name, address, whole line) of the named ``server`` lines of a file written by :func:`render_upstream`."""
     out = []
     for line in text.splitlines():
         match = re.match(r"^\s*server\s+(\S+)[^#]*#\s*zerodown:(\S+)", line)
         if match and match.group(2) != "placeholder":
-            out.append((match.group(2), match.group(1).rstrip(";")))
+            out.append((match.group(2), match.group(1).rstrip(";"), line))
     return out
 
 
 class NginxUpstream(Balancer):
-    """Renders one upstream file and reloads nginx gracefully."""
+    """Renders one upstream file from the intent and reloads nginx gracefully."""
 
     kind = "nginx"
 
     def __init__(self, upstream_file: str, upstream: str, runner: Runner, reload_command: str = "nginx -s reload",
                  test_command: str = "nginx -t", drain_grace: float = 1.0, server_options: str = "") -> None:
+        super().__init__()
         if not upstream_file:
             raise InvalidInput("load_balancer.upstream_file is required for load_balancer.type=nginx: the file "
                                "holding the upstream block, included by nginx.conf")
@@ -75,7 +92,8 @@ class NginxUpstream(Balancer):
             upstream=spec.get("upstream") or spec.get("backend") or workload,
             runner=runner,
             reload_command=spec.get("reload_command") or "nginx -s reload",
-            test_command=spec.get("test_command") or "nginx -t",
+            # "" is documented as "no test": only an unset test_command means the default
+            test_command="nginx -t" if spec.get("test_command") is None else spec["test_command"],
             drain_grace=float(spec.get("drain_grace") if spec.get("drain_grace") is not None else 1.0),
             server_options=spec.get("server_options") or "",
         )
@@ -89,13 +107,7 @@ class NginxUpstream(Balancer):
             raise InvalidInput(f"load_balancer.upstream_file: directory {directory} does not exist")
 
     def _read(self) -> list[tuple[str, str]]:
-        try:
-            with open(self.upstream_file) as handle:
-                return parse_upstream(handle.read())
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            raise RolloutFailed(f"cannot read {self.upstream_file} ({exc})")
+        return parse_upstream(read_text(self.upstream_file) or "")
 
     def members(self) -> dict[str, Member]:
         return {name: Member(name, address) for name, address in self._read()}
@@ -108,36 +120,53 @@ class NginxUpstream(Balancer):
         if rc != 0:
             raise RolloutFailed(f"'{command}' failed (rc={rc}): {(err or out).strip()}")
 
-    def _write(self, servers: list[tuple[str, str]]) -> None:
-        previous = None
-        if os.path.exists(self.upstream_file):
-            with open(self.upstream_file) as handle:
-                previous = handle.read()
-        directory = os.path.dirname(os.path.abspath(self.upstream_file))
-        fd, tmp = tempfile.mkstemp(prefix=".zerodown-", dir=directory)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(render_upstream(self.upstream, servers, self.server_options))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, self.upstream_file)
-        try:
-            if self.test_command:
-                self._run(self.test_command)
-            self._run(self.reload_command)
-        except RolloutFailed:
-            # a config nginx rejects must not stay behind for the next reload to trip over
-            if previous is not None:
-                with open(self.upstream_file, "w") as handle:
-                    handle.write(previous)
-            raise
+    def _plan(self) -> tuple[t.Optional[str], str]:
+        """(the upstream file's text now, the text the intent renders)."""
+        old = read_text(self.upstream_file)
+        kept = [line for name, _address, line in upstream_lines(old or "") if not self.owns(name)]
+        return old, render_upstream(self.upstream, sorted(self.intent.items()), self.server_options, kept)
+
+    def _fixes(self, old: t.Optional[str]) -> list[str]:
+        listed = {n: a for n, a, _line in upstream_lines(old or "") if self.owns(n)}
+        where = f"nginx upstream {self.upstream} ({self.upstream_file})"
+        out = [f"{where}: took out {n} ({a})" for n, a in sorted(listed.items()) if n not in self.intent]
+        out += [f"{where}: added {n} ({a})" for n, a in sorted(self.intent.items()) if listed.get(n) != a]
+        return out
+
+    def _apply(self) -> list[str]:
+        """Render the file from the intent and reload nginx when it changed; the previous file comes back
+        when nginx refuses the new one. Returns what changed."""
+        with file_lock(self.upstream_file):
+            old, new = self._plan()
+            if old == new:
+                return []
+            try:
+                replace_text(self.upstream_file, new)
+            except OSError as exc:
+                raise RolloutFailed(f"cannot write load_balancer.upstream_file {self.upstream_file} ({exc})")
+            try:
+                if self.test_command:
+                    self._run(self.test_command)
+                self._run(self.reload_command)
+            except RolloutFailed:
+                # a config nginx rejects must not stay behind for the next reload to trip over
+                try:
+                    if old is None:
+                        os.unlink(self.upstream_file)
+                    else:
+                        replace_text(self.upstream_file, old)
+                except OSError:
+                    pass
+                raise
+        return self._fixes(old)
 
     def add(self, name: str, address: str) -> None:
-        servers = [(n, a) for n, a in self._read() if n != name]
-        self._write(servers + [(name, address)])
+        self.intent[name] = address
+        self._apply()
 
     def drain(self, name: str) -> None:
-        servers = self._read()
-        if any(member == name for member, _address in servers):
-            self._write([(n, a) for n, a in servers if n != name])
+        self.intent.pop(name, None)
+        self._apply()
 
     def wait_drained(self, name: str, timeout: float) -> bool:
         time.sleep(min(self.drain_grace, max(timeout, 0.0)))
@@ -145,3 +174,10 @@ class NginxUpstream(Balancer):
 
     def remove(self, name: str) -> None:
         self.drain(name)
+
+    def divergence(self) -> list[str]:
+        old, new = self._plan()
+        return [] if old == new else self._fixes(old)
+
+    def reconcile(self, settle: bool = False) -> list[str]:
+        return self._apply()

@@ -26,5 +26,8 @@ class NoBalancer(Balancer):
     def add(self, name: str, address: str) -> None:
         return None
 
+    def drain(self, name: str) -> None:
+        return None
+
     def remove(self, name: str) -> None:
         return None

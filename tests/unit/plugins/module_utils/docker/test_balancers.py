@@ -12,7 +12,12 @@ import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer import haproxy as hx
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer import nginx as ngx
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.base import make_balancer, server_name
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.base import (
+    Scope,
+    engine_tag,
+    make_balancer,
+    server_name,
+)
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     InvalidInput,
     PlatformUnreachable,
@@ -32,6 +37,7 @@ class FakeHaproxy:
         self.servers = {}  # name -> dict(addr, status, scur)
         self.commands = []
         self.refuse_del = 0
+        self.pid = 100
         self.sock = socket.socket(socket.AF_UNIX)
         self.sock.bind(self.path)
         self.sock.listen(16)
@@ -52,6 +58,8 @@ class FakeHaproxy:
     def answer(self, line):
         words = line.split()
         be = self.backend
+        if line == "show info":
+            return f"Name: HAProxy\nPid: {self.pid}\n\n"
         if line == "show stat":
             rows = [STAT_HEADER, "fe,FRONTEND,,,0,0,,0,0,0,0,0,0,,,,,OPEN,"]
             rows += [f"{be},{n},0,0,{s['scur']},0,,0,0,0,0,0,,0,0,0,0,{s['status']},1" for n, s in self.servers.items()]
@@ -92,6 +100,15 @@ class FakeHaproxy:
 
     def close(self):
         self.sock.close()
+
+    def reload(self, servers_file_text):
+        """What a reload does: a new worker whose backend holds exactly the servers of the file it parsed."""
+        self.pid += 1
+        self.servers = {}
+        for line in servers_file_text.splitlines():
+            words = line.split()
+            if words[:1] == ["server"]:
+                self.servers[words[1]] = {"addr": words[2], "status": "UP", "scur": 0}
 
 
 @pytest.fixture
@@ -225,3 +242,124 @@ def test_nginx_driver_reloads_and_restores_on_rejected_config(tmp_path):
     assert upstream.read_text() == good  # a config nginx refused is not left behind
     with pytest.raises(InvalidInput):
         ngx.NginxUpstream("", "shop", run)
+
+
+# -- ownership and convergence to the intent ------------------------------------------------------------
+def test_scope_owns_this_workloads_members_on_this_engine_only():
+    mine, other = engine_tag("ENGINE:A"), engine_tag("ENGINE:B")
+    assert mine != other and len(mine) == 6
+    scope = Scope("shop", mine, legacy={"shop-r1-0a0a0a"})
+    assert scope.name("shop-r2-abcdef") == f"shop-r2-abcdef.{mine}"
+    assert scope.owns(f"shop-r2-abcdef.{mine}")
+    assert scope.owns("shop-r1-0a0a0a")                    # untagged name of one of this engine's containers
+    assert not scope.owns(f"shop-r2-abcdef.{other}")       # the same workload on another host
+    assert not scope.owns("shop-r2-bbbbbb")                # untagged, no container of ours by that name
+    assert not scope.owns(f"shop-api-r1-abcdef.{mine}")    # another workload on this engine
+    assert not scope.owns("static-1")                      # a server written by hand
+
+
+def _bound(fake, tmp_path, intent, tag="aaaaaa"):
+    lb = hx.HaproxyRuntime(fake.path, "web", servers_file=str(tmp_path / "servers.cfg"))
+    lb.bind(Scope("app", tag), intent, drain_timeout=1, up_timeout=1)
+    return lb
+
+
+def test_servers_file_is_rendered_from_intent_and_keeps_other_hosts_lines(fake, tmp_path):
+    (tmp_path / "servers.cfg").write_text(
+        "backend web\n    server app-r1-000001.bbbbbb 10.0.0.2:80 check weight 5\n"
+        "    server app-r1-000002.aaaaaa 127.0.0.1:9 check\n")
+    lb = _bound(fake, tmp_path, {})
+    lb.add("app-r2-000003.aaaaaa", "127.0.0.1:3")
+    text = (tmp_path / "servers.cfg").read_text()
+    assert "    server app-r1-000001.bbbbbb 10.0.0.2:80 check weight 5" in text   # another host's, untouched
+    assert "app-r1-000002.aaaaaa" not in text                                     # ours, not intended
+    assert "server app-r2-000003.aaaaaa 127.0.0.1:3 check" in text
+
+
+def test_a_reload_that_loads_an_older_file_is_repaired(fake, tmp_path):
+    lb = _bound(fake, tmp_path, {})
+    lb.add("app-r1-000001.aaaaaa", "127.0.0.1:1")
+    lb.add("app-r1-000002.aaaaaa", "127.0.0.1:2")
+    older = (tmp_path / "servers.cfg").read_text()
+    lb.add("app-r2-000003.aaaaaa", "127.0.0.1:3")
+    lb.drain("app-r1-000001.aaaaaa")
+    lb.remove("app-r1-000001.aaaaaa")
+    fake.servers["app-r9-000009.bbbbbb"] = {"addr": "10.0.0.2:80", "status": "UP", "scur": 0}  # another host's
+    fake.reload(older + "    server app-r9-000009.bbbbbb 10.0.0.2:80\n")  # the new worker parsed the file too early
+    assert set(fake.servers) == {"app-r1-000001.aaaaaa", "app-r1-000002.aaaaaa", "app-r9-000009.bbbbbb"}
+    assert lb.divergence()  # what rollout_info reports
+    fixes = lb.reconcile()
+    assert set(fake.servers) == {"app-r1-000002.aaaaaa", "app-r2-000003.aaaaaa", "app-r9-000009.bbbbbb"}
+    assert all(s["status"] == "UP" for s in fake.servers.values())
+    assert any("took out app-r1-000001.aaaaaa" in f for f in fixes), fixes
+    assert any("added the missing app-r2-000003.aaaaaa" in f for f in fixes), fixes
+    assert lb.divergence() == [] and lb.reconcile() == []  # converged: nothing more to do
+
+
+def test_reconcile_puts_back_a_member_left_drained_and_moves_a_changed_address(fake, tmp_path):
+    lb = _bound(fake, tmp_path, {"app-r1-000001.aaaaaa": "127.0.0.1:1", "app-r1-000002.aaaaaa": "127.0.0.1:5"})
+    fake.servers["app-r1-000001.aaaaaa"] = {"addr": "127.0.0.1:1", "status": "DRAIN", "scur": 0}
+    fake.servers["app-r1-000002.aaaaaa"] = {"addr": "127.0.0.1:2", "status": "UP", "scur": 0}
+    fixes = lb.reconcile()
+    assert fake.servers["app-r1-000001.aaaaaa"]["status"] == "UP"
+    assert fake.servers["app-r1-000002.aaaaaa"]["addr"] == "127.0.0.1:5"
+    assert len([f for f in fixes if f.startswith("HAProxy")]) == 2, fixes
+
+
+def test_reconcile_reads_again_when_the_worker_changed_while_reading(fake, tmp_path):
+    lb = _bound(fake, tmp_path, {"app-r1-000001.aaaaaa": "127.0.0.1:1"})
+    lb.reconcile()
+    stale = (tmp_path / "servers.cfg").read_text().replace("app-r1-000001.aaaaaa 127.0.0.1:1", "app-r0-000000.aaaaaa 127.0.0.1:9")
+    reads = []
+    real_members = lb.members
+
+    def members_then_reload():
+        reads.append(1)
+        out = real_members()
+        if len(reads) == 1:  # a reload lands right after the first read: that read is of the old worker
+            fake.reload(stale)
+        return out
+    lb.members = members_then_reload
+    lb.reconcile()
+    assert set(fake.servers) == {"app-r1-000001.aaaaaa"} and len(reads) >= 2
+
+
+def test_stale_member_taking_traffic_is_drained_before_it_is_deleted(fake, tmp_path):
+    lb = _bound(fake, tmp_path, {})
+    fake.servers["app-r1-000001.aaaaaa"] = {"addr": "127.0.0.1:1", "status": "UP", "scur": 0}
+    lb.reconcile()
+    cmds = [c for c in fake.commands if "app-r1-000001" in c]
+    assert cmds.index("set server web/app-r1-000001.aaaaaa state drain") < \
+        cmds.index("del server web/app-r1-000001.aaaaaa")
+    assert fake.servers == {}
+
+
+def test_nginx_file_is_rendered_from_intent_keeping_other_hosts_members(tmp_path):
+    upstream = tmp_path / "upstream.conf"
+    upstream.write_text(ngx.render_upstream("shop", [("shop-r1-000001.bbbbbb", "10.0.0.2:80"),
+                                                     ("shop-r1-000002.aaaaaa", "127.0.0.1:9")]))
+    reloads = []
+    lb = ngx.NginxUpstream(str(upstream), "shop", lambda argv: reloads.append(argv) or (0, "", ""), test_command="",
+                           drain_grace=0)
+    lb.bind(Scope("shop", "aaaaaa"), {"shop-r2-000003.aaaaaa": "127.0.0.1:3"}, drain_timeout=0, up_timeout=1)
+    assert lb.divergence()
+    fixes = lb.reconcile()
+    assert ngx.parse_upstream(upstream.read_text()) == [("shop-r1-000001.bbbbbb", "10.0.0.2:80"),
+                                                        ("shop-r2-000003.aaaaaa", "127.0.0.1:3")]
+    assert len(reloads) == 1 and len(fixes) == 2, fixes
+    assert lb.reconcile() == [] and len(reloads) == 1  # nothing differs: no rewrite, no reload
+
+
+def test_nginx_empty_test_command_means_no_test():
+    lb = make_balancer({"type": "nginx", "upstream_file": "/tmp/x.conf", "test_command": ""}, "shop", run)
+    assert lb.test_command == ""
+    default = make_balancer({"type": "nginx", "upstream_file": "/tmp/x.conf"}, "shop", run)
+    assert default.test_command == "nginx -t"
+
+
+def test_a_regular_file_as_haproxy_socket_is_named_as_such(tmp_path):
+    path = tmp_path / "admin.sock"
+    path.write_text("")
+    lb = hx.HaproxyRuntime(str(path), "web")
+    with pytest.raises(InvalidInput, match="is not a socket"):
+        lb.check()
