@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -28,6 +29,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+_ENGINE_TAG = re.compile(r"\.[0-9a-f]{6}$")
+
+
+def container_of(member: str) -> str:
+    """The container a load balancer member stands for: its name without the engine tag the driver appends
+    (``<container>.<6 hex digits>``)."""
+    return _ENGINE_TAG.sub("", member)
 
 
 def haproxy_command(line: str, sock_path: str) -> str:
@@ -96,6 +106,11 @@ frontend fe_{backend}
                 "server_options": "check inter 500 fall 2 rise 1"}
 
     def servers(self) -> dict[str, str]:
+        """Status of the backend's servers, by the name of the container each stands for."""
+        return {container_of(name): status for name, status in self.members().items()}
+
+    def members(self) -> dict[str, str]:
+        """Status of the backend's servers, by member name (as HAProxy knows them)."""
         rows = haproxy_command("show stat", self.socket).splitlines()
         header = rows[0].lstrip("# ").split(",")
         out = {}
@@ -105,8 +120,11 @@ frontend fe_{backend}
                 out[row["svname"]] = row["status"]
         return out
 
-    def reload(self) -> None:
-        """Reload the config (master-worker SIGUSR2) and wait for the new worker's socket."""
+    def reload(self, wait: bool = True) -> None:
+        """Reload the config (master-worker SIGUSR2); with ``wait``, wait for the new worker's socket."""
+        if not wait:
+            self.proc.send_signal(signal.SIGUSR2)
+            return
         haproxy_command("show info", self.socket)
         self.proc.send_signal(signal.SIGUSR2)
         time.sleep(0.5)
@@ -139,9 +157,10 @@ def container_spec(**extra: t.Any) -> dict[str, t.Any]:
 
 
 def run_playbook(tmp: pathlib.Path, tasks: list[dict[str, t.Any]], inventory: t.Optional[str] = None,
-                 check: bool = False, diff: bool = False, timeout: float = 240) -> dict[str, dict[str, t.Any]]:
-    """Run ``tasks`` with ansible-playbook (connection local, this venv's python); each task's result is
-    registered (errors ignored) and returned per host as {"r0": ..., "r1": ...}."""
+                 check: bool = False, diff: bool = False, timeout: float = 240,
+                 serial: t.Optional[int] = None) -> dict[str, dict[str, t.Any]]:
+    """Run ``tasks`` with ansible-playbook (connection local, this venv's python; ``serial`` hosts at a time);
+    each task's result is registered (errors ignored) and returned per host as {"r0": ..., "r1": ...}."""
     out_dir = tmp / f"results-{uuid.uuid4().hex[:6]}"
     out_dir.mkdir()
     play_tasks = []
@@ -155,7 +174,10 @@ def run_playbook(tmp: pathlib.Path, tasks: list[dict[str, t.Any]], inventory: t.
     play_tasks.append({"name": "collect", "ansible.builtin.copy": {
         "content": collect, "dest": f"{out_dir}/{{{{ inventory_hostname }}}}.json", "mode": "0600"},
         "check_mode": False, "diff": False})
-    playbook = [{"hosts": "all", "gather_facts": False, "connection": "local", "tasks": play_tasks}]
+    play: dict[str, t.Any] = {"hosts": "all", "gather_facts": False, "connection": "local"}
+    if serial is not None:
+        play["serial"] = serial
+    playbook = [dict(play, tasks=play_tasks)]
     pb = out_dir / "play.yml"
     pb.write_text(yaml.safe_dump(playbook, sort_keys=False))
     if inventory is None:

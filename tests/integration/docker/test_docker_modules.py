@@ -9,7 +9,8 @@ import urllib.request
 import pytest
 import yaml
 
-from docker_harness import IMAGE_V1, IMAGE_V2, Haproxy, container_spec, module_args, run_playbook
+from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
+from docker_harness import IMAGE_V1, IMAGE_V2, Haproxy, container_of, container_spec, module_args, run_playbook
 
 pytestmark = pytest.mark.docker
 
@@ -116,8 +117,7 @@ def test_haproxy_membership_survives_reload(engine, haproxy, workload_name, cont
     run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": upgrade}])
     names = {c.name for c in containers(all=False)}
     assert set(haproxy.servers()) == names
-    persisted = pathlib.Path(haproxy.servers_file).read_text()
-    assert all(f"server {n} 127.0.0.1:" in persisted for n in names), persisted
+    assert _file_members(haproxy) == names, pathlib.Path(haproxy.servers_file).read_text()
     haproxy.reload()
     assert set(haproxy.servers()) == names
     with urllib.request.urlopen(f"{haproxy.url}/version", timeout=5) as resp:
@@ -178,6 +178,114 @@ def test_two_hosts_upgraded_through_inventory(engine, second_engine, workload_na
     finally:
         first.stop()
         second.stop()
+
+
+def _file_members(haproxy) -> set[str]:
+    return {container_of(line.split()[1]) for line in pathlib.Path(haproxy.servers_file).read_text().splitlines()
+            if line.split()[:1] == ["server"]}
+
+
+def test_two_hosts_behind_one_haproxy_host_by_host_under_load(engine, second_engine, workload_name, containers,
+                                                               tmp_path):
+    """The classic topology: one HAProxy backend in front of two Docker hosts, each publishing on its own address.
+    Each run owns only its own engine's members (the workload name is the same on both hosts)."""
+    import docker
+
+    shared = Haproxy(workload_name)
+    client2 = docker.DockerClient(base_url=second_engine.host, version="auto")
+    recorder = None
+    try:
+        inventory = tmp_path / "hosts.yml"
+        inventory.write_text(yaml.safe_dump({"all": {"hosts": {
+            "host1": {"zd_docker_host": "unix:///var/run/docker.sock", "zd_publish": "127.0.0.1"},
+            "host2": {"zd_docker_host": second_engine.host, "zd_publish": "127.0.0.2"},
+        }}}))
+        common = {"platform": "docker", "name": workload_name, "docker_host": "{{ zd_docker_host }}",
+                  "load_balancer": shared.lb_options(), "health_timeout": 20, "drain_timeout": 2}
+        spec = dict(container_spec(), publish_address="{{ zd_publish }}")
+
+        def members_match() -> None:
+            running = {c.name for client in (engine, client2) for c in containers(client, all=False)}
+            assert len(running) == 4
+            assert shared.servers() == {name: "UP" for name in running}, (shared.members(), running)
+            assert _file_members(shared) == running, pathlib.Path(shared.servers_file).read_text()
+            tags = {member.rsplit(".", 1)[1] for member in shared.members()}
+            assert len(tags) == 2, shared.members()  # one engine tag per host
+
+        created = run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": dict(
+            common, image=IMAGE_V1, replicas=2, docker_container=spec)}], inventory=str(inventory), serial=1)
+        assert all(out["r0"]["changed"] for out in created.values()), created
+        members_match()
+        recorder = TrafficRecorder(SamplerConfig(url=f"{shared.url}/version", concurrency=4, timeout=5), rate=100,
+                                   max_duration=300).start()
+        upgraded = run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": dict(common, image=IMAGE_V2)}],
+                                inventory=str(inventory), serial=1)
+        for host, out in upgraded.items():
+            assert out["r0"]["changed"] and out["r0"]["revision"] == 2 and out["r0"]["lb_repaired"] == [], (host, out)
+        members_match()
+        rolled = run_playbook(tmp_path, [{"zerodown.rollout.rollback": common}], inventory=str(inventory), serial=1)
+        for host, out in rolled.items():
+            assert out["r0"]["changed"] and out["r0"]["revision"] == 1, (host, out)
+        members_match()
+        timeline = recorder.stop()
+        recorder = None
+        summary = timeline["summary"]
+        assert summary["errors"] == 0, (summary["error_kinds"], summary["error_examples"])
+        assert set(summary["versions"]) >= {"1.0", "2.0"}, summary
+        for client in (engine, client2):
+            assert sorted(c.labels["zerodown.image"] for c in containers(client, all=False)) == [IMAGE_V1] * 2
+    finally:
+        if recorder is not None:
+            recorder.stop()
+        client2.close()
+        shared.stop()
+
+
+def test_a_run_with_nothing_to_change_repairs_the_load_balancer(engine, haproxy, workload_name, containers,
+                                                                 tmp_path):
+    """A member lost (deleted by hand) and a stale one (a stopped container's) are reported by rollout_info and
+    rollout_wait, predicted by check mode, and repaired by image_upgrade and rollback with nothing else to do."""
+    from docker_harness import haproxy_command
+
+    _create(tmp_path, workload_name, haproxy, replicas=2)
+    members = haproxy.members()
+    tag = next(iter(members)).rsplit(".", 1)[1]
+    lost = sorted(members)[0]
+    for command in ("set server {} state maint", "del server {}"):
+        haproxy_command(command.format(f"{haproxy.backend}/{lost}"), haproxy.socket)
+    stale = f"{workload_name}-r1-dead00.{tag}"  # what a reload of an older servers file leaves
+    haproxy_command(f"add server {haproxy.backend}/{stale} 127.0.0.1:9", haproxy.socket)
+    haproxy_command(f"set server {haproxy.backend}/{stale} state ready", haproxy.socket)
+    info_args = {"platform": "docker", "name": workload_name, "load_balancer": haproxy.lb_options()}
+    upgrade = {"zerodown.rollout.image_upgrade": module_args(workload_name, haproxy, image=IMAGE_V1)}
+    res = run_playbook(tmp_path, [
+        {"zerodown.rollout.rollout_info": info_args},                        # r0
+        {"zerodown.rollout.rollout_wait": dict(info_args, timeout=2)},       # r1
+        dict(upgrade, check_mode=True),                                      # r2
+        upgrade,                                                             # r3
+        upgrade,                                                             # r4
+    ])["localhost"]
+    status = res["r0"]["status"]
+    assert status["state"] == "progressing" and status["reason"] == "LoadBalancerOutOfStep", status
+    assert any(stale in d for d in status["lb_divergence"]) and any(lost in d for d in status["lb_divergence"])
+    assert res["r1"]["failed"] and "does not hold what the workload runs" in res["r1"]["msg"], res["r1"]
+    assert res["r2"]["changed"] and "would repair the load balancer" in res["r2"]["msg"], res["r2"]
+    assert haproxy.servers().keys() >= {container_of(stale)}  # check mode changed nothing
+    assert res["r3"]["changed"] and res["r3"]["revision"] == 1, res["r3"]
+    repaired = " ".join(res["r3"]["lb_repaired"])
+    assert stale in repaired and lost in repaired, res["r3"]
+    assert not res["r4"]["changed"] and res["r4"]["lb_repaired"] == [], res["r4"]
+    running = {c.name for c in containers(all=False)}
+    assert haproxy.servers() == {name: "UP" for name in running}
+    assert _file_members(haproxy) == running
+
+    # the same through rollback with nothing to roll back to change: to the revision it runs
+    haproxy_command(f"set server {haproxy.backend}/{lost} state maint", haproxy.socket)
+    haproxy_command(f"del server {haproxy.backend}/{lost}", haproxy.socket)
+    again = run_playbook(tmp_path, [{"zerodown.rollout.rollback": module_args(workload_name, haproxy,
+                                                                             to_revision=1)}])["localhost"]["r0"]
+    assert again["changed"] and any(lost in f for f in again["lb_repaired"]), again
+    assert haproxy.servers() == {name: "UP" for name in running}
 
 
 def test_interrupted_upgrade_is_reported_and_finished(engine, haproxy, workload_name, containers, tmp_path):

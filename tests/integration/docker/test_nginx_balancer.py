@@ -17,7 +17,7 @@ import typing as t
 import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
-from docker_harness import (IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, WrkLoad, container_spec, free_port, module_args,
+from docker_harness import (IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, WrkLoad, container_of, container_spec, free_port, module_args,
                             run_playbook)
 
 pytestmark = pytest.mark.docker
@@ -115,7 +115,7 @@ http {{
         for line in pathlib.Path(self.upstream_file).read_text().splitlines():
             words = line.split()
             if len(words) >= 4 and words[0] == "server" and words[2] == "#" and words[3].startswith("zerodown:"):
-                out[words[3].split(":", 1)[1]] = words[1].rstrip(";")
+                out[container_of(words[3].split(":", 1)[1])] = words[1].rstrip(";")
         return out
 
     def master_pid(self) -> int:

@@ -14,7 +14,7 @@ import uuid
 
 import yaml
 
-from docker_harness import ROOT, VENV_BIN, ExtraDockerd, haproxy_command
+from docker_harness import ROOT, VENV_BIN, ExtraDockerd, container_of, haproxy_command
 
 SERVING = ("UP", "NOLB")  # statuses under which HAProxy sends new requests to a server ("UP 1/2" too)
 
@@ -97,14 +97,14 @@ class PlaybookRun:
 
 
 def backend_servers(sock: str, backend: str) -> dict[str, dict[str, str]]:
-    """``show stat`` rows of the backend's servers, by server name."""
+    """``show stat`` rows of the backend's servers, by the name of the container each stands for."""
     rows = haproxy_command("show stat", sock).splitlines()
     header = rows[0].lstrip("# ").split(",")
     out = {}
     for line in rows[1:]:
         row = dict(zip(header, line.split(",")))
         if row.get("pxname") == backend and row.get("svname") not in ("BACKEND", "FRONTEND", None):
-            out[row["svname"]] = row
+            out[container_of(row["svname"])] = row
     return out
 
 
@@ -162,7 +162,7 @@ def servers_file_members(path: str) -> set[str]:
     for line in pathlib.Path(path).read_text().splitlines():
         words = line.split()
         if words[:1] == ["server"] and len(words) > 1:
-            names.add(words[1])
+            names.add(container_of(words[1]))
     return names
 
 

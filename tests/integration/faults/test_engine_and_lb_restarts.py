@@ -5,8 +5,10 @@ an HAProxy of the test's own, under a steady load on the HAProxy front end (loop
 
 Each test sets up its own workload (4 replicas of revision 1).
 
-* HAProxy reloaded twice mid-swap (master-worker SIGUSR2; the backend comes back from the servers file the
-  driver keeps): the upgrade completes, and the load sees no failed request.
+* HAProxy reloaded at random moments of an upgrade and of a rollback (master-worker SIGUSR2; the backend
+  comes back from the servers file the driver renders from its intent, seeded and printed): the run
+  completes, the load sees no failed request, and the members are exactly the running containers, in the
+  running HAProxy and in the servers file.
 * dockerd restarted mid-swap (a default daemon stops its containers; unless-stopped brings them back): the
   run either completes or fails with a message naming the Docker engine and no traceback; re-running it
   converges with no orphan container or LB entry.
@@ -14,7 +16,9 @@ Each test sets up its own workload (4 replicas of revision 1).
 from __future__ import annotations
 
 import os
+import random
 import subprocess
+import threading
 import time
 
 import pytest
@@ -67,26 +71,63 @@ def workload(own_dockerd, haproxy, workload_name, tmp_path):
     client.close()
 
 
-def test_haproxy_reloads_mid_upgrade_lose_no_request(own_dockerd, workload, haproxy, workload_name, tmp_path):
+class RandomReloads:
+    """Reloads HAProxy at random moments (0.2-1.5 s apart, from ``seed``) until stopped."""
+
+    def __init__(self, haproxy, seed: int) -> None:
+        self.haproxy, self.rng = haproxy, random.Random(seed)
+        self.times: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self.started = time.monotonic()
+
+    def __enter__(self) -> "RandomReloads":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.rng.uniform(0.2, 1.5)):
+            self.haproxy.reload(wait=False)
+            self.times.append(round(time.monotonic() - self.started, 2))
+
+
+@pytest.mark.parametrize("operation", ["upgrade", "rollback"])
+def test_haproxy_reloads_at_random_moments_lose_no_request(own_dockerd, workload, haproxy, workload_name, tmp_path,
+                                                           operation):
+    seed = int(os.environ.get("ZD_RELOAD_SEED") or random.SystemRandom().randrange(1 << 30))
+    print(f"reload seed {seed} (ZD_RELOAD_SEED={seed} replays it)")
+    image = IMAGE_V2
+    if operation == "rollback":
+        rc, out, result = PlaybookRun(write_playbook(tmp_path, _task(workload_name, haproxy, own_dockerd.host,
+                                                                     IMAGE_V2))).finish()
+        assert rc == 0 and result and not result.get("failed"), out[-3000:]
+        image = IMAGE_V1
+    task = _task(workload_name, haproxy, own_dockerd.host, IMAGE_V2)
+    if operation == "rollback":
+        args = task.pop("zerodown.rollout.image_upgrade")
+        args.pop("image")
+        task = {"zerodown.rollout.rollback": args}
     recorder = TrafficRecorder(SamplerConfig(url=f"{haproxy.url}/version", concurrency=4, timeout=5), rate=200,
                                max_duration=300).start()
     try:
         time.sleep(0.5)
-        run = PlaybookRun(write_playbook(tmp_path, _task(workload_name, haproxy, own_dockerd.host, IMAGE_V2)))
-        wait_until(lambda: _new_members(haproxy, 2) >= 1, 60, "the first revision-2 server in HAProxy")
-        haproxy.reload()
-        wait_until(lambda: _new_members(haproxy, 2) >= 3, 60, "a third revision-2 server in HAProxy")
-        haproxy.reload()
-        rc, out, result = run.finish()
-        time.sleep(0.5)
+        with RandomReloads(haproxy, seed) as reloads:
+            rc, out, result = PlaybookRun(write_playbook(tmp_path, task)).finish()
+        time.sleep(1.5)  # the last reload's worker takes over
     finally:
         timeline = recorder.stop()
+    print(f"{operation}: reloads at {reloads.times} s")
+    assert len(reloads.times) >= 2, reloads.times
     assert rc == 0 and result and not result.get("failed"), out[-3000:]
-    assert result["revision"] == 2, result
+    assert result["revision"] == (2 if operation == "upgrade" else 1), result
     summary = timeline["summary"]
-    assert summary["errors"] == 0, (summary["error_kinds"], summary["error_examples"])
+    assert summary["errors"] == 0, (seed, summary["error_kinds"], summary["error_examples"])
     assert summary["requests_per_s"] >= 150, summary
-    check_converged(workload, haproxy, workload_name, IMAGE_V2, REPLICAS)
+    check_converged(workload, haproxy, workload_name, image, REPLICAS)
 
 
 def test_dockerd_restart_mid_upgrade_fails_cleanly_then_converges(own_dockerd, workload, haproxy, workload_name,
