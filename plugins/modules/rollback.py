@@ -148,6 +148,16 @@ msg:
   returned: always
   type: str
   sample: Docker workload 'shop' rolled back from revision 4 (shop/web:2.0) to revision 3 (shop/web:1.0) in 2 batch(es)
+lb_repaired:
+  description:
+    - What this run repaired in the load balancer besides its swap (O(platform=docker)), one sentence per fix;
+      a stale member taken out, a missing one added, an address corrected, a member put back in rotation,
+      the servers or upstream file rewritten. In check mode, what it would repair. Empty when the load
+      balancer already held what the workload runs.
+  returned: O(platform=docker)
+  type: list
+  elements: str
+  sample: ["HAProxy backend shop: added the missing shop-r2-3f9a2c.5be1c0 (127.0.0.1:32771)"]
 pruned:
   description:
     - Containers of revisions beyond O(retain) that were removed after the change, or by a run that had

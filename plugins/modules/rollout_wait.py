@@ -98,7 +98,10 @@ status:
       description: Human-readable status, in kubectl's words where there are some.
       type: str
     reason:
-      description: Machine-readable reason of a failure, for example V(ProgressDeadlineExceeded).
+      description:
+        - Machine-readable reason of a failure, for example V(ProgressDeadlineExceeded); V(LoadBalancerOutOfStep)
+          when a Docker workload's load balancer does not hold what the workload runs (the differences are in
+          C(lb_divergence); a run of image_upgrade or rollback repairs it).
       type: str
     old_pods_gone:
       description:
