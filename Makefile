@@ -6,12 +6,12 @@ OLD_PY := .venv-oldest/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 COLL := .tmp/sanity/ansible_collections/zerodown/rollout
 
-.PHONY: help venv services images units integration sanity lint changelog-lint test demo bench clean
+.PHONY: help venv services images units integration sanity lint changelog-lint test demo bench stress clean
 
 help:
 	@echo "make demo   - the seed story end to end on the local Docker engine"
 	@echo "make test   - the whole test suite (what CI runs)"
-	@echo "other targets: venv services images units integration sanity lint bench clean"
+	@echo "other targets: venv services images units integration sanity lint bench stress clean"
 
 venv:
 	@./scripts/bootstrap.sh
@@ -49,6 +49,12 @@ demo: venv images
 
 bench: venv images
 	$(PY) -m bench.run
+
+# Not part of `make test`: 20 rounds of upgrade + rollback under load while HAProxy is reloaded every 100-300 ms
+# (docs/development.md). STRESS_ROUNDS=2 for a short run, STRESS_ARGS="--seed N" to replay a round's reloads.
+STRESS_ROUNDS ?= 20
+stress: venv images
+	$(PY) -m bench.stress_haproxy_reloads --rounds $(STRESS_ROUNDS) $(STRESS_ARGS)
 
 clean:
 	rm -rf .tmp tests/output
