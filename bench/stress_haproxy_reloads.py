@@ -131,6 +131,17 @@ def wait_socket(proxy: t.Any, timeout: float = 10) -> None:
         time.sleep(0.1)
 
 
+def haproxy_log_since(log: pathlib.Path, offset: int) -> dict[str, t.Any]:
+    """What the HAProxy master logged from ``offset`` on: reloads it completed (signals that arrive while it
+    reloads are merged, so there are fewer than signals sent) and alerts (such as a reload it refused)."""
+    with open(log, "rb") as stream:
+        stream.seek(offset)
+        lines = stream.read().decode(errors="replace").splitlines()
+    alerts = [line for line in lines if "[ALERT]" in line]
+    return {"reloads_done": sum(1 for line in lines if "Loading success" in line),
+            "haproxy_alerts": {"count": len(alerts), "first": alerts[:3]}}
+
+
 def run_phase(what: str, argv: list[str], client: t.Any, proxy: t.Any, name: str, image: str,
               args: argparse.Namespace, rng: random.Random) -> dict[str, t.Any]:
     """One playbook under load and reloads, then the convergence check."""
@@ -167,10 +178,7 @@ def run_phase(what: str, argv: list[str], client: t.Any, proxy: t.Any, name: str
         phase["playbook_failure"] = ((result or {}).get("msg") or out[-2000:])[:2000]
     if reloader.error:
         phase["reloader_error"] = reloader.error
-    with open(log, "rb") as stream:  # a reload HAProxy refused (an invalid servers file?) logs an alert
-        stream.seek(log_offset)
-        alerts = [line for line in stream.read().decode(errors="replace").splitlines() if "[ALERT]" in line]
-    phase["haproxy_alerts"] = {"count": len(alerts), "first": alerts[:3]}
+    phase.update(haproxy_log_since(log, log_offset))
     phase.update(check(client, proxy, name, image, args.replicas, args.settle))
     return phase
 
@@ -185,7 +193,7 @@ def phase_failures(phase: dict[str, t.Any], rate: float) -> list[str]:
         out.append(f"{phase['phase']}: {phase['errors']} failed requests {phase['error_kinds']}")
     if phase["requests_per_s"] < 0.75 * rate:
         out.append(f"{phase['phase']}: load {phase['requests_per_s']} requests/s < 3/4 of {rate:g}")
-    if phase["reloads"] == 0 or phase.get("reloader_error"):
+    if phase["reloads_done"] == 0 or phase.get("reloader_error"):
         out.append(f"{phase['phase']}: {phase.get('reloader_error') or 'no reload happened'}")
     return out
 
@@ -215,12 +223,13 @@ def main(argv: t.Optional[list[str]] = None) -> int:
 
     name = f"zds-{random.SystemRandom().randrange(16**6):06x}"
     print(f">> stress: {args.rounds} rounds of upgrade + rollback of {args.replicas} replicas at {args.rate:g} "
-          f"requests/s, HAProxy reloaded every {args.reload_min:g}-{args.reload_max:g} s; seed {seed}", flush=True)
+          f"requests/s, HAProxy reloaded every {args.reload_min:g}-{args.reload_max:g} s; workload {name}, seed {seed}",
+          flush=True)
     result: dict[str, t.Any] = {
         "what": f"{args.replicas}-replica Docker upgrade {IMAGE_V1} -> {IMAGE_V2} and rollback per round, "
                 f"{args.rate:g} requests/s through HAProxy, reloaded (SIGUSR2) every "
                 f"{args.reload_min:g}-{args.reload_max:g} s",
-        "seed": seed, "settings": {k: v for k, v in vars(args).items() if k != "seed"}, "rounds": [],
+        "seed": seed, "workload": name, "settings": {k: v for k, v in vars(args).items() if k != "seed"}, "rounds": [],
     }
     work = pathlib.Path(tempfile.mkdtemp(prefix="zd-stress-"))
     daemon = proxy = client = None
@@ -263,7 +272,7 @@ def main(argv: t.Optional[list[str]] = None) -> int:
                 "round": number, "seed": round_seed, "ok": not failures,
                 "seconds": round(time.monotonic() - began, 1),
                 "requests": sum(p["requests"] for p in phases), "errors": sum(p["errors"] for p in phases),
-                "reloads": sum(p["reloads"] for p in phases),
+                "reloads": sum(p["reloads"] for p in phases), "reloads_done": sum(p["reloads_done"] for p in phases),
                 "converged": all(p["converged"] for p in phases),
                 "difference": {p["phase"]: p["difference"] for p in phases if not p["converged"]},
                 "failures": failures, "phases": phases,
@@ -272,7 +281,8 @@ def main(argv: t.Optional[list[str]] = None) -> int:
             write_result(RESULT_NAME, result)
             print(f">> round {number}/{args.rounds} seed {round_seed}: {'ok' if entry['ok'] else 'FAILED'} "
                   f"{entry['seconds']:.0f}s, {entry['requests']} requests, {entry['errors']} errors, "
-                  f"{entry['reloads']} reloads, converged {'yes' if entry['converged'] else 'no'}"
+                  f"{entry['reloads']} reloads signalled ({entry['reloads_done']} done), "
+                  f"converged {'yes' if entry['converged'] else 'no'}"
                   + "".join(f"\n     {f}" for f in failures)
                   + "".join(f"\n     {p}: {json.dumps(d)}" for p, d in entry["difference"].items()), flush=True)
     finally:
@@ -290,7 +300,8 @@ def main(argv: t.Optional[list[str]] = None) -> int:
         "rounds": len(rounds), "failed_rounds": failed, "not_converged_rounds": [r["round"] for r in rounds
                                                                                  if not r["converged"]],
         "requests": sum(r["requests"] for r in rounds), "errors": sum(r["errors"] for r in rounds),
-        "reloads": sum(r["reloads"] for r in rounds), "seconds": round(sum(r["seconds"] for r in rounds), 1),
+        "reloads": sum(r["reloads"] for r in rounds), "reloads_done": sum(r["reloads_done"] for r in rounds),
+        "seconds": round(sum(r["seconds"] for r in rounds), 1),
     }
     out_path = write_result(RESULT_NAME, result)
     print(json.dumps(dict(result["summary"], seed=seed), indent=2))
