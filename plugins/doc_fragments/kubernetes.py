@@ -9,13 +9,16 @@ class ModuleDocFragment:
     # module_utils/kubernetes/args.py KUBERNETES_ARGS is the matching argument spec.
     DOCUMENTATION = r"""
 requirements:
-  - kubernetes (Python library), for O(platform=kubernetes)
+  - kubernetes >= 24.2.0 (Python library, on the host the task runs on), for O(platform=kubernetes)
 options:
   kubeconfig:
     description:
       - Path to a kubeconfig file. Only for O(platform=kubernetes).
       - Defaults to the E(K8S_AUTH_KUBECONFIG) environment variable, then E(KUBECONFIG), then C(~/.kube/config).
       - When neither a kubeconfig nor O(host) is found, the in-cluster service account is used.
+      - The connection options have kubernetes.core's names and read the same E(K8S_AUTH_*) variables, so
+        tasks and AWX credentials written for kubernetes.core work as they are. For each of them, an explicit
+        value wins over the variable, and an empty string turns the setting off without reading the variable.
     type: path
   context:
     description:
@@ -25,34 +28,80 @@ options:
     description:
       - URL of the Kubernetes API server, for example V(https://203.0.113.10:6443).
       - Defaults to E(K8S_AUTH_HOST), which AWX's Kubernetes credential sets. Without O(kubeconfig), the
-        connection is built from O(host), O(api_key) and the C(k8s_*) TLS options alone; with it, these
-        options override the kubeconfig's values.
+        connection is built from O(host), O(api_key) and the TLS options alone; with it, these options override
+        the kubeconfig's values.
     type: str
   api_key:
     description:
       - Bearer token to authenticate with. Defaults to E(K8S_AUTH_API_KEY). Never shown in output or errors.
     type: str
-  k8s_ca_cert:
+  ca_cert:
     description:
       - PEM file of the CA that signed the API server's certificate. Defaults to E(K8S_AUTH_SSL_CA_CERT).
+      - The alias C(k8s_ca_cert) is deprecated and will be removed in version 2.0.0.
     type: path
-  k8s_client_cert:
+    aliases: [ssl_ca_cert, k8s_ca_cert]
+  client_cert:
     description:
       - PEM client certificate for TLS client authentication. Defaults to E(K8S_AUTH_CERT_FILE).
+      - The alias C(k8s_client_cert) is deprecated and will be removed in version 2.0.0.
     type: path
-  k8s_client_key:
+    aliases: [cert_file, k8s_client_cert]
+  client_key:
     description:
-      - PEM key of O(k8s_client_cert). Defaults to E(K8S_AUTH_KEY_FILE).
+      - PEM key of O(client_cert). Defaults to E(K8S_AUTH_KEY_FILE).
+      - The alias C(k8s_client_key) is deprecated and will be removed in version 2.0.0.
     type: path
-  k8s_validate_certs:
+    aliases: [key_file, k8s_client_key]
+  validate_certs:
     description:
       - Whether to verify the API server's TLS certificate. Defaults to E(K8S_AUTH_VERIFY_SSL), then the
         kubeconfig's setting, then V(true).
+      - The alias C(k8s_validate_certs) is deprecated and will be removed in version 2.0.0.
     type: bool
-  k8s_proxy:
+    aliases: [verify_ssl, k8s_validate_certs]
+  proxy:
     description:
-      - HTTP proxy URL for the API connection. Defaults to E(K8S_AUTH_PROXY).
+      - URL of an HTTP proxy for the API connection, for example V(http://proxy.example.com:3128).
+        Defaults to E(K8S_AUTH_PROXY). The usual E(HTTP_PROXY) variables are not read.
+      - The alias C(k8s_proxy) is deprecated and will be removed in version 2.0.0.
     type: str
+    aliases: [k8s_proxy]
+  no_proxy:
+    description:
+      - Comma-separated hosts, domains, addresses and CIDR ranges reached without O(proxy), for example
+        V(localhost,.cluster.local,10.0.0.0/8). Defaults to E(K8S_AUTH_NO_PROXY).
+    type: str
+  proxy_headers:
+    description:
+      - Headers sent to O(proxy). When unset, each suboption defaults to its E(K8S_AUTH_PROXY_HEADERS_*) variable.
+    type: dict
+    suboptions:
+      proxy_basic_auth:
+        description:
+          - C(user:password) for the proxy's basic authentication (C(Proxy-Authorization) header).
+            Defaults to E(K8S_AUTH_PROXY_HEADERS_PROXY_BASIC_AUTH).
+        type: str
+      basic_auth:
+        description:
+          - C(user:password) for a basic C(Authorization) header. Defaults to E(K8S_AUTH_PROXY_HEADERS_BASIC_AUTH).
+        type: str
+      user_agent:
+        description:
+          - The C(User-Agent) header, for example V(ops-automation/1.0). Defaults to
+            E(K8S_AUTH_PROXY_HEADERS_USER_AGENT).
+        type: str
+  impersonate_user:
+    description:
+      - User to act as (C(Impersonate-User) header; the credentials need the C(impersonate) permission).
+        Defaults to E(K8S_AUTH_IMPERSONATE_USER).
+    type: str
+  impersonate_groups:
+    description:
+      - Groups to act as, with O(impersonate_user) (one C(Impersonate-Group) header each). Defaults to
+        E(K8S_AUTH_IMPERSONATE_GROUPS), comma-separated, for example V(developers,auditors).
+    type: list
+    elements: str
   k8s_request_timeout:
     description:
       - Seconds to wait for the API server to answer one request (not the rollout; see the wait options).

@@ -35,6 +35,11 @@ class ApiError(Exception):
         self.code, self.reason, self.message, self.details = code, reason, message, details
 
 
+# The boolean spellings the API server accepts in a query (Go's strconv.ParseBool): clients up to kubernetes
+# 35 send watch=True, newer ones watch=true.
+TRUE_VALUES = ("1", "t", "T", "TRUE", "true", "True")
+
+
 def status_body(code: int, reason: str, message: str, details: Obj | None = None) -> Obj:
     body: Obj = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
                  "reason": reason, "code": code}
@@ -187,10 +192,10 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
         self.dry_run = "dryRun" in self.query and self.query["dryRun"] != ""
         if verb == "GET":
             if name is None:
-                if self.query.get("watch") in ("true", "1"):
+                if self.query.get("watch") in TRUE_VALUES:
                     return self._watch(res, namespace)
                 return self._list(res, namespace)
-            if self.query.get("watch") in ("true", "1"):
+            if self.query.get("watch") in TRUE_VALUES:
                 self.query["fieldSelector"] = f"metadata.name={name}"
                 return self._watch(res, namespace)
             return self._get(res, namespace, name, sub)

@@ -13,18 +13,40 @@ from __future__ import annotations
 
 import typing as t
 
-# TLS and timeout options carry a k8s_ prefix: every module has both backends' options, and the Docker
-# backend has TLS options of its own.
+# Deprecated spellings of the connection options: the names before they followed kubernetes.core's.
+DEPRECATED_VERSION = "2.0.0"
+
+
+def _deprecated(*names: str) -> list[dict[str, str]]:
+    return [{"name": name, "version": DEPRECATED_VERSION, "collection_name": "zerodown.rollout"} for name in names]
+
+
+PROXY_HEADERS_OPTIONS: dict[str, dict[str, t.Any]] = {
+    "proxy_basic_auth": {"type": "str", "no_log": True},
+    "basic_auth": {"type": "str", "no_log": True},
+    "user_agent": {"type": "str"},
+}
+
+# The connection options take kubernetes.core's names and aliases; the Docker backend's options all start
+# with docker_, so none of these clashes with them (tests/unit/.../test_args.py checks every module).
 KUBERNETES_ARGS: dict[str, dict[str, t.Any]] = {
     "kubeconfig": {"type": "path"},
     "context": {"type": "str"},
     "host": {"type": "str"},
     "api_key": {"type": "str", "no_log": True},
-    "k8s_ca_cert": {"type": "path"},
-    "k8s_client_cert": {"type": "path"},
-    "k8s_client_key": {"type": "path", "no_log": False},
-    "k8s_validate_certs": {"type": "bool"},
-    "k8s_proxy": {"type": "str"},
+    "ca_cert": {"type": "path", "aliases": ["ssl_ca_cert", "k8s_ca_cert"],
+                "deprecated_aliases": _deprecated("k8s_ca_cert")},
+    "client_cert": {"type": "path", "aliases": ["cert_file", "k8s_client_cert"],
+                    "deprecated_aliases": _deprecated("k8s_client_cert")},
+    "client_key": {"type": "path", "aliases": ["key_file", "k8s_client_key"], "no_log": False,
+                   "deprecated_aliases": _deprecated("k8s_client_key")},
+    "validate_certs": {"type": "bool", "aliases": ["verify_ssl", "k8s_validate_certs"],
+                       "deprecated_aliases": _deprecated("k8s_validate_certs")},
+    "proxy": {"type": "str", "aliases": ["k8s_proxy"], "deprecated_aliases": _deprecated("k8s_proxy")},
+    "no_proxy": {"type": "str"},
+    "proxy_headers": {"type": "dict", "options": PROXY_HEADERS_OPTIONS},
+    "impersonate_user": {"type": "str"},
+    "impersonate_groups": {"type": "list", "elements": "str"},
     "k8s_request_timeout": {"type": "int", "default": 30},
     "readiness_failure_limit": {"type": "int", "default": 10},
     "wait_old_pods_gone": {"type": "bool", "default": False},

@@ -6,18 +6,24 @@
 
 Where the connection comes from, first match wins for every setting:
 
-1. the task's options (``kubeconfig``, ``context``, ``host``, ``api_key``, ``k8s_ca_cert``...);
-2. the ``K8S_AUTH_*`` environment variables, which AWX's Kubernetes credential injects;
+1. the task's options, named as in kubernetes.core (``kubeconfig``, ``context``, ``host``, ``api_key``,
+   ``ca_cert``, ``validate_certs``, ``proxy``, ``impersonate_user``...); an empty string turns a setting off;
+2. the ``K8S_AUTH_*`` environment variables kubernetes.core reads, which AWX's Kubernetes credential injects;
 3. the kubeconfig (``kubeconfig`` option, ``K8S_AUTH_KUBECONFIG``, ``KUBECONFIG``, ``~/.kube/config``);
 4. the in-cluster service account, when running in a pod.
 
 Every call returns plain JSON (``dict``) in the API's own camelCase, because the status rules and
 revision logic are written against the API documents kubectl reads, not the client's models.
 Errors become :class:`RolloutError` subclasses whose messages never contain credentials.
+
+The code works with every client from kubernetes 24.2.0 on (``dependencies.FLOORS``): the generated API
+methods changed shape in the newest clients, so keywords only some of them take are used behind a check
+(see :meth:`KubeClient.patch`).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import typing as t
@@ -57,19 +63,29 @@ except ImportError as exc:  # reported by the backend with missing_required_lib
             pass
 
 
-# Option name -> environment variable AWX's "OpenShift or Kubernetes API Bearer Token" credential
-# (and kubernetes.core users) set.
+# Option name -> environment variable, as kubernetes.core reads them (AWX's "OpenShift or Kubernetes API
+# Bearer Token" credential sets K8S_AUTH_HOST, K8S_AUTH_API_KEY, K8S_AUTH_VERIFY_SSL, K8S_AUTH_SSL_CA_CERT).
 ENV_VARS = {
     "kubeconfig": "K8S_AUTH_KUBECONFIG",
     "context": "K8S_AUTH_CONTEXT",
     "host": "K8S_AUTH_HOST",
     "api_key": "K8S_AUTH_API_KEY",
-    "k8s_ca_cert": "K8S_AUTH_SSL_CA_CERT",
-    "k8s_client_cert": "K8S_AUTH_CERT_FILE",
-    "k8s_client_key": "K8S_AUTH_KEY_FILE",
-    "k8s_validate_certs": "K8S_AUTH_VERIFY_SSL",
-    "k8s_proxy": "K8S_AUTH_PROXY",
+    "ca_cert": "K8S_AUTH_SSL_CA_CERT",
+    "client_cert": "K8S_AUTH_CERT_FILE",
+    "client_key": "K8S_AUTH_KEY_FILE",
+    "validate_certs": "K8S_AUTH_VERIFY_SSL",
+    "proxy": "K8S_AUTH_PROXY",
+    "no_proxy": "K8S_AUTH_NO_PROXY",
+    "impersonate_user": "K8S_AUTH_IMPERSONATE_USER",
+    "impersonate_groups": "K8S_AUTH_IMPERSONATE_GROUPS",
 }
+# proxy_headers suboption -> environment variable, read when the task leaves proxy_headers unset
+PROXY_HEADERS_ENV_VARS = {
+    "proxy_basic_auth": "K8S_AUTH_PROXY_HEADERS_PROXY_BASIC_AUTH",
+    "basic_auth": "K8S_AUTH_PROXY_HEADERS_BASIC_AUTH",
+    "user_agent": "K8S_AUTH_PROXY_HEADERS_USER_AGENT",
+}
+_FILE_OPTIONS = ("kubeconfig", "ca_cert", "client_cert", "client_key")
 
 _TRUE = ("1", "true", "yes", "on", "y", "t")
 _FALSE = ("0", "false", "no", "off", "n", "f")
@@ -78,7 +94,8 @@ SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
 class Connection(t.NamedTuple):
-    """The resolved connection settings. ``api_key`` is a secret: never format this tuple into text."""
+    """The resolved connection settings. ``api_key`` and ``proxy_headers`` hold secrets: never format this
+    tuple into text."""
 
     kubeconfig: t.Optional[str]
     context: t.Optional[str]
@@ -91,6 +108,10 @@ class Connection(t.NamedTuple):
     proxy: t.Optional[str]
     request_timeout: float
     source: str
+    no_proxy: t.Optional[str] = None
+    proxy_headers: t.Optional[dict[str, str]] = None
+    impersonate_user: t.Optional[str] = None
+    impersonate_groups: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """Where the connection comes from, safe to show (no credential)."""
@@ -111,20 +132,55 @@ def _env_bool(name: str, value: str) -> bool:
     raise InvalidInput(f"environment variable {name}={value!r} is not a boolean; use true or false")
 
 
+def _proxy_headers(params: dict[str, t.Any], env: t.Mapping[str, str]) -> t.Optional[dict[str, str]]:
+    """The HTTP headers ``proxy_headers`` (or its K8S_AUTH_PROXY_HEADERS_* variables) asks for."""
+    given = params.get("proxy_headers")
+    if given is None:
+        given = {key: env[var] for key, var in PROXY_HEADERS_ENV_VARS.items() if env.get(var) not in (None, "")}
+    if not isinstance(given, dict):
+        raise InvalidInput("proxy_headers must be a dictionary with proxy_basic_auth, basic_auth and/or user_agent")
+    unknown = sorted(set(given) - set(PROXY_HEADERS_ENV_VARS))
+    if unknown:
+        raise InvalidInput(f"proxy_headers: unknown key(s) {', '.join(unknown)}; "
+                           f"the keys are {', '.join(PROXY_HEADERS_ENV_VARS)}")
+    values = {key: str(value) for key, value in given.items() if value is not None and value != ""}
+    for key in ("proxy_basic_auth", "basic_auth"):
+        if key in values and ":" not in values[key]:
+            # the value is a credential: name the key, never echo the value
+            raise InvalidInput(f"proxy_headers.{key} must be user:password (a colon between them)")
+    if not values:
+        return None
+    return dict(urllib3.util.make_headers(**values))
+
+
+def _groups(value: t.Any, source: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    groups = tuple(str(item).strip() for item in items)
+    if isinstance(value, str):
+        groups = tuple(group for group in groups if group)
+    elif any(not group for group in groups):
+        raise InvalidInput(f"{source}: every group must be a non-empty name, got {list(value)!r}")
+    return groups
+
+
 def resolve_connection(params: dict[str, t.Any], environ: t.Optional[t.Mapping[str, str]] = None) -> Connection:
-    """Merge task options over the K8S_AUTH_* environment and work out which source to load."""
+    """Merge task options over the K8S_AUTH_* environment and work out which source to load.
+
+    An option the task leaves unset (None) falls back to its environment variable; an explicit value wins,
+    including an empty string, which turns the setting off (no proxy, no context...).
+    """
     env = os.environ if environ is None else environ
     values: dict[str, t.Any] = {}
     for option, var in ENV_VARS.items():
         value = params.get(option)
-        if value is None or value == "":
+        if value is None:
             raw = env.get(var)
             if raw is not None and raw != "":
-                value = _env_bool(var, raw) if option == "k8s_validate_certs" else raw
-            else:
-                value = None
-        values[option] = value
-    for option in ("kubeconfig", "k8s_ca_cert", "k8s_client_cert", "k8s_client_key"):
+                value = _env_bool(var, raw) if option == "validate_certs" else raw
+        values[option] = None if value == "" else value
+    for option in _FILE_OPTIONS:
         path = values[option]
         if path is not None:
             path = os.path.expanduser(str(path))
@@ -133,6 +189,14 @@ def resolve_connection(params: dict[str, t.Any], environ: t.Optional[t.Mapping[s
             values[option] = path
     if values["host"] is not None and not str(values["host"]).startswith(("http://", "https://")):
         raise InvalidInput(f"host={values['host']!r} must be a URL such as https://203.0.113.10:6443")
+    if values["proxy"] is not None and "://" not in str(values["proxy"]):
+        raise InvalidInput(f"proxy={values['proxy']!r} must be a URL such as http://proxy.example.com:3128")
+    groups = _groups(values["impersonate_groups"],
+                     "impersonate_groups" if params.get("impersonate_groups") is not None
+                     else ENV_VARS["impersonate_groups"])
+    if groups and not values["impersonate_user"]:
+        raise InvalidInput("impersonate_groups needs impersonate_user: the API server impersonates groups only "
+                           "together with a user")
     timeout = params.get("k8s_request_timeout")
     if timeout is None:
         timeout = 30
@@ -157,13 +221,17 @@ def resolve_connection(params: dict[str, t.Any], environ: t.Optional[t.Mapping[s
         context=values["context"],
         host=values["host"],
         api_key=values["api_key"],
-        ca_cert=values["k8s_ca_cert"],
-        client_cert=values["k8s_client_cert"],
-        client_key=values["k8s_client_key"],
-        validate_certs=values["k8s_validate_certs"],
-        proxy=values["k8s_proxy"],
+        ca_cert=values["ca_cert"],
+        client_cert=values["client_cert"],
+        client_key=values["client_key"],
+        validate_certs=values["validate_certs"],
+        proxy=values["proxy"],
         request_timeout=float(timeout),
         source=source,
+        no_proxy=values["no_proxy"],
+        proxy_headers=_proxy_headers(params, env),
+        impersonate_user=values["impersonate_user"],
+        impersonate_groups=groups,
     )
 
 
@@ -198,6 +266,10 @@ def build_configuration(conn: Connection) -> t.Any:
         configuration.verify_ssl = conn.validate_certs
     if conn.proxy:
         configuration.proxy = conn.proxy
+    if conn.no_proxy:
+        configuration.no_proxy = conn.no_proxy
+    if conn.proxy_headers:
+        configuration.proxy_headers = conn.proxy_headers
     # Fail fast on a dead endpoint instead of urllib3's default retries.
     configuration.retries = 1
     return configuration
@@ -235,11 +307,55 @@ _RESOURCES = {
     "Event": ("CoreV1Api", "namespaced_event"),
 }
 
+# patch type -> (Content-Type, the body's JSON type)
 PATCH_TYPES = {
-    "json": "application/json-patch+json",
-    "merge": "application/merge-patch+json",
-    "strategic": "application/strategic-merge-patch+json",
+    "json": ("application/json-patch+json", list),
+    "strategic": ("application/strategic-merge-patch+json", dict),
 }
+
+
+def takes_keyword(func: t.Callable[..., t.Any], name: str) -> bool:
+    """Whether a generated API method declares the keyword ``name``.
+
+    Newer clients declare their keywords in the signature (pydantic validates them); older ones take
+    ``**kwargs`` and refuse any key they do not know with ApiTypeError, so a keyword not declared is
+    one not to pass.
+    """
+    try:
+        return name in inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def header_spellings(name: str, count: int) -> list[str]:
+    """``count`` spellings of the header ``name`` that differ only in letter case.
+
+    The client keeps its default headers in a dict, one value per key, while the API server wants one
+    ``Impersonate-Group`` line per group. Header names are case-insensitive on the wire, so each group goes
+    under its own spelling: urllib3 1 sends each key as a line, urllib3 2 folds the keys into one header
+    with several values and still sends one line per value.
+    """
+    letters = [i for i, char in enumerate(name) if char.isalpha()]
+    if count > 2 ** len(letters):
+        raise InvalidInput(f"at most {2 ** len(letters)} values can be sent in the {name} header")
+    spellings = []
+    for number in range(count):
+        chars = list(name)
+        for bit, index in enumerate(letters):
+            if number >> bit & 1:
+                chars[index] = chars[index].swapcase()
+        spellings.append("".join(chars))
+    return spellings
+
+
+def impersonation_headers(conn: Connection) -> list[tuple[str, str]]:
+    """The Impersonate-User / Impersonate-Group headers ``conn`` asks for, as (name, value) pairs."""
+    if not conn.impersonate_user:
+        return []
+    headers = [("Impersonate-User", conn.impersonate_user)]
+    names = header_spellings("Impersonate-Group", len(conn.impersonate_groups))
+    headers.extend(zip(names, conn.impersonate_groups))
+    return headers
 
 
 class KubeClient:
@@ -249,6 +365,8 @@ class KubeClient:
         self.conn = conn
         self.configuration = configuration if configuration is not None else build_configuration(conn)
         self.api_client = k8s_client.ApiClient(self.configuration)
+        for header, value in impersonation_headers(conn):
+            self.api_client.set_default_header(header, value)
         self._apis: dict[str, t.Any] = {}
 
     @classmethod
@@ -327,12 +445,24 @@ class KubeClient:
 
     def patch(self, kind: str, name: str, namespace: str, body: t.Any, patch_type: str,
               dry_run: bool = False) -> dict[str, t.Any]:
-        """PATCH an object; ``dry_run`` asks the server to validate and answer without persisting."""
-        kwargs: dict[str, t.Any] = {"_content_type": PATCH_TYPES[patch_type]}
+        """PATCH an object; ``dry_run`` asks the server to validate and answer without persisting.
+
+        ``patch_type`` is ``json`` (a list of operations) or ``strategic`` (a partial object). Clients from 37
+        on take the Content-Type as ``_content_type``. Older ones refuse that keyword and pick the type from
+        the body themselves: their REST layer sends a list as a JSON patch and anything else as a strategic
+        merge patch. Checking the body's type here makes both send the same request.
+        """
+        content_type, body_type = PATCH_TYPES[patch_type]
+        if not isinstance(body, body_type):
+            raise RolloutError(f"patch {kind} {namespace}/{name}: a {patch_type} patch must be a "
+                               f"{body_type.__name__}, got {type(body).__name__}")
+        method = self._method("patch", kind)
+        kwargs: dict[str, t.Any] = {}
+        if takes_keyword(method, "_content_type"):
+            kwargs["_content_type"] = content_type
         if dry_run:
             kwargs["dry_run"] = "All"
-        return self._call(f"patch {kind} {namespace}/{name}", self._method("patch", kind), name, namespace, body,
-                          **kwargs)
+        return self._call(f"patch {kind} {namespace}/{name}", method, name, namespace, body, **kwargs)
 
     def watch(self, kind: str, namespace: str, name: t.Optional[str], resource_version: t.Optional[str],
               timeout_seconds: int, quiet_timeout: t.Optional[float] = None,
