@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import typing as t
 
+from ansible_collections.zerodown.rollout.plugins.module_utils.dependencies import check_platform
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     InvalidInput,
     Platform,
@@ -76,6 +77,8 @@ def get_platform(module: t.Any) -> Platform:
     )
     if not workload.name or not workload.name.strip():
         raise InvalidInput("name must be the non-empty name of the workload")
+    # Python and the backend's libraries within the supported range, before anything is read or changed
+    check_platform(workload.platform)
     if workload.platform == "docker":
         if params.get("kind") not in (None, "Deployment"):
             raise InvalidInput(
