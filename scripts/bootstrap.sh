@@ -2,6 +2,8 @@
 # Create the project's virtual environments with pinned dependencies.
 #   .venv         newest Python >= 3.12 found (newest ansible-core), falls back to 3.11
 #   .venv-oldest  Python 3.11 with the oldest supported ansible-core (units only)
+#   .venv-target-oldest  (with the argument target-oldest) Python 3.9 with the oldest supported kubernetes,
+#                 docker and requests: the interpreter the modules run under in the oldest-target pass
 # Re-running is cheap: a venv is rebuilt only when its requirement files changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +44,14 @@ make_venv() {
   "$dir/bin/python" -m pip install -q "${args[@]}"
   echo "$stamp" > "$dir/.stamp"
 }
+
+if [ "${1:-}" = target-oldest ]; then
+  target_py=$(find_python 3.9) || {
+    echo "ERROR: no Python 3.9 with venv found for the oldest-target test pass; install it (for example" \
+         "'pyenv install 3.9') or put python3.9 on PATH" >&2; exit 1; }
+  make_venv .venv-target-oldest "$target_py" requirements/target-oldest.txt
+  exit 0
+fi
 
 main_py=$(find_python 3.13 3.12 3.11) || {
   echo "ERROR: no Python 3.11+ with venv found; install python3 and python3-venv" >&2; exit 1; }

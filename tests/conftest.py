@@ -5,6 +5,8 @@ import os
 import pathlib
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 COLLECTIONS = ROOT / ".tmp" / "collections"
 LINK = COLLECTIONS / "ansible_collections" / "zerodown" / "rollout"
@@ -38,7 +40,20 @@ if str(ROOT) not in sys.path:
 from tests.k8s_server.fixture import k8s_cluster, k8s_namespace  # noqa: E402,F401  pylint: disable=unused-import
 
 
+# ZD_TARGET_PYTHON: the interpreter the modules run under in the integration tests (ansible_python_interpreter);
+# ansible-playbook itself always runs from this venv. `make test` sets it for its oldest-target pass.
+TARGET_PYTHON = os.environ.get("ZD_TARGET_PYTHON") or sys.executable
+
+
+def pytest_report_header(config):
+    return f"modules run under (ZD_TARGET_PYTHON): {TARGET_PYTHON}"
+
+
 def pytest_configure(config):
+    target = os.environ.get("ZD_TARGET_PYTHON")
+    if target and not (os.path.isfile(target) and os.access(target, os.X_OK)):
+        raise pytest.UsageError(f"ZD_TARGET_PYTHON={target} is not an executable file; point it at a Python "
+                                "(for example .venv-target-oldest/bin/python) or unset it")
     config.addinivalue_line("markers", "docker: needs a Docker engine and HAProxy")
     config.addinivalue_line("markers", "k8s: needs the Kubernetes test API server or a real cluster")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")

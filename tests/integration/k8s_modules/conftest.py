@@ -56,7 +56,7 @@ class Play:
             del run_env[var]
         run_env.update(env or {})
         proc = subprocess.run([str(binary), "-i", "localhost,", "-c", "local", str(path),
-                               "-e", f"ansible_python_interpreter={sys.executable}"],
+                               "-e", f"ansible_python_interpreter={os.environ.get('ZD_TARGET_PYTHON') or sys.executable}"],
                               capture_output=True, text=True, env=run_env, timeout=PLAYBOOK_TIMEOUT, check=False)
         self.last_stdout = proc.stdout + proc.stderr
         assert out.exists(), f"playbook did not finish:\n{self.last_stdout[-4000:]}"

@@ -40,7 +40,7 @@ def run_playbook(playbook: str | pathlib.Path, extra_vars: dict[str, t.Any], tmp
     if inventory is None:
         inventory = "localhost,"
     cmd = [str(VENV_BIN / "ansible-playbook"), "-i", inventory, str(playbook), "-e", f"@{vars_file}",
-           "-e", f"ansible_python_interpreter={sys.executable}"]
+           "-e", f"ansible_python_interpreter={os.environ.get('ZD_TARGET_PYTHON') or sys.executable}"]
     if inventory == "localhost,":
         cmd += ["-c", "local"]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=playbook_env(), cwd=str(ROOT),

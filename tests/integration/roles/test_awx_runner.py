@@ -53,7 +53,7 @@ def test_upgrade_artifacts_feed_a_rollback_job(k8s_cluster, k8s_namespace, tmp_p
     kubectl.apply(m.deployment("web", V1, replicas=2, max_surge=1, max_unavailable=0), m.service("web"))
     kubectl("rollout", "status", "deployment/web", "--timeout=60s")
     pdd = private_data_dir(tmp_path, {
-        "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+        "ansible_connection": "local", "ansible_python_interpreter": os.environ.get("ZD_TARGET_PYTHON") or sys.executable,
         "upgrade_platform": "kubernetes", "upgrade_kubeconfig": k8s_cluster.kubeconfig,
         "upgrade_context": k8s_cluster.context, "upgrade_namespace": k8s_namespace,
         "upgrade_traffic_url": k8s_cluster.service_url("web", namespace=k8s_namespace) + "/version"})
