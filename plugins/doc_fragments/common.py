@@ -7,6 +7,8 @@ from __future__ import annotations
 class ModuleDocFragment:
     # Options every module of the collection has: which workload, on which platform.
     DOCUMENTATION = r"""
+requirements:
+  - Python 3.9 to 3.13 on the host the task runs on (ansible-core 2.19 to 2.21 on the controller)
 options:
   platform:
     description:

@@ -9,6 +9,9 @@ class ModuleDocFragment:
     # In step with plugins/module_utils/docker/args.py: DOCUMENTATION = DOCKER_ARGS,
     # ROLLOUT = DOCKER_ROLLOUT_ARGS, CONTAINER = DOCKER_CONTAINER_ARGS.
     DOCUMENTATION = r"""
+requirements:
+  - docker >= 5.0.3 and requests >= 2.28.0 (Python libraries, on the host the task runs on), for O(platform=docker);
+    on Python 3.12 and later docker >= 6.0.0, and with requests >= 2.32.0 docker >= 7.1.0
 options:
   docker_host:
     description:
