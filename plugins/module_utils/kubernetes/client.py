@@ -348,6 +348,43 @@ def header_spellings(name: str, count: int) -> list[str]:
     return spellings
 
 
+def keep_repeated_headers_through_proxy(api_client: t.Any) -> None:
+    """Keep one line per value of a repeated header on requests that go through an HTTP proxy.
+
+    urllib3 2's ProxyManager copies a plain-HTTP request's headers into a dict to add Host and Accept; for a
+    request with a body (a PATCH) those headers are already an HTTPHeaderDict, so the copy joins repeated
+    headers into one line ("Impersonate-Group: ops, auditors", one group named so). urllib3 1 copies plain dicts
+    and keeps them apart. Through a CONNECT tunnel (an https API server) no copy is made.
+    """
+    pool = getattr(getattr(api_client, "rest_client", None), "pool_manager", None)
+    if not isinstance(pool, urllib3.ProxyManager) or parse_version_major(urllib3.__version__) < 2:
+        return
+    set_proxy_headers = getattr(pool, "_set_proxy_headers", None)
+    try:
+        from urllib3._collections import HTTPHeaderDict
+    except ImportError:
+        HTTPHeaderDict = None
+    if set_proxy_headers is None or HTTPHeaderDict is None:
+        raise InvalidInput(f"urllib3 {urllib3.__version__} would join several impersonate_groups into one header "
+                           "through proxy; give one group, or reach the API server without the proxy (no_proxy)")
+
+    def keep_apart(url: str, headers: t.Any = None) -> t.Any:
+        result = HTTPHeaderDict(set_proxy_headers(url, None))
+        if headers:
+            for name in list(headers.keys()):
+                result.discard(name)
+            result.extend(headers)
+        return result
+
+    pool._set_proxy_headers = keep_apart
+
+
+def parse_version_major(version: str) -> int:
+    """The major number of a version string (0 when there is none)."""
+    head = str(version).split(".", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
 def impersonation_headers(conn: Connection) -> list[tuple[str, str]]:
     """The Impersonate-User / Impersonate-Group headers ``conn`` asks for, as (name, value) pairs."""
     if not conn.impersonate_user:
@@ -367,6 +404,8 @@ class KubeClient:
         self.api_client = k8s_client.ApiClient(self.configuration)
         for header, value in impersonation_headers(conn):
             self.api_client.set_default_header(header, value)
+        if len(conn.impersonate_groups) > 1:
+            keep_repeated_headers_through_proxy(self.api_client)
         self._apis: dict[str, t.Any] = {}
 
     @classmethod
