@@ -161,14 +161,20 @@ class DockerPlatform(Platform):
     def _scope(self, history: History) -> Scope:
         """The members this run owns: this workload's containers on this engine (see balancer/base.py)."""
         if self._engine_tag is None:
-            info = self._docker("read the engine's ID", self.client.api.info) or {}
-            self._engine_tag = engine_tag(info.get("ID") or self._engine_label())
+            info = self._docker("read the engine's identity", self.client.api.info) or {}
+            # the ID alone is not unique: it comes from the daemon's key file, which every daemon of a machine
+            # (and every machine cloned from one image) shares; host name and data root tell those apart
+            identity = "|".join(str(info.get(k) or "") for k in ("ID", "Name", "DockerRootDir"))
+            self._engine_tag = engine_tag(identity if identity.strip("|") else self._engine_label())
         return Scope(self.workload.name, self._engine_tag, {server_name(r.name) for r in history.replicas})
 
     def _member_names(self, rep: Replica) -> tuple[str, str]:
         """(the member name of ``rep``, the untagged name earlier versions gave it)."""
-        assert self.balancer.scope is not None, "the balancer is bound before the swap"
-        return self.balancer.scope.name(rep.name), server_name(rep.name)
+        scope = self.balancer.scope
+        if scope is None:  # _lb_begin binds it under the lock, before any change
+            raise RolloutFailed("internal error: the load balancer was changed before the workload's members "
+                                "were read; please report it")
+        return scope.name(rep.name), server_name(rep.name)
 
     def _lb_view(self, history: History) -> Balancer:
         """The balancer bound to the intent ``history`` implies: every running replica with an address that
@@ -231,8 +237,7 @@ class DockerPlatform(Platform):
         if members is None:
             available = ready
         else:
-            scope = self.balancer.scope
-            assert scope is not None
+            scope = self.balancer.scope or self._scope(history)
             available = [r for r in ready
                          if (m := members.get(scope.name(r.name)) or members.get(server_name(r.name))) is not None
                          and m.status.startswith("UP")]
@@ -515,6 +520,8 @@ class DockerPlatform(Platform):
                     self.module.warn(f"{name} still had sessions after drain_timeout={drain_timeout:g}s; they are cut")
             for name in names:
                 lb.remove(name)
+            if names:
+                lb.settle()  # a reload that parsed the file before the take-out must not find them stopped
         for rep in reps:
             if remove:
                 self._remove(rep.id)

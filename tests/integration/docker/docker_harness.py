@@ -75,6 +75,7 @@ defaults
     load-server-state-from-file global
     option redispatch
     retries 2
+    option idle-close-on-response
 frontend fe_{backend}
     bind 127.0.0.1:{self.port}
     default_backend {backend}

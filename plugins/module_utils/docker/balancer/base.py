@@ -51,9 +51,9 @@ def server_name(container_name: str) -> str:
     return out[:63]
 
 
-def engine_tag(engine_id: str) -> str:
-    """Six hex digits naming a Docker engine (from its ``docker info`` ID) in member names."""
-    return hashlib.sha256((engine_id or "").encode()).hexdigest()[:6]
+def engine_tag(identity: str) -> str:
+    """Six hex digits naming a Docker engine in member names (from its ``docker info`` ID, name and data root)."""
+    return hashlib.sha256((identity or "").encode()).hexdigest()[:6]
 
 
 class Scope:
@@ -128,6 +128,10 @@ class Balancer:
     def remove(self, name: str) -> None:
         """No longer intend ``name`` and take it out of the pool."""
         raise NotImplementedError
+
+    def settle(self) -> None:
+        """Return once a reload that read the rendered file before its last rewrite has come up: then no
+        worker sends requests to a member taken out before, and its container may stop."""
 
     def divergence(self) -> list[str]:
         """What :meth:`reconcile` would fix, read-only (empty when the pool matches the intent)."""

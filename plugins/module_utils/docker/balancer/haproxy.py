@@ -325,8 +325,7 @@ class HaproxyRuntime(Balancer):
     # -- convergence -------------------------------------------------------------------------------
     def _file_plan(self) -> tuple[t.Optional[str], str]:
         """(the servers file's text now, the text the intent renders)."""
-        assert self.servers_file
-        old = read_text(self.servers_file)
+        old = read_text(self.servers_file) if self.servers_file else None
         kept = [line for name, _address, line in file_servers(old or "") if not self.owns(name)]
         new = render_backend(self.backend, self.backend_options, sorted(self.intent.items()), self.server_options,
                              kept)
@@ -355,6 +354,10 @@ class HaproxyRuntime(Balancer):
         self._written_at = time.monotonic()
         return self._file_fixes(old)
 
+    def settle(self) -> None:
+        if self._written_at is not None:
+            time.sleep(max(0.0, SETTLE - (time.monotonic() - self._written_at)))
+
     def divergence(self) -> list[str]:
         members = self.members()
         stale, missing, parked = plan_fixes(self.intent, members, self.owns)
@@ -370,9 +373,9 @@ class HaproxyRuntime(Balancer):
 
         With ``settle`` (the last reconcile of a run), it first lets a reload that may have read the file
         before its last rewrite come up, so that what it reads is what stays."""
-        fixes = [f.replace("wrote the missing", "wrote") for f in self.persist()]
-        if settle and self._written_at is not None:
-            time.sleep(max(0.0, SETTLE - (time.monotonic() - self._written_at)))
+        fixes = self.persist()
+        if settle:
+            self.settle()
         where = f"HAProxy backend {self.backend}"
         for _round in range(ROUNDS):
             pid = self.worker()
