@@ -42,7 +42,7 @@ class RecordingProxy:
     def _accept(self) -> None:
         while not self._stopping:
             try:
-                conn, _ = self._listener.accept()
+                conn = self._listener.accept()[0]
             except OSError:
                 return
             threading.Thread(target=self._relay, args=(conn,), daemon=True).start()
@@ -55,7 +55,7 @@ class RecordingProxy:
             if not chunk:
                 break
             data += chunk
-        head, _, rest = data.partition(b"\r\n\r\n")
+        head, dummy, rest = data.partition(b"\r\n\r\n")
         return head, rest
 
     def _relay(self, client: socket.socket) -> None:
@@ -72,8 +72,8 @@ class RecordingProxy:
         if not head:
             return
         lines = head.decode("latin-1").split("\r\n")
-        method, target, _ = lines[0].split(" ", 2)
-        headers = [(name.strip(), value.strip()) for name, _, value in (line.partition(":") for line in lines[1:])]
+        method, target = lines[0].split(" ", 2)[:2]
+        headers = [(name.strip(), value.strip()) for name, dummy, value in (line.partition(":") for line in lines[1:])]
         self.requests.append((method, target, headers))
         length = int(next((v for n, v in headers if n.lower() == "content-length"), "0"))
         while len(body) < length:
@@ -98,7 +98,7 @@ class RecordingProxy:
 
     def header_values(self, name: str) -> list[list[str]]:
         """For each recorded request, the values of every ``name`` line (case-insensitive)."""
-        return [[v for n, v in headers if n.lower() == name.lower()] for _, _, headers in self.requests]
+        return [[v for n, v in request[2] if n.lower() == name.lower()] for request in self.requests]
 
 
 @pytest.fixture
@@ -144,7 +144,7 @@ def test_kubernetes_core_option_names_through_a_proxy(kubectl, play, proxy, api_
     assert back["rolled_back_to"] == 1 and image_of(kubectl) == V1
 
     assert proxy.requests, "no request went through the proxy"
-    assert all(target.startswith(api_url + "/") for _, target, _ in proxy.requests)
+    assert all(request[1].startswith(api_url + "/") for request in proxy.requests)
     assert proxy.header_values("Authorization") == [[f"Bearer {TOKEN}"]] * len(proxy.requests)
     basic = "Basic " + base64.b64encode(PROXY_USER.encode()).decode()
     assert proxy.header_values("Proxy-Authorization") == [[basic]] * len(proxy.requests)

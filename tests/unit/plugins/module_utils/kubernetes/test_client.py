@@ -286,8 +286,10 @@ class RecordingApi:
 
 
 @pytest.mark.parametrize("newest", [True, False], ids=["client-37", "client-24-to-35"])
-@pytest.mark.parametrize("patch_type, body", [("strategic", {"spec": {"replicas": 2}}),
-                                               ("json", [{"op": "replace", "path": "/spec/replicas", "value": 2}])])
+@pytest.mark.parametrize("patch_type, body", [
+    ("strategic", {"spec": {"replicas": 2}}),
+    ("json", [{"op": "replace", "path": "/spec/replicas", "value": 2}]),
+])
 @pytest.mark.parametrize("dry_run", [False, True])
 def test_patch_sends_its_content_type_on_both_client_shapes(newest, patch_type, body, dry_run):
     client = KubeClient(resolve_connection({"host": "http://127.0.0.1:1"}, {}))
