@@ -150,7 +150,10 @@ def _proxy_headers(params: dict[str, t.Any], env: t.Mapping[str, str]) -> t.Opti
             raise InvalidInput(f"proxy_headers.{key} must be user:password (a colon between them)")
     if not values:
         return None
-    return dict(urllib3.util.make_headers(**values))
+    # make_headers names them in lower case; the client sends its own "User-Agent". urllib3 2 merges headers
+    # case-insensitively, urllib3 1 by exact name: the usual spelling makes both replace the client's.
+    return {"-".join(word.capitalize() for word in name.split("-")): value
+            for name, value in urllib3.util.make_headers(**values).items()}
 
 
 def _groups(value: t.Any, source: str) -> tuple[str, ...]:
@@ -254,7 +257,10 @@ def build_configuration(conn: Connection) -> t.Any:
     if conn.host:
         configuration.host = conn.host.rstrip("/")
     if conn.api_key:
-        configuration.api_key = {"BearerToken": f"Bearer {conn.api_key}"}
+        # Clients up to 35 read the token from api_key["authorization"], newer ones from "BearerToken" first
+        # (then "authorization"): set both, so that it also replaces a token the kubeconfig gave.
+        token = f"Bearer {conn.api_key}"
+        configuration.api_key = {"authorization": token, "BearerToken": token}
         configuration.api_key_prefix = {}
     if conn.ca_cert:
         configuration.ssl_ca_cert = conn.ca_cert

@@ -64,7 +64,8 @@ def test_awx_environment_is_used_when_options_are_unset():
         "https://198.51.100.7:6443", SECRET, False, "explicit host")
     config = build_configuration(conn)
     assert config.host == "https://198.51.100.7:6443"
-    assert config.api_key == {"BearerToken": f"Bearer {SECRET}"}
+    assert config.api_key == {"BearerToken": f"Bearer {SECRET}", "authorization": f"Bearer {SECRET}"}
+    assert config.auth_settings()["BearerToken"]["value"] == f"Bearer {SECRET}"
     assert config.verify_ssl is False
     assert SECRET not in conn.describe()
 
@@ -169,8 +170,8 @@ def test_every_kubernetes_core_variable_is_read(kubeconfig):
     assert (conn.host, conn.api_key, conn.validate_certs) == ("https://198.51.100.7:6443", SECRET, False)
     assert (conn.proxy, conn.no_proxy) == ("http://192.0.2.1:3128", "localhost,.svc")
     assert (conn.impersonate_user, conn.impersonate_groups) == ("deployer", ("ops", "auditors"))
-    assert conn.proxy_headers["user-agent"] == "zd-test/1"
-    assert conn.proxy_headers["proxy-authorization"].startswith("Basic ")
+    assert conn.proxy_headers["User-Agent"] == "zd-test/1"
+    assert conn.proxy_headers["Proxy-Authorization"].startswith("Basic ")
     config = build_configuration(conn)
     assert (config.proxy, config.no_proxy, config.verify_ssl) == ("http://192.0.2.1:3128", "localhost,.svc", False)
     assert config.proxy_headers == conn.proxy_headers
@@ -201,7 +202,7 @@ def test_explicit_values_win_over_the_environment_even_false_and_empty():
                                                  "proxy_basic_auth": None}}, env)
     assert conn.validate_certs is False
     assert conn.proxy is None and conn.impersonate_user is None and conn.impersonate_groups == ()
-    assert conn.proxy_headers == {"user-agent": "from-task"}
+    assert conn.proxy_headers == {"User-Agent": "from-task"}
     assert build_configuration(conn).proxy is None
 
 
@@ -352,7 +353,7 @@ def test_impersonation_headers_reach_the_wire_one_line_per_group():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        client = KubeClient(resolve_connection({"host": f"http://127.0.0.1:{server.server_port}",
+        client = KubeClient(resolve_connection({"host": f"http://127.0.0.1:{server.server_port}", "api_key": SECRET,
                                                 "impersonate_user": "deployer",
                                                 "impersonate_groups": ["ops", "auditors", "system:authenticated"]},
                                                {}))
@@ -361,5 +362,6 @@ def test_impersonation_headers_reach_the_wire_one_line_per_group():
         server.shutdown()
         server.server_close()
     headers, = seen
+    assert headers.get_all("Authorization") == [f"Bearer {SECRET}"]
     assert headers.get_all("Impersonate-User") == ["deployer"]
     assert headers.get_all("Impersonate-Group") == ["ops", "auditors", "system:authenticated"]
