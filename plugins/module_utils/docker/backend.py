@@ -13,6 +13,7 @@ batches that had already completed are swapped back the same way.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import time
 import typing as t
@@ -72,6 +73,8 @@ except ImportError:  # pragma: no cover - always there inside a module
         return f"Failed to import the required Python library ({library})"
 
 WAIT_POLL = 0.5
+# Old containers stopped at once in the background (each ``docker stop`` may take ``stop_timeout``)
+STOP_WORKERS = 4
 
 
 class _Step(t.NamedTuple):
@@ -98,6 +101,9 @@ class DockerPlatform(Platform):
         self._engine_tag: t.Optional[str] = None
         self._lb_bound = False  # the balancer holds this run's intent (set under the lock)
         self._lb_fixes: list[str] = []  # what this run repaired in the load balancer
+        # ``docker stop`` of old containers already out of the load balancer, joined before the module returns
+        self._stopper: t.Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._stops: list[tuple[Replica, concurrent.futures.Future]] = []
 
     # -- connections -------------------------------------------------------------------------------
     @property
@@ -172,15 +178,18 @@ class DockerPlatform(Platform):
 
     def _lb_view(self, history: History) -> Balancer:
         """The balancer bound to the intent ``history`` implies: every running replica with an address that
-        is ready or already a member (a replica an interrupted run started and never gated stays out)."""
+        is already a member, or that is ready and of the current revision (a replica an interrupted run started
+        and never gated stays out, and so does an old one it had taken out and was stopping)."""
         lb = self.balancer
         scope = self._scope(history)
         members = lb.members()
+        current = history.current
         intent = {}
         for rep in history.replicas:
             if rep.running and rep.address:
                 name = scope.name(rep.name)
-                if rep.ready or name in members or server_name(rep.name) in members:
+                member = name in members or server_name(rep.name) in members
+                if member or (rep.ready and current is not None and rep.revision == current.number):
                     intent[name] = rep.address
         drain = self.params.get("drain_timeout")
         lb.bind(scope, intent, float(drain if drain is not None else 30),
@@ -367,9 +376,52 @@ class DockerPlatform(Platform):
         except RolloutError as err:  # cleanup goes on; a re-run removes what is left
             self.module.warn(f"could not remove container {cid[:12]}: {err.msg}")
 
+    def _stop_timeout(self) -> int:
+        value = self.params.get("stop_timeout")
+        return int(value) if value is not None else 10
+
     def _stop(self, rep: Replica) -> None:
-        self._docker(f"stop container {rep.name}", self.client.api.stop, rep.id,
-                     timeout=int(self.params.get("stop_timeout") or 10))
+        self._docker(f"stop container {rep.name}", self.client.api.stop, rep.id, timeout=self._stop_timeout())
+
+    def _stop_later(self, rep: Replica) -> None:
+        """``docker stop`` of ``rep``, already out of the load balancer, in the background: it takes no traffic,
+        so the next batch need not wait ``stop_timeout`` for an app that ignores SIGTERM. Joined by
+        :meth:`_join_stops` before the run prunes, reports or releases the lock."""
+        if self._stopper is None:
+            self._stopper = concurrent.futures.ThreadPoolExecutor(max_workers=STOP_WORKERS,
+                                                                  thread_name_prefix="zerodown-stop")
+        self._stops.append((rep, self._stopper.submit(self._stop, rep)))
+
+    def _join_stops(self) -> list[str]:
+        """Wait for every background stop; returns those that failed, as "<container>: <why>"."""
+        stops, self._stops = self._stops, []
+        failed = []
+        for rep, future in stops:
+            try:
+                future.result()
+            except engine_mod.EngineNotFound:
+                pass  # removed meanwhile: nothing left to stop
+            except RolloutError as err:
+                failed.append(f"{rep.name}: {err.msg}")
+        return failed
+
+    @staticmethod
+    def _stops_failed(failed: t.Sequence[str]) -> str:
+        return (f"could not stop {len(failed)} old container(s) after taking them out of the load balancer "
+                f"({'; '.join(failed)}); they take no traffic. Run the task again: it takes them out and stops "
+                "them, and converges")
+
+    def _settle_stops(self) -> None:
+        """Join the background stops; one that failed fails the run, once all the others have ended."""
+        failed = self._join_stops()
+        if failed:
+            raise RolloutFailed(self._stops_failed(failed), containers=[f.split(":", 1)[0] for f in failed])
+
+    def _close_stopper(self) -> None:
+        self._join_stops()
+        if self._stopper is not None:
+            self._stopper.shutdown(wait=True)
+            self._stopper = None
 
     def _image_config(self, image_id: str) -> t.Optional[dict[str, t.Any]]:
         try:
@@ -406,8 +458,16 @@ class DockerPlatform(Platform):
         self._holding_lock = True
         try:
             self._lb_begin(self.load())
-            return action()
+            result = action()
+            self._settle_stops()  # _finish joined them already; this is for any other way out
+            return result
+        except RolloutError as err:
+            failed = self._join_stops()
+            if failed:
+                err.msg += f"; also {self._stops_failed(failed)}"
+            raise
         finally:
+            self._close_stopper()  # no stop outlives the lock
             self._holding_lock = False
             self._lb_bound = False
             try:
@@ -496,7 +556,7 @@ class DockerPlatform(Platform):
             else:
                 try:
                     self._docker(f"stop container {cid[:12]}", self.client.api.stop, cid,
-                                 timeout=int(self.params.get("stop_timeout") or 10))
+                                 timeout=self._stop_timeout())
                 except RolloutError as err:  # undo goes on with the rest; the original error is raised
                     self.module.warn(f"could not stop container {cid[:12]} while undoing the batch: {err.msg}")
 
@@ -519,7 +579,7 @@ class DockerPlatform(Platform):
             if remove:
                 self._remove(rep.id)
             else:
-                self._stop(rep)
+                self._stop_later(rep)
 
     def _swap(self, old: list[Replica], desired: int, start: t.Callable[[int], tuple[list[str], list[str]]],
               cap: t.Optional[int] = None) -> int:
@@ -566,6 +626,9 @@ class DockerPlatform(Platform):
 
     def _revert(self, steps: list[_Step], err: RolloutError) -> None:
         """Put back what completed batches replaced (start-first again), then remove what they started."""
+        failed = self._join_stops()  # a container is restarted only once its stop has ended
+        if failed:
+            err.msg += f"; also {self._stops_failed(failed)}"
         if not steps:
             return
         old = [rep for step in steps for rep in step.stopped]
@@ -942,6 +1005,11 @@ class DockerPlatform(Platform):
         return result
 
     def _finish(self, revision: int, previous: t.Optional[int], before: dict[str, t.Any], message: str) -> ActionResult:
+        # every old container stopped before pruning counts revisions, and before the final reconcile and status
+        failed = self._join_stops()
+        if failed:
+            raise RolloutFailed(f"{message}, but {self._stops_failed(failed)}", revision=revision,
+                                containers=[f.split(":", 1)[0] for f in failed])
         history = self.load()
         extra = history.to_prune(self._retain())
         for rep in extra:
