@@ -36,6 +36,8 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker.lock impor
 )
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import (
     LABEL_CAUSE,
+    LABEL_CREATED,
+    LABEL_REPLICAS,
     LABEL_REVISION,
     LABEL_WORKLOAD,
     Replica,
@@ -720,7 +722,7 @@ class DockerPlatform(Platform):
                                current.number):
                 if running < desired:
                     batches = self._swap(sorted(stale, key=lambda r: r.name), desired - running,
-                                         self._cloner(current, desired))
+                                         self._restarter(current, desired))
                 else:
                     if running > desired:
                         self._scale(current, desired)
@@ -729,10 +731,16 @@ class DockerPlatform(Platform):
                                 f"finished the rollout of {self.workload.describe()} to revision {current.number} "
                                 f"({current.image}): {desired} replicas"
                                 + (f", {batches} more batch(es)" if batches else ""))
-        number = history.next_number
-        after = {"revision": number, "image": image, "replicas": desired}
         batch = int(p.get("batch_size") or 1)
         partial = limit is not None and limit * batch < desired
+        image_id = (local or {}).get("Id")
+        if pull == "always" and not self.module.check_mode:
+            image_id = self._ensure_image(image, pull).get("Id")
+        reuse = self._reusable(history, current, image, image_id)
+        if reuse is not None:
+            return self._upgrade_to_retained(history, current, stale, reuse, desired, before, partial)
+        number = history.next_number
+        after = {"revision": number, "image": image, "replicas": desired}
         if partial:
             after["replicas"] = min(limit * batch, desired)
         if self.module.check_mode:
@@ -763,6 +771,42 @@ class DockerPlatform(Platform):
         return self._finish(number, current.number, before,
                             f"{self.workload.describe()} upgraded from revision {current.number} ({current.image}) to "
                             f"revision {number} ({image}) in {batches} batch(es)")
+
+    def _upgrade_to_retained(self, history: History, current: RevisionGroup, stale: list[Replica],
+                             target: RevisionGroup, desired: int, before: dict[str, t.Any],
+                             partial: bool) -> ActionResult:
+        """An upgrade to the image and configuration of the retained revision ``target``: its stopped containers
+        are restarted (no pull, no new container) and swapped in as a rollback does; it keeps its number."""
+        limit = self._batch_limit()
+        batch = int(self.params.get("batch_size") or 1)
+        after = {"revision": target.number, "image": target.image, "replicas": desired}
+        if partial:
+            after["replicas"] = min((limit or 0) * batch, desired)
+        kept = min(len(target.stopped), after["replicas"])
+        how = f"restarting the {kept} retained container(s) of revision {target.number}"
+        if after["replicas"] > kept:
+            how += f" and creating {after['replicas'] - kept} more"
+        what = (f"{self.workload.describe()} from {current.image} (revision {current.number}) to {target.image}, "
+                f"the image and configuration of retained revision {target.number}")
+        if self.module.check_mode:
+            result = self._result(True, history, target.number, current.number, before, after,
+                                  f"would upgrade {what}: it would restart revision {target.number} ({how}), which "
+                                  "keeps its number; no pull, no new revision"
+                                  + (f", {after['replicas']} of {desired} replicas in the first {limit} batch(es)"
+                                     if partial else ""))
+            result.extra["partial"] = partial
+            return result
+        if not self._holding_lock:
+            return self._relock_upgrade(target.image, [current.newest.image_id, target.newest.image_id])
+        old = sorted(current.running, key=lambda r: r.name) + sorted(stale, key=lambda r: r.name)
+        with self._failing(f"upgrade of {self.workload.describe()} to {target.image} (revision {target.number})",
+                           current.number):
+            batches = self._swap(old, desired, self._restarter(target, desired),
+                                 limit * batch if limit is not None else None)
+        return self._finish(target.number, current.number, before,
+                            f"{self.workload.describe()} upgraded from revision {current.number} ({current.image}) to "
+                            f"{target.image} by {how} in {batches} batch(es): revision {target.number} is current "
+                            "again under its own number")
 
     @contextlib.contextmanager
     def _failing(self, what: str, revision: int) -> t.Iterator[None]:
@@ -805,7 +849,7 @@ class DockerPlatform(Platform):
         old = sorted(stale, key=lambda r: r.name)
         # the swap runs until ``more`` new replicas are in (no batch beyond them): old ones left keep serving
         with self._failing(f"upgrade of {what}", current.number):
-            batches = self._swap(old, desired - running, self._cloner(current, desired), more)
+            batches = self._swap(old, desired - running, self._restarter(current, desired), more)
         return self._finish(current.number, current.number, before,
                             f"swapped {batches} more batch(es) of {what}, {target} of {desired} replicas")
 
@@ -852,6 +896,60 @@ class DockerPlatform(Platform):
             self._take_out(running[desired:], remove=True)
             return
         self._swap([], desired - len(running), self._cloner(current, desired))
+
+    def _restarter(self, group: RevisionGroup, desired: int) -> t.Callable[[int], tuple[list[str], list[str]]]:
+        """``start(k)`` for :meth:`_swap`: k replicas of ``group``, its retained (stopped) containers restarted
+        first (``docker start``: no pull, no new container), then copies of its newest one if it kept fewer."""
+        retained = list(group.stopped)
+        template = group.newest.attrs
+        image_config = self._image_config(template.get("Image", ""))
+        cause = (template.get("Config") or {}).get("Labels", {}).get(LABEL_CAUSE)
+
+        def start(k: int) -> tuple[list[str], list[str]]:
+            ids: list[str] = []
+            fresh: list[str] = []
+            for _index in range(k):
+                if retained:
+                    rep = retained.pop(0)
+                    self._docker(f"start retained container {rep.name}", self.client.api.start, rep.id)
+                    ids.append(rep.id)
+                else:  # the workload was scaled up after this revision: more replicas than it kept
+                    config, later = clone_config(template, image_config, group.image, group.number, cause, desired)
+                    cid = self._create_and_start(config, container_name(self.workload.name, group.number), later)
+                    ids.append(cid)
+                    fresh.append(cid)
+            return ids, fresh
+
+        return start
+
+    def _comparable(self, attrs: dict[str, t.Any], image: str) -> tuple[t.Any, ...]:
+        """What a container copied from ``attrs`` with ``image`` would be created with, bookkeeping labels
+        (revision, creation time, change cause, replicas) left out: equal for two containers of the same
+        configuration, whichever revision they belong to."""
+        config, later = clone_config(attrs, self._image_config(attrs.get("Image", "")), image, 0, None)
+        labels = config.get("Labels") or {}
+        config["Labels"] = {k: v for k, v in labels.items()
+                            if k not in (LABEL_REVISION, LABEL_CREATED, LABEL_CAUSE, LABEL_REPLICAS)}
+        return config, sorted(later)
+
+    def _reusable(self, history: History, current: RevisionGroup, image: str,
+                  image_id: t.Optional[str]) -> t.Optional[RevisionGroup]:
+        """The retained revision whose containers are what a new revision of ``image`` would run: stopped, of
+        that image reference and image id, configured as a copy of the current revision's newest container with
+        ``image`` would be. An upgrade restarts it instead of creating one more revision (as Kubernetes reuses
+        the ReplicaSet whose template matches)."""
+        if not image_id:
+            return None
+        candidates = [g for g in history.groups.values()
+                      if g.number != current.number and g.replicas and not g.running and g.image == image
+                      and all(r.image_id == image_id for r in g.replicas)]
+        if not candidates:
+            return None
+        wanted = self._comparable(current.newest.attrs, image)
+        for group in sorted(candidates, key=lambda g: (g.last_stopped, g.number), reverse=True):
+            if all(self._comparable(r.attrs, image) == wanted for r in group.replicas):
+                return group
+        return None
 
     def _cloner(self, current: RevisionGroup, desired: int) -> t.Callable[[int], tuple[list[str], list[str]]]:
         """``start(k)`` for :meth:`_swap`: k more replicas of ``current``, cloned from its newest container
@@ -920,26 +1018,7 @@ class DockerPlatform(Platform):
         if self._local_image(target.newest.attrs.get("Image", "")) is None:
             raise RolloutFailed(f"the image of revision {target.number} ({target.image}) is no longer on "
                                 f"{self._host()}; a rollback does not pull. Load it, or upgrade to it instead")
-        retained = list(target.stopped)
-        template = target.newest.attrs
-        image_config = self._image_config(template.get("Image", ""))
-        cause = (template.get("Config") or {}).get("Labels", {}).get(LABEL_CAUSE)
-
-        def start(k: int) -> tuple[list[str], list[str]]:
-            ids: list[str] = []
-            fresh: list[str] = []
-            for _index in range(k):
-                if retained:
-                    rep = retained.pop(0)
-                    self._docker(f"start retained container {rep.name}", self.client.api.start, rep.id)
-                    ids.append(rep.id)
-                else:  # the workload was scaled up after this revision: more replicas than it kept
-                    config, later = clone_config(template, image_config, target.image, target.number, cause, desired)
-                    cid = self._create_and_start(config, container_name(self.workload.name, target.number), later)
-                    ids.append(cid)
-                    fresh.append(cid)
-            return ids, fresh
-
+        start = self._restarter(target, desired)
         old = sorted([r for r in history.replicas if r.running and r.revision != target.number], key=lambda r: r.name)
         if target.number == current.number:
             desired = max(desired - len(target.running), 0)
