@@ -6,6 +6,7 @@
 mkdir -p /www/cgi-bin /tmp
 host=$(hostname)
 printf '{"version": "%s", "host": "%s"}\n' "$APP_VERSION" "$host" > /www/version
+rm -f /www/healthz  # a restarted container is not ready before its time either
 cp /slow.cgi /www/cgi-bin/slow
 chmod 755 /www/cgi-bin/slow
 echo "slow demo app $APP_VERSION listening on :$APP_PORT, ready in ${APP_READY_AFTER}s"
