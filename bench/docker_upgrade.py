@@ -280,7 +280,7 @@ def _timed_upgrade(book: Playbook, proxy: t.Any, name: str, rate: float) -> dict
 
 def run_slow(work: pathlib.Path, rate: float) -> dict[str, t.Any]:
     """The slow app 1.0 -> 2.0 (a fresh revision), then 2.0 -> 1.0 (revision 1 is retained, stopped)."""
-    from docker_harness import Haproxy, container_spec
+    from docker_harness import Haproxy
 
     name = f"zds-{time.monotonic_ns() % 10**6}"
     proxy = Haproxy(name)
@@ -290,7 +290,8 @@ def run_slow(work: pathlib.Path, rate: float) -> dict[str, t.Any]:
         return Playbook(work, [{"hosts": "localhost", "gather_facts": False, "connection": "local", "tasks": [task]}])
     try:
         rc, out, _events = play({"name": "create", "zerodown.rollout.image_upgrade": dict(
-            base, image=SLOW_V1, replicas=REPLICAS, docker_container=container_spec())}).run()
+            # not the tests' label: a test run's cleanup on a shared engine would remove the bench's containers
+            base, image=SLOW_V1, replicas=REPLICAS, docker_container={"port": 8080, "labels": {"zerodown-bench": name}})}).run()
         if rc != 0:
             raise RuntimeError(out[-2000:])
         runs = {}
