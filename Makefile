@@ -21,6 +21,7 @@ services:
 
 images: services
 	@./images/demo-app/build.sh
+	@./images/slow-app/build.sh
 
 units: venv
 	$(PY) -m pytest -q tests/unit

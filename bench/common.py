@@ -15,7 +15,8 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-VENV_BIN = ROOT / ".venv" / "bin"
+# the venv running the bench (``make bench`` runs it with .venv/bin/python)
+VENV_BIN = pathlib.Path(sys.executable).parent
 COLLECTIONS = ROOT / ".tmp" / "collections"
 
 

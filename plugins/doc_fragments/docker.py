@@ -170,7 +170,9 @@ options:
     default: 30
   stop_timeout:
     description:
-      - Seconds Docker waits after SIGTERM before it kills a container being stopped.
+      - Seconds Docker waits after SIGTERM before it kills a container being stopped. V(0) kills it at once.
+      - Old containers are stopped once they are out of the load balancer, in the background (a few at a time),
+        so the next batch does not wait for them; the task returns once every stop has ended.
     type: int
     default: 10
   retain:

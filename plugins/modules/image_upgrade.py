@@ -15,7 +15,10 @@ description:
     repository matches O(image), records a change-cause, and lets the workload's controller roll it out.
   - On a Docker host, replaces the workload's containers start-first, in batches, behind the load
     balancer; old containers are drained, stopped and kept so that M(zerodown.rollout.rollback) can
-    bring them back.
+    bring them back. Their stops run in the background, so the next batch does not wait for them; the task
+    returns once every stop has ended.
+  - On a Docker host, an O(image) whose configuration is that of a retained (stopped) revision restarts
+    that revision's containers instead of creating new ones (no pull), and the revision keeps its number.
   - On a Docker host, one run at a time changes a workload; a run that finds another one changing it waits
     up to O(lock_timeout) seconds, then decides again from what that run left (often there is nothing left to do).
   - Does nothing when the workload already runs O(image).
@@ -49,6 +52,7 @@ options:
     description:
       - Why this revision exists; recorded with the revision and shown by M(zerodown.rollout.rollout_info).
       - Defaults to a text naming the image.
+      - On a Docker host, a retained revision that is restarted keeps the change cause it was created with.
     type: str
   replicas:
     description:
@@ -116,7 +120,10 @@ workload:
   type: dict
   sample: {"platform": "kubernetes", "kind": "Deployment", "name": "shop", "namespace": "prod"}
 revision:
-  description: The workload's revision after the task (the new one when something changed).
+  description:
+    - The workload's revision after the task (the new one when something changed).
+    - On a Docker host, a retained revision that was restarted keeps its number, so it can be
+      lower than RV(previous_revision).
   returned: always
   type: int
   sample: 4

@@ -68,7 +68,13 @@ revisions:
   elements: dict
   contains:
     revision:
-      description: Revision number.
+      description:
+        - Revision number.
+        - On Docker a number is given once, when a revision's containers are created, and kept when the
+          revision is made current again (by M(zerodown.rollout.rollback), or by
+          M(zerodown.rollout.image_upgrade) to the image and configuration of a retained revision, whose
+          stopped containers are restarted). So the current revision is not always the highest number.
+          Kubernetes gives a rolled-back template the next number instead.
       type: int
     images:
       description: Container name to image.
@@ -80,7 +86,9 @@ revisions:
       description: Why the revision exists.
       type: str
     created:
-      description: When the revision was created (ISO 8601).
+      description:
+        - When the revision was created (ISO 8601). On Docker a revision made current again keeps its creation
+          time and its change cause.
       type: str
     source:
       description: What holds the revision (ReplicaSet, ControllerRevision or container names).

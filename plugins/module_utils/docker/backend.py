@@ -13,6 +13,7 @@ batches that had already completed are swapped back the same way.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import time
 import typing as t
@@ -35,6 +36,8 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker.lock impor
 )
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import (
     LABEL_CAUSE,
+    LABEL_CREATED,
+    LABEL_REPLICAS,
     LABEL_REVISION,
     LABEL_WORKLOAD,
     Replica,
@@ -72,6 +75,8 @@ except ImportError:  # pragma: no cover - always there inside a module
         return f"Failed to import the required Python library ({library})"
 
 WAIT_POLL = 0.5
+# Old containers stopped at once in the background (each ``docker stop`` may take ``stop_timeout``)
+STOP_WORKERS = 4
 
 
 class _Step(t.NamedTuple):
@@ -98,6 +103,9 @@ class DockerPlatform(Platform):
         self._engine_tag: t.Optional[str] = None
         self._lb_bound = False  # the balancer holds this run's intent (set under the lock)
         self._lb_fixes: list[str] = []  # what this run repaired in the load balancer
+        # ``docker stop`` of old containers already out of the load balancer, joined before the module returns
+        self._stopper: t.Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._stops: list[tuple[Replica, concurrent.futures.Future]] = []
 
     # -- connections -------------------------------------------------------------------------------
     @property
@@ -178,15 +186,18 @@ class DockerPlatform(Platform):
 
     def _lb_view(self, history: History) -> Balancer:
         """The balancer bound to the intent ``history`` implies: every running replica with an address that
-        is ready or already a member (a replica an interrupted run started and never gated stays out)."""
+        is already a member, or that is ready and of the current revision (a replica an interrupted run started
+        and never gated stays out, and so does an old one it had taken out and was stopping)."""
         lb = self.balancer
         scope = self._scope(history)
         members = lb.members()
+        current = history.current
         intent = {}
         for rep in history.replicas:
             if rep.running and rep.address:
                 name = scope.name(rep.name)
-                if rep.ready or name in members or server_name(rep.name) in members:
+                member = name in members or server_name(rep.name) in members
+                if member or (rep.ready and current is not None and rep.revision == current.number):
                     intent[name] = rep.address
         drain = self.params.get("drain_timeout")
         lb.bind(scope, intent, float(drain if drain is not None else 30),
@@ -372,9 +383,52 @@ class DockerPlatform(Platform):
         except RolloutError as err:  # cleanup goes on; a re-run removes what is left
             self.module.warn(f"could not remove container {cid[:12]}: {err.msg}")
 
+    def _stop_timeout(self) -> int:
+        value = self.params.get("stop_timeout")
+        return int(value) if value is not None else 10
+
     def _stop(self, rep: Replica) -> None:
-        self._docker(f"stop container {rep.name}", self.client.api.stop, rep.id,
-                     timeout=int(self.params.get("stop_timeout") or 10))
+        self._docker(f"stop container {rep.name}", self.client.api.stop, rep.id, timeout=self._stop_timeout())
+
+    def _stop_later(self, rep: Replica) -> None:
+        """``docker stop`` of ``rep``, already out of the load balancer, in the background: it takes no traffic,
+        so the next batch need not wait ``stop_timeout`` for an app that ignores SIGTERM. Joined by
+        :meth:`_join_stops` before the run prunes, reports or releases the lock."""
+        if self._stopper is None:
+            self._stopper = concurrent.futures.ThreadPoolExecutor(max_workers=STOP_WORKERS,
+                                                                  thread_name_prefix="zerodown-stop")
+        self._stops.append((rep, self._stopper.submit(self._stop, rep)))
+
+    def _join_stops(self) -> list[str]:
+        """Wait for every background stop; returns those that failed, as "<container>: <why>"."""
+        stops, self._stops = self._stops, []
+        failed = []
+        for rep, future in stops:
+            try:
+                future.result()
+            except engine_mod.EngineNotFound:
+                pass  # removed meanwhile: nothing left to stop
+            except RolloutError as err:
+                failed.append(f"{rep.name}: {err.msg}")
+        return failed
+
+    @staticmethod
+    def _stops_failed(failed: t.Sequence[str]) -> str:
+        return (f"could not stop {len(failed)} old container(s) after taking them out of the load balancer "
+                f"({'; '.join(failed)}); they take no traffic. Run the task again: it takes them out and stops "
+                "them, and converges")
+
+    def _settle_stops(self) -> None:
+        """Join the background stops; one that failed fails the run, once all the others have ended."""
+        failed = self._join_stops()
+        if failed:
+            raise RolloutFailed(self._stops_failed(failed), containers=[f.split(":", 1)[0] for f in failed])
+
+    def _close_stopper(self) -> None:
+        self._join_stops()
+        if self._stopper is not None:
+            self._stopper.shutdown(wait=True)
+            self._stopper = None
 
     def _image_config(self, image_id: str) -> t.Optional[dict[str, t.Any]]:
         try:
@@ -411,8 +465,16 @@ class DockerPlatform(Platform):
         self._holding_lock = True
         try:
             self._lb_begin(self.load())
-            return action()
+            result = action()
+            self._settle_stops()  # _finish joined them already; this is for any other way out
+            return result
+        except RolloutError as err:
+            failed = self._join_stops()
+            if failed:
+                err.msg += f"; also {self._stops_failed(failed)}"
+            raise
         finally:
+            self._close_stopper()  # no stop outlives the lock
             self._holding_lock = False
             self._lb_bound = False
             try:
@@ -501,7 +563,7 @@ class DockerPlatform(Platform):
             else:
                 try:
                     self._docker(f"stop container {cid[:12]}", self.client.api.stop, cid,
-                                 timeout=int(self.params.get("stop_timeout") or 10))
+                                 timeout=self._stop_timeout())
                 except RolloutError as err:  # undo goes on with the rest; the original error is raised
                     self.module.warn(f"could not stop container {cid[:12]} while undoing the batch: {err.msg}")
 
@@ -526,7 +588,7 @@ class DockerPlatform(Platform):
             if remove:
                 self._remove(rep.id)
             else:
-                self._stop(rep)
+                self._stop_later(rep)
 
     def _swap(self, old: list[Replica], desired: int, start: t.Callable[[int], tuple[list[str], list[str]]],
               cap: t.Optional[int] = None) -> int:
@@ -573,6 +635,9 @@ class DockerPlatform(Platform):
 
     def _revert(self, steps: list[_Step], err: RolloutError) -> None:
         """Put back what completed batches replaced (start-first again), then remove what they started."""
+        failed = self._join_stops()  # a container is restarted only once its stop has ended
+        if failed:
+            err.msg += f"; also {self._stops_failed(failed)}"
         if not steps:
             return
         old = [rep for step in steps for rep in step.stopped]
@@ -664,7 +729,7 @@ class DockerPlatform(Platform):
                                current.number):
                 if running < desired:
                     batches = self._swap(sorted(stale, key=lambda r: r.name), desired - running,
-                                         self._cloner(current, desired))
+                                         self._restarter(current, desired))
                 else:
                     if running > desired:
                         self._scale(current, desired)
@@ -673,10 +738,16 @@ class DockerPlatform(Platform):
                                 f"finished the rollout of {self.workload.describe()} to revision {current.number} "
                                 f"({current.image}): {desired} replicas"
                                 + (f", {batches} more batch(es)" if batches else ""))
-        number = history.next_number
-        after = {"revision": number, "image": image, "replicas": desired}
         batch = int(p.get("batch_size") or 1)
         partial = limit is not None and limit * batch < desired
+        image_id = (local or {}).get("Id")
+        if pull == "always" and not self.module.check_mode:
+            image_id = self._ensure_image(image, pull).get("Id")
+        reuse = self._reusable(history, current, image, image_id)
+        if reuse is not None:
+            return self._upgrade_to_retained(history, current, stale, reuse, desired, before, partial)
+        number = history.next_number
+        after = {"revision": number, "image": image, "replicas": desired}
         if partial:
             after["replicas"] = min(limit * batch, desired)
         if self.module.check_mode:
@@ -707,6 +778,42 @@ class DockerPlatform(Platform):
         return self._finish(number, current.number, before,
                             f"{self.workload.describe()} upgraded from revision {current.number} ({current.image}) to "
                             f"revision {number} ({image}) in {batches} batch(es)")
+
+    def _upgrade_to_retained(self, history: History, current: RevisionGroup, stale: list[Replica],
+                             target: RevisionGroup, desired: int, before: dict[str, t.Any],
+                             partial: bool) -> ActionResult:
+        """An upgrade to the image and configuration of the retained revision ``target``: its stopped containers
+        are restarted (no pull, no new container) and swapped in as a rollback does; it keeps its number."""
+        limit = self._batch_limit()
+        batch = int(self.params.get("batch_size") or 1)
+        after = {"revision": target.number, "image": target.image, "replicas": desired}
+        if partial:
+            after["replicas"] = min((limit or 0) * batch, desired)
+        kept = min(len(target.stopped), after["replicas"])
+        how = f"restarting the {kept} retained container(s) of revision {target.number}"
+        if after["replicas"] > kept:
+            how += f" and creating {after['replicas'] - kept} more"
+        what = (f"{self.workload.describe()} from {current.image} (revision {current.number}) to {target.image}, "
+                f"the image and configuration of retained revision {target.number}")
+        if self.module.check_mode:
+            result = self._result(True, history, target.number, current.number, before, after,
+                                  f"would upgrade {what}: it would restart revision {target.number} ({how}), which "
+                                  "keeps its number; no pull, no new revision"
+                                  + (f", {after['replicas']} of {desired} replicas in the first {limit} batch(es)"
+                                     if partial else ""))
+            result.extra["partial"] = partial
+            return result
+        if not self._holding_lock:
+            return self._relock_upgrade(target.image, [current.newest.image_id, target.newest.image_id])
+        old = sorted(current.running, key=lambda r: r.name) + sorted(stale, key=lambda r: r.name)
+        with self._failing(f"upgrade of {self.workload.describe()} to {target.image} (revision {target.number})",
+                           current.number):
+            batches = self._swap(old, desired, self._restarter(target, desired),
+                                 limit * batch if limit is not None else None)
+        return self._finish(target.number, current.number, before,
+                            f"{self.workload.describe()} upgraded from revision {current.number} ({current.image}) to "
+                            f"{target.image} by {how} in {batches} batch(es): revision {target.number} is current "
+                            "again under its own number")
 
     @contextlib.contextmanager
     def _failing(self, what: str, revision: int) -> t.Iterator[None]:
@@ -749,7 +856,7 @@ class DockerPlatform(Platform):
         old = sorted(stale, key=lambda r: r.name)
         # the swap runs until ``more`` new replicas are in (no batch beyond them): old ones left keep serving
         with self._failing(f"upgrade of {what}", current.number):
-            batches = self._swap(old, desired - running, self._cloner(current, desired), more)
+            batches = self._swap(old, desired - running, self._restarter(current, desired), more)
         return self._finish(current.number, current.number, before,
                             f"swapped {batches} more batch(es) of {what}, {target} of {desired} replicas")
 
@@ -796,6 +903,60 @@ class DockerPlatform(Platform):
             self._take_out(running[desired:], remove=True)
             return
         self._swap([], desired - len(running), self._cloner(current, desired))
+
+    def _restarter(self, group: RevisionGroup, desired: int) -> t.Callable[[int], tuple[list[str], list[str]]]:
+        """``start(k)`` for :meth:`_swap`: k replicas of ``group``, its retained (stopped) containers restarted
+        first (``docker start``: no pull, no new container), then copies of its newest one if it kept fewer."""
+        retained = list(group.stopped)
+        template = group.newest.attrs
+        image_config = self._image_config(template.get("Image", ""))
+        cause = (template.get("Config") or {}).get("Labels", {}).get(LABEL_CAUSE)
+
+        def start(k: int) -> tuple[list[str], list[str]]:
+            ids: list[str] = []
+            fresh: list[str] = []
+            for _index in range(k):
+                if retained:
+                    rep = retained.pop(0)
+                    self._docker(f"start retained container {rep.name}", self.client.api.start, rep.id)
+                    ids.append(rep.id)
+                else:  # the workload was scaled up after this revision: more replicas than it kept
+                    config, later = clone_config(template, image_config, group.image, group.number, cause, desired)
+                    cid = self._create_and_start(config, container_name(self.workload.name, group.number), later)
+                    ids.append(cid)
+                    fresh.append(cid)
+            return ids, fresh
+
+        return start
+
+    def _comparable(self, attrs: dict[str, t.Any], image: str) -> tuple[t.Any, ...]:
+        """What a container copied from ``attrs`` with ``image`` would be created with, bookkeeping labels
+        (revision, creation time, change cause, replicas) left out: equal for two containers of the same
+        configuration, whichever revision they belong to."""
+        config, later = clone_config(attrs, self._image_config(attrs.get("Image", "")), image, 0, None)
+        labels = config.get("Labels") or {}
+        config["Labels"] = {k: v for k, v in labels.items()
+                            if k not in (LABEL_REVISION, LABEL_CREATED, LABEL_CAUSE, LABEL_REPLICAS)}
+        return config, sorted(later)
+
+    def _reusable(self, history: History, current: RevisionGroup, image: str,
+                  image_id: t.Optional[str]) -> t.Optional[RevisionGroup]:
+        """The retained revision whose containers are what a new revision of ``image`` would run: stopped, of
+        that image reference and image id, configured as a copy of the current revision's newest container with
+        ``image`` would be. An upgrade restarts it instead of creating one more revision (as Kubernetes reuses
+        the ReplicaSet whose template matches)."""
+        if not image_id:
+            return None
+        candidates = [g for g in history.groups.values()
+                      if g.number != current.number and g.replicas and not g.running and g.image == image
+                      and all(r.image_id == image_id for r in g.replicas)]
+        if not candidates:
+            return None
+        wanted = self._comparable(current.newest.attrs, image)
+        for group in sorted(candidates, key=lambda g: (g.last_stopped, g.number), reverse=True):
+            if all(self._comparable(r.attrs, image) == wanted for r in group.replicas):
+                return group
+        return None
 
     def _cloner(self, current: RevisionGroup, desired: int) -> t.Callable[[int], tuple[list[str], list[str]]]:
         """``start(k)`` for :meth:`_swap`: k more replicas of ``current``, cloned from its newest container
@@ -864,26 +1025,7 @@ class DockerPlatform(Platform):
         if self._local_image(target.newest.attrs.get("Image", "")) is None:
             raise RolloutFailed(f"the image of revision {target.number} ({target.image}) is no longer on "
                                 f"{self._host()}; a rollback does not pull. Load it, or upgrade to it instead")
-        retained = list(target.stopped)
-        template = target.newest.attrs
-        image_config = self._image_config(template.get("Image", ""))
-        cause = (template.get("Config") or {}).get("Labels", {}).get(LABEL_CAUSE)
-
-        def start(k: int) -> tuple[list[str], list[str]]:
-            ids: list[str] = []
-            fresh: list[str] = []
-            for _index in range(k):
-                if retained:
-                    rep = retained.pop(0)
-                    self._docker(f"start retained container {rep.name}", self.client.api.start, rep.id)
-                    ids.append(rep.id)
-                else:  # the workload was scaled up after this revision: more replicas than it kept
-                    config, later = clone_config(template, image_config, target.image, target.number, cause, desired)
-                    cid = self._create_and_start(config, container_name(self.workload.name, target.number), later)
-                    ids.append(cid)
-                    fresh.append(cid)
-            return ids, fresh
-
+        start = self._restarter(target, desired)
         old = sorted([r for r in history.replicas if r.running and r.revision != target.number], key=lambda r: r.name)
         if target.number == current.number:
             desired = max(desired - len(target.running), 0)
@@ -949,6 +1091,11 @@ class DockerPlatform(Platform):
         return result
 
     def _finish(self, revision: int, previous: t.Optional[int], before: dict[str, t.Any], message: str) -> ActionResult:
+        # every old container stopped before pruning counts revisions, and before the final reconcile and status
+        failed = self._join_stops()
+        if failed:
+            raise RolloutFailed(f"{message}, but {self._stops_failed(failed)}", revision=revision,
+                                containers=[f.split(":", 1)[0] for f in failed])
         history = self.load()
         extra = history.to_prune(self._retain())
         for rep in extra:

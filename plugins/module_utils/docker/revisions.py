@@ -5,7 +5,9 @@
 """Revisions of a Docker workload, worked out from its containers' labels and states.
 
 * A revision number is given once, when containers of a new image (or a rebuilt tag) are created:
-  the highest number any container of the workload carries, plus one. It is never renumbered.
+  the highest number any container of the workload carries, plus one. It is never renumbered: a rollback,
+  or an upgrade to the image and configuration of a retained revision, restarts that revision's containers
+  and it is current again under its own number.
 * The *current* revision is the one whose containers run (if several run, after an interrupted
   rollout, the one started last).
 * The *previous* revision is the one whose containers were stopped last: the one that was current

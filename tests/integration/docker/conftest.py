@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
-from docker_harness import IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, RUN_ID, TEST_LABEL, Haproxy, SecondDockerd
+from docker_harness import IMAGE_BROKEN, IMAGE_SLOW_V1, IMAGE_SLOW_V2, IMAGE_V1, IMAGE_V2, RUN_ID, TEST_LABEL, Haproxy, SecondDockerd
 
 docker = pytest.importorskip("docker")
 
@@ -35,7 +35,7 @@ def _engine_or_fail(base_url: str | None = None):
 def engine():
     client = _engine_or_fail()
     missing = []
-    for ref in (IMAGE_V1, IMAGE_V2, IMAGE_BROKEN):
+    for ref in (IMAGE_V1, IMAGE_V2, IMAGE_BROKEN, IMAGE_SLOW_V1, IMAGE_SLOW_V2):
         try:
             client.images.get(ref)
         except docker.errors.ImageNotFound:

@@ -23,6 +23,9 @@ RUN_ID = uuid.uuid4().hex[:8]
 IMAGE_V1 = "zerodown/demo-app:1.0"
 IMAGE_V2 = "zerodown/demo-app:2.0"
 IMAGE_BROKEN = "zerodown/demo-app:broken"
+# the slow app (images/slow-app): PID 1 ignores SIGTERM, so every docker stop lasts stop_timeout; ready 3 s after start
+IMAGE_SLOW_V1 = "zerodown/slow-app:1.0"
+IMAGE_SLOW_V2 = "zerodown/slow-app:2.0"
 
 
 def free_port() -> int:

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.lock import LockOwner, lock_name, this_process
-from docker_harness import IMAGE_V1, IMAGE_V2, container_spec, module_args, run_playbook
+from docker_harness import IMAGE_SLOW_V1, IMAGE_V1, IMAGE_V2, container_spec, module_args, run_playbook
 
 docker = pytest.importorskip("docker")
 
@@ -144,12 +144,13 @@ def test_a_lock_left_by_a_dead_process_of_this_host_is_taken_over(engine, haprox
 
 def test_a_run_with_nothing_else_to_do_prunes_revisions_beyond_retain(engine, haproxy, workload_name, containers,
                                                                       tmp_path):
-    keep_all = {"retain": 5}
+    keep_all = {"retain": 5, "stop_timeout": 1}
     res = run_playbook(tmp_path, [
         {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V1, replicas=1,
                                                  docker_container=container_spec(), **keep_all)},    # r0: rev 1
         {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V2, **keep_all)},  # r1: rev 2
-        {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V1, **keep_all)},  # r2: rev 3
+        # a third image: back to IMAGE_V1 would restart the retained revision 1 instead of creating one
+        {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_SLOW_V1, **keep_all)},  # r2: rev 3
     ])["localhost"]
     assert all(res[k]["changed"] and not res[k].get("failed") for k in ("r0", "r1", "r2")), res
     assert res["r2"]["revision"] == 3 and res["r2"]["pruned"] == []
@@ -160,7 +161,7 @@ def test_a_run_with_nothing_else_to_do_prunes_revisions_beyond_retain(engine, ha
     rev1 = sorted(c.name for c in by_revision["1"])
     before = _snapshot(containers, haproxy)
 
-    same = _base(workload_name, haproxy, image=IMAGE_V1, retain=1)
+    same = _base(workload_name, haproxy, image=IMAGE_SLOW_V1, retain=1)
     res = run_playbook(tmp_path, [
         {"zerodown.rollout.image_upgrade": same, "check_mode": True},  # r0
         {"zerodown.rollout.image_upgrade": same},                      # r1

@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "docker"))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from docker_harness import IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, TEST_LABEL, Haproxy  # noqa: E402
+from docker_harness import IMAGE_BROKEN, IMAGE_SLOW_V1, IMAGE_SLOW_V2, IMAGE_V1, IMAGE_V2, TEST_LABEL, Haproxy  # noqa: E402
 
 docker = pytest.importorskip("docker")
 
@@ -29,7 +29,7 @@ def engine():
         client.ping()
     except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
         _skip_or_fail(f"Docker engine not reachable ({exc}); run `make services`")
-    for ref in (IMAGE_V1, IMAGE_V2, IMAGE_BROKEN):
+    for ref in (IMAGE_V1, IMAGE_V2, IMAGE_BROKEN, IMAGE_SLOW_V1, IMAGE_SLOW_V2):
         try:
             client.images.get(ref)
         except docker.errors.ImageNotFound:

@@ -9,15 +9,25 @@ The seed is ``ZD_FAULT_SEED`` (default below); the kill points are printed and p
 """
 from __future__ import annotations
 
+import json
 import os
 import random
+import subprocess
+import threading
 import time
 
 import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
-from docker_harness import IMAGE_V1, IMAGE_V2, container_spec, run_playbook
-from fault_harness import PlaybookRun, ServingSampler, check_converged, workload_state, write_playbook
+from docker_harness import IMAGE_SLOW_V1, IMAGE_SLOW_V2, IMAGE_V1, IMAGE_V2, container_spec, run_playbook
+from fault_harness import (
+    PlaybookRun,
+    ServingSampler,
+    backend_servers,
+    check_converged,
+    workload_state,
+    write_playbook,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -89,3 +99,90 @@ def test_sigkill_at_random_points_then_rerun_converges(engine, haproxy, workload
     assert worst >= REPLICAS, f"seed {SEED}: only {worst} servers served at one moment, during {phase}: {statuses}; runs {log}"
     summary = timeline["summary"]
     assert summary["errors"] == 0, (SEED, summary["error_kinds"], summary["error_examples"], log)
+
+
+STOPPING_KILLS = 3
+SLOW_STOP_TIMEOUT = 6  # the slow app ignores SIGTERM: each stop lasts this long, then SIGKILL
+
+
+class StopSignals:
+    """The engine's ``kill`` events (the SIGTERM a ``docker stop`` begins with) for one workload, as they come."""
+
+    def __init__(self, name: str) -> None:
+        self.proc = subprocess.Popen(["docker", "events", "--filter", "type=container", "--filter", "event=kill",
+                                      "--filter", f"label=zerodown.workload={name}", "--format", "{{json .}}"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.seen: list[str] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            event = json.loads(line)
+            if event["Actor"]["Attributes"].get("signal") == "15":
+                self.seen.append(event["Actor"]["Attributes"]["name"])
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def test_sigkill_while_old_containers_are_stopping_then_rerun_converges(engine, haproxy, workload_name, tmp_path):
+    """Kill points inside the background stops: the playbook is killed right after the engine reports the SIGTERM
+    of the n-th old container (the app ignores it, so that stop is still in flight for SLOW_STOP_TIMEOUT s)."""
+    rng = random.Random(SEED + 1)
+
+    def task(image):
+        return {"zerodown.rollout.image_upgrade": dict(
+            _upgrade_task(workload_name, haproxy, image)["zerodown.rollout.image_upgrade"],
+            stop_timeout=SLOW_STOP_TIMEOUT, health_timeout=30)}
+    created = run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": dict(
+        task(IMAGE_SLOW_V1)["zerodown.rollout.image_upgrade"], replicas=REPLICAS,
+        docker_container=container_spec())}], timeout=300)["localhost"]["r0"]
+    assert not created.get("failed"), created
+    check_converged(engine, haproxy, workload_name, IMAGE_SLOW_V1, REPLICAS)
+
+    log: list[dict] = []
+    signals = StopSignals(workload_name)
+    recorder = TrafficRecorder(SamplerConfig(url=f"{haproxy.url}/version", concurrency=4, timeout=5), rate=50,
+                               max_duration=900).start()
+    try:
+        with ServingSampler(haproxy.socket, haproxy.backend) as sampler:
+            current = IMAGE_SLOW_V1
+            for index in range(STOPPING_KILLS):
+                target = IMAGE_SLOW_V2 if current == IMAGE_SLOW_V1 else IMAGE_SLOW_V1
+                nth = rng.randint(1, REPLICAS)  # the stop of which old container (batch_size 2: 2 per batch)
+                argv = write_playbook(tmp_path, task(target))
+                sampler.phase = f"run {index} (to {target}, killed at stop {nth})"
+                seen = len(signals.seen)
+                run = PlaybookRun(argv)
+                while len(signals.seen) < seen + nth and run.proc.poll() is None and run.elapsed < 240:
+                    time.sleep(0.02)
+                killed = run.proc.poll() is None and len(signals.seen) >= seen + nth
+                stopping = signals.seen[seen + nth - 1] if killed else None
+                run.kill()
+                state = workload_state(engine, workload_name)
+                entry = {"target": target, "kill_at_stop": nth, "killed": killed, "stopping": stopping,
+                         "state_after_kill": {k: sorted((c["revision"], n) for n, c in v.items())
+                                              for k, v in state.items()}}
+                log.append(entry)
+                context = f"seed {SEED + 1}, runs {log}"
+                assert killed, f"the run ended before the stop it was to be killed in: {context}\n{run.output[-3000:]}"
+                # the kill point is inside a stop: that old container still runs, out of the load balancer
+                assert stopping in state["running"], context
+                assert stopping not in backend_servers(haproxy.socket, haproxy.backend), context
+                sampler.phase = f"re-run {index} (to {target})"
+                rc, out, result = PlaybookRun(argv).finish(timeout=300)
+                assert rc == 0 and result and not result.get("failed"), f"{context}\nre-run:\n{out[-3000:]}"
+                entry["rerun"] = result.get("msg")
+                entry["revision"] = check_converged(engine, haproxy, workload_name, target, REPLICAS, retain=RETAIN)
+                current = target
+    finally:
+        timeline = recorder.stop()
+        signals.close()
+    print(f"seed {SEED + 1}, kills: {log}")
+    worst, statuses, phase = sampler.minimum()
+    assert worst >= REPLICAS, f"only {worst} servers served at one moment, during {phase}: {statuses}; runs {log}"
+    summary = timeline["summary"]
+    assert summary["errors"] == 0, (SEED + 1, summary["error_kinds"], summary["error_examples"], log)

@@ -1,6 +1,8 @@
 """DockerPlatform's swap order and failure handling, with the engine and load balancer recorded."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker import engine
@@ -158,3 +160,150 @@ def test_max_batches_below_one_is_refused(value):
     platform = Recording(max_batches=value)
     with pytest.raises(InvalidInput, match="max_batches must be 1 or more"):
         platform._validate_rollout_params()
+
+
+# -- old containers stopped in the background ------------------------------------------------------------------
+class StoppingApi(Api):
+    """``stop`` blocks until ``gate`` is set (an app that ignores SIGTERM); ``fail`` ids answer with an error."""
+
+    def __init__(self, log, gate, fail=()):
+        super().__init__(log)
+        self.gate = gate
+        self.fail = set(fail)
+        self.stopping = set()
+
+    def stop(self, cid, timeout):
+        self.stopping.add(cid)
+        self.gate.wait(30)
+        self.stopping.discard(cid)
+        if cid in self.fail:
+            raise RolloutFailed(f"the Docker engine refused to stop container {cid}")
+        self.log.append(("stopped", cid, timeout))
+
+    def start(self, cid):
+        self.log.append(("start", cid, "while its stop runs" if cid in self.stopping else "stopped"))
+
+    def remove_container(self, cid, force, v):
+        self.log.append(("removed", cid))
+
+
+class Stopping(Recording):
+    """The real _take_out (no load balancer), so old replicas go through the background stops."""
+
+    def __init__(self, gate, fail=(), fail_on=None, **params):
+        super().__init__(fail_on=fail_on, **params)
+        self._client.api = StoppingApi(self.log, gate, fail)
+
+    _take_out = DockerPlatform._take_out
+
+
+def test_the_next_batch_starts_before_the_previous_stops_end_and_all_are_joined():
+    gate = threading.Event()
+    platform = Stopping(gate, batch_size=1)
+    try:
+        platform._swap([rep("a"), rep("b"), rep("c")], 3, starter())
+        # every batch went in while no stop had ended: the stops block until the gate opens
+        assert platform.log == [("in", ("n0",)), ("in", ("n1",)), ("in", ("n2",))]
+        assert [r.id for r, _future in platform._stops] == ["a", "b", "c"]
+    finally:
+        gate.set()
+    assert platform._join_stops() == []
+    assert sorted(platform.log[3:]) == [("stopped", "a", 10), ("stopped", "b", 10), ("stopped", "c", 10)]
+    assert platform._stops == []
+    platform._close_stopper()
+
+
+def test_stop_timeout_zero_is_honoured():
+    gate = threading.Event()
+    gate.set()
+    platform = Stopping(gate, batch_size=2, stop_timeout=0)
+    platform._swap([rep("a")], 1, starter())
+    platform._settle_stops()
+    assert ("stopped", "a", 0) in platform.log
+    platform._close_stopper()
+
+
+def test_a_failed_stop_is_reported_after_the_others_are_joined():
+    gate = threading.Event()
+    gate.set()
+    platform = Stopping(gate, fail=("b",), batch_size=1)
+    platform._swap([rep("a"), rep("b"), rep("c")], 3, starter())
+    with pytest.raises(RolloutFailed) as err:
+        platform._settle_stops()
+    assert "w-r1-b" in err.value.msg and "converges" in err.value.msg
+    assert "w-r1-a" not in err.value.msg
+    assert {e[1] for e in platform.log if e[0] == "stopped"} == {"a", "c"}
+    platform._close_stopper()
+
+
+def test_a_failed_batch_waits_for_the_stops_before_restarting_the_old_replicas():
+    gate = threading.Event()
+    opener = threading.Timer(1.0, gate.set)  # the stop of "a" is still running when batch 2 fails
+    platform = Stopping(gate, fail_on=2, batch_size=1)
+    opener.start()
+    try:
+        with pytest.raises(RolloutFailed) as err:
+            platform._swap([rep("a"), rep("b")], 2, starter())
+    finally:
+        opener.cancel()
+        gate.set()
+    assert ("start", "a", "stopped") in platform.log, platform.log
+    assert platform.log.index(("stopped", "a", 10)) < platform.log.index(("start", "a", "stopped"))
+    assert "swapped back" in err.value.msg
+    platform._close_stopper()
+
+
+# -- an upgrade to a retained revision -------------------------------------------------------------------------
+def container(cid, rev, image, image_id, running, env=("A=1",), created="2024-01-01T00:00:00Z"):
+    labels = {"zerodown.workload": "w", "zerodown.revision": str(rev), "zerodown.image": image,
+              "zerodown.change-cause": f"cause {rev}", "zerodown.created": created, "zerodown.replicas": "2",
+              "zerodown.port": "8080/tcp", "team": "shop"}
+    return Replica.from_attrs({
+        "Id": cid, "Name": f"/w-r{rev}-{cid}", "Image": image_id,
+        "Config": {"Image": image, "Env": list(env), "Labels": labels, "ExposedPorts": {"8080/tcp": {}}},
+        "HostConfig": {"PortBindings": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}},
+        "State": {"Status": "running" if running else "exited", "StartedAt": f"2024-01-0{rev}T00:00:00Z",
+                  "FinishedAt": "" if running else f"2024-01-0{rev}T01:00:00Z"},
+    })
+
+
+class Planning(DockerPlatform):
+    def __init__(self):
+        super().__init__(Module(), WorkloadRef("docker", "w"))
+
+    def _image_config(self, image_id):
+        return {}
+
+
+def _history(*replicas):
+    from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History
+    return History(list(replicas))
+
+
+def test_a_retained_revision_of_the_same_image_and_configuration_is_reused():
+    history = _history(container("a", 1, "app:1", "sha:1", False), container("b", 1, "app:1", "sha:1", False),
+                       container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
+    platform = Planning()
+    found = platform._reusable(history, history.current, "app:1", "sha:1")
+    assert found is not None and found.number == 1
+    # another image id behind the same tag (rebuilt), or another reference: a new revision
+    assert platform._reusable(history, history.current, "app:1", "sha:other") is None
+    assert platform._reusable(history, history.current, "app:1-again", "sha:1") is None
+    assert platform._reusable(history, history.current, "app:1", None) is None
+
+
+def test_a_retained_revision_with_another_configuration_is_not_reused():
+    history = _history(container("a", 1, "app:1", "sha:1", False, env=("A=0",)),
+                       container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
+    assert Planning()._reusable(history, history.current, "app:1", "sha:1") is None
+    # one container of the revision differing is enough
+    history = _history(container("a", 1, "app:1", "sha:1", False), container("b", 1, "app:1", "sha:1", False,
+                                                                             env=("A=0",)),
+                       container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
+    assert Planning()._reusable(history, history.current, "app:1", "sha:1") is None
+
+
+def test_a_revision_with_running_containers_is_not_a_retained_one():
+    history = _history(container("a", 1, "app:1", "sha:1", True),
+                       container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
+    assert Planning()._reusable(history, history.current, "app:1", "sha:1") is None
