@@ -390,14 +390,18 @@ class DockerPlatform(Platform):
     def _stop(self, rep: Replica) -> None:
         self._docker(f"stop container {rep.name}", self.client.api.stop, rep.id, timeout=self._stop_timeout())
 
-    def _stop_later(self, rep: Replica) -> None:
+    def _stop_later(self, rep: Replica, not_before: float = 0.0) -> None:
         """``docker stop`` of ``rep``, already out of the load balancer, in the background: it takes no traffic,
         so the next batch need not wait ``stop_timeout`` for an app that ignores SIGTERM. Joined by
         :meth:`_join_stops` before the run prunes, reports or releases the lock."""
         if self._stopper is None:
             self._stopper = concurrent.futures.ThreadPoolExecutor(max_workers=STOP_WORKERS,
                                                                   thread_name_prefix="zerodown-stop")
-        self._stops.append((rep, self._stopper.submit(self._stop, rep)))
+        self._stops.append((rep, self._stopper.submit(self._stop_at, rep, not_before)))
+
+    def _stop_at(self, rep: Replica, not_before: float) -> None:
+        time.sleep(max(0.0, not_before - time.monotonic()))
+        self._stop(rep)
 
     def _join_stops(self) -> list[str]:
         """Wait for every background stop; returns those that failed, as "<container>: <why>"."""
@@ -582,13 +586,15 @@ class DockerPlatform(Platform):
                     self.module.warn(f"{name} still had sessions after drain_timeout={drain_timeout:g}s; they are cut")
             for name in names:
                 lb.remove(name)
-            if names:
-                lb.settle()  # a reload that parsed the file before the take-out must not find them stopped
+        # a reload that parsed the file before the take-out must not find them gone: they stop once it is up
+        not_before = lb.settled_at() if lb is not None else 0.0
+        if remove and lb is not None:
+            lb.settle()
         for rep in reps:
             if remove:
                 self._remove(rep.id)
             else:
-                self._stop_later(rep)
+                self._stop_later(rep, not_before)
 
     def _swap(self, old: list[Replica], desired: int, start: t.Callable[[int], tuple[list[str], list[str]]],
               cap: t.Optional[int] = None) -> int:

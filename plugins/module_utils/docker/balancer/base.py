@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 import typing as t
 from dataclasses import dataclass
 
@@ -129,9 +130,15 @@ class Balancer:
         """No longer intend ``name`` and take it out of the pool."""
         raise NotImplementedError
 
+    def settled_at(self) -> float:
+        """The ``time.monotonic()`` after which a reload that read the rendered file before its last rewrite
+        has come up: from then on no worker sends requests to a member taken out before, and its container
+        may stop."""
+        return time.monotonic()
+
     def settle(self) -> None:
-        """Return once a reload that read the rendered file before its last rewrite has come up: then no
-        worker sends requests to a member taken out before, and its container may stop."""
+        """Return at :meth:`settled_at`."""
+        time.sleep(max(0.0, self.settled_at() - time.monotonic()))
 
     def divergence(self) -> list[str]:
         """What :meth:`reconcile` would fix, read-only (empty when the pool matches the intent)."""

@@ -354,9 +354,8 @@ class HaproxyRuntime(Balancer):
         self._written_at = time.monotonic()
         return self._file_fixes(old)
 
-    def settle(self) -> None:
-        if self._written_at is not None:
-            time.sleep(max(0.0, SETTLE - (time.monotonic() - self._written_at)))
+    def settled_at(self) -> float:
+        return self._written_at + SETTLE if self._written_at is not None else time.monotonic()
 
     def divergence(self) -> list[str]:
         members = self.members()
