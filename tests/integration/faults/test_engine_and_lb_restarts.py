@@ -5,7 +5,7 @@ an HAProxy of the test's own, under a steady load on the HAProxy front end (loop
 
 Each test sets up its own workload (4 replicas of revision 1).
 
-* HAProxy reloaded at random moments of an upgrade and of a rollback (master-worker SIGUSR2; the backend
+* HAProxy reloaded at 4 random moments of an upgrade and of a rollback (master-worker SIGUSR2; the backend
   comes back from the servers file the driver renders from its intent, seeded and printed): the run
   completes, the load sees no failed request, and the members are exactly the running containers, in the
   running HAProxy and in the servers file.
@@ -72,10 +72,10 @@ def workload(own_dockerd, haproxy, workload_name, tmp_path):
 
 
 class RandomReloads:
-    """Reloads HAProxy at random moments (0.2-1.5 s apart, from ``seed``) until stopped."""
+    """Reloads HAProxy ``count`` times at random moments (0.3-3 s apart, from ``seed``) while a run goes on."""
 
-    def __init__(self, haproxy, seed: int) -> None:
-        self.haproxy, self.rng = haproxy, random.Random(seed)
+    def __init__(self, haproxy, seed: int, count: int = 4) -> None:
+        self.haproxy, self.rng, self.count = haproxy, random.Random(seed), count
         self.times: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -90,7 +90,7 @@ class RandomReloads:
         self._thread.join(10)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.rng.uniform(0.2, 1.5)):
+        while len(self.times) < self.count and not self._stop.wait(self.rng.uniform(0.3, 3.0)):
             self.haproxy.reload(wait=False)
             self.times.append(round(time.monotonic() - self.started, 2))
 
