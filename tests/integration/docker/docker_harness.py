@@ -189,7 +189,7 @@ def run_playbook(tmp: pathlib.Path, tasks: list[dict[str, t.Any]], inventory: t.
         inv.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {}}}}))
         inventory = str(inv)
     cmd = [str(VENV_BIN / "ansible-playbook"), "-i", inventory, str(pb), "-e",
-           f"ansible_python_interpreter={sys.executable}"]
+           f"ansible_python_interpreter={os.environ.get('ZD_TARGET_PYTHON') or sys.executable}"]
     if check:
         cmd.append("--check")
     if diff:

@@ -32,7 +32,7 @@ def write_playbook(tmp: pathlib.Path, task: dict[str, t.Any], inventory_vars: t.
     (out_dir / "play.yml").write_text(yaml.safe_dump(playbook, sort_keys=False))
     (out_dir / "inventory.yml").write_text(yaml.safe_dump({"all": {"hosts": {"localhost": inventory_vars or {}}}}))
     return [str(VENV_BIN / "ansible-playbook"), "-i", str(out_dir / "inventory.yml"), str(out_dir / "play.yml"),
-            "-e", f"ansible_python_interpreter={sys.executable}"]
+            "-e", f"ansible_python_interpreter={os.environ.get('ZD_TARGET_PYTHON') or sys.executable}"]
 
 
 def playbook_env() -> dict[str, str]:
