@@ -185,8 +185,7 @@ def _file_members(haproxy) -> set[str]:
             if line.split()[:1] == ["server"]}
 
 
-def test_two_hosts_behind_one_haproxy_host_by_host_under_load(engine, second_engine, workload_name, containers,
-                                                               tmp_path):
+def test_two_hosts_behind_one_haproxy_host_by_host_under_load(engine, second_engine, workload_name, containers, tmp_path):
     """The classic topology: one HAProxy backend in front of two Docker hosts, each publishing on its own address.
     Each run owns only its own engine's members (the workload name is the same on both hosts)."""
     import docker
@@ -241,8 +240,7 @@ def test_two_hosts_behind_one_haproxy_host_by_host_under_load(engine, second_eng
         shared.stop()
 
 
-def test_a_run_with_nothing_to_change_repairs_the_load_balancer(engine, haproxy, workload_name, containers,
-                                                                 tmp_path):
+def test_a_run_with_nothing_to_change_repairs_the_load_balancer(engine, haproxy, workload_name, containers, tmp_path):
     """A member lost (deleted by hand) and a stale one (a stopped container's) are reported by rollout_info and
     rollout_wait, predicted by check mode, and repaired by image_upgrade and rollback with nothing else to do."""
     from docker_harness import haproxy_command
@@ -283,8 +281,8 @@ def test_a_run_with_nothing_to_change_repairs_the_load_balancer(engine, haproxy,
     # the same through rollback with nothing to roll back to change: to the revision it runs
     haproxy_command(f"set server {haproxy.backend}/{lost} state maint", haproxy.socket)
     haproxy_command(f"del server {haproxy.backend}/{lost}", haproxy.socket)
-    again = run_playbook(tmp_path, [{"zerodown.rollout.rollback": module_args(workload_name, haproxy,
-                                                                             to_revision=1)}])["localhost"]["r0"]
+    rollback = {"zerodown.rollout.rollback": module_args(workload_name, haproxy, to_revision=1)}
+    again = run_playbook(tmp_path, [rollback])["localhost"]["r0"]
     assert again["changed"] and any(lost in f for f in again["lb_repaired"]), again
     assert haproxy.servers() == {name: "UP" for name in running}
 

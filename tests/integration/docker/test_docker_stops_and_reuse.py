@@ -26,8 +26,8 @@ def _recorder(haproxy):
                            max_duration=300).start()
 
 
-def test_old_containers_end_stopped_and_kept_and_exactly_retain_revisions(engine, haproxy, workload_name,
-                                                                           containers, tmp_path):
+def test_old_containers_end_stopped_and_kept_and_exactly_retain_revisions(engine, haproxy, workload_name, containers,
+                                                                          tmp_path):
     # the slow app ignores SIGTERM: each old container's stop lasts stop_timeout and ends with SIGKILL
     args = dict(stop_timeout=3, retain=1, batch_size=1, health_timeout=30)
     created = run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": _base(
