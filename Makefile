@@ -7,9 +7,11 @@ OLD_PY := .venv-oldest/bin/python
 TARGET_OLDEST_PY := $(CURDIR)/.venv-target-oldest/bin/python
 # The module and role integration tests, run a second time with the modules executing under that interpreter
 # (ZD_TARGET_PYTHON; ansible-playbook stays on .venv). Not the benchmarks, the fault tests, the k8s test server's own
-# tests or the two demo stories (test_demo.py: the same modules and roles, the longest tests): docs/development.md.
+# tests, the two demo stories (test_demo.py) or the fleets (test_fleet*.py): the same modules and roles, the longest
+# tests (docs/development.md).
 TARGET_OLDEST_TESTS := tests/integration/k8s_modules tests/integration/docker/test_docker_modules.py \
-	tests/integration/roles --ignore=tests/integration/roles/test_demo.py
+	tests/integration/roles --ignore=tests/integration/roles/test_demo.py \
+	--ignore=tests/integration/roles/test_fleet.py --ignore=tests/integration/roles/test_fleet_docker.py
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 COLL := .tmp/sanity/ansible_collections/zerodown/rollout
 

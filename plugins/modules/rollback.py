@@ -161,7 +161,8 @@ lb_repaired:
 pruned:
   description:
     - Containers of revisions beyond O(retain) that were removed after the change, or by a run that had
-      nothing else to change. Only for O(platform=docker).
+      nothing else to change, and containers an interrupted run had created but never started. Only for
+      O(platform=docker).
   returned: changed and O(platform=docker)
   type: list
   elements: str

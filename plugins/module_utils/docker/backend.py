@@ -103,6 +103,7 @@ class DockerPlatform(Platform):
         self._engine_tag: t.Optional[str] = None
         self._lb_bound = False  # the balancer holds this run's intent (set under the lock)
         self._lb_fixes: list[str] = []  # what this run repaired in the load balancer
+        self._half_made_removed: list[str] = []  # containers an interrupted run created and never started
         # ``docker stop`` of old containers already out of the load balancer, joined before the module returns
         self._stopper: t.Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._stops: list[tuple[Replica, concurrent.futures.Future]] = []
@@ -468,7 +469,7 @@ class DockerPlatform(Platform):
                 lock=held.owner.to_dict() if held.owner else {"container": lock.name})
         self._holding_lock = True
         try:
-            self._lb_begin(self.load())
+            self._lb_begin(self._remove_half_made(self.load()))
             result = action()
             self._settle_stops()  # _finish joined them already; this is for any other way out
             return result
@@ -528,6 +529,18 @@ class DockerPlatform(Platform):
             self._docker(f"remove the lock container {cid[:12]}", self.client.api.remove_container, cid, force=True)
         except engine_mod.EngineNotFound:
             pass
+
+    def _remove_half_made(self, history: History) -> History:
+        """Under the lock: remove the workload's containers that were created and never started (a run cut off
+        between create and start, by a kill or an engine restart, could not remove them); they hold nothing a
+        rollback could use. Returns the history without them."""
+        half = [r for r in history.replicas if r.state == "created"]
+        for rep in half:
+            self._remove(rep.id)
+        if not half:
+            return history
+        self._half_made_removed = sorted(r.name for r in half)
+        return self.load()
 
     # -- the swap ----------------------------------------------------------------------------------
     def _take_in(self, ids: list[str], fresh: list[str]) -> list[Replica]:
@@ -1066,7 +1079,8 @@ class DockerPlatform(Platform):
         ``relock()`` plans again holding it)."""
         extra = history.to_prune(self._retain())
         diverged = [] if self._holding_lock else self._lb_divergence(history)
-        if not extra and not diverged and not self._lb_fixes:
+        half = [] if self._holding_lock else sorted(r.name for r in history.replicas if r.state == "created")
+        if not extra and not diverged and not self._lb_fixes and not half and not self._half_made_removed:
             return self._result(False, history, number, number, before, before, message)
         revisions = ", ".join(str(n) for n in sorted({r.revision for r in extra}))
         what = (f"the {len(extra)} stopped container(s) of revision(s) {revisions}, beyond retain={self._retain()}: "
@@ -1077,6 +1091,9 @@ class DockerPlatform(Platform):
                 would.append(f"would remove {what}")
             if diverged:
                 would.append(f"would repair the load balancer ({'; '.join(diverged)})")
+            if half:
+                would.append(f"would remove {len(half)} container(s) an interrupted run created and never started: "
+                             f"{', '.join(half)}")
             result = self._result(True, history, number, number, before, before, "; ".join(would))
             result.extra["lb_repaired"] = diverged  # what it would repair
             return result
@@ -1092,8 +1109,11 @@ class DockerPlatform(Platform):
             done.append(f"removed {what}")
         if self._lb_fixes:
             done.append(f"repaired the load balancer ({'; '.join(self._lb_fixes)})")
+        if self._half_made_removed:
+            done.append(f"removed {len(self._half_made_removed)} container(s) an interrupted run created and never "
+                        f"started: {', '.join(self._half_made_removed)}")
         result = self._result(True, history, number, number, before, before, "; ".join(done))
-        result.extra["pruned"] = sorted(r.name for r in extra if r.id not in left)
+        result.extra["pruned"] = sorted(r.name for r in extra if r.id not in left) + self._half_made_removed
         return result
 
     def _finish(self, revision: int, previous: t.Optional[int], before: dict[str, t.Any], message: str) -> ActionResult:
@@ -1125,7 +1145,7 @@ class DockerPlatform(Platform):
             previous_images={self.workload.name: before["image"]} if before else {},
             status=status, before=before, after=after, message=message,
         )
-        result.extra["pruned"] = pruned
+        result.extra["pruned"] = pruned + self._half_made_removed
         result.extra["lb_repaired"] = list(self._lb_fixes)
         if self._batch_limit() is not None:
             result.extra["partial"] = partial

@@ -311,3 +311,23 @@ def test_interrupted_upgrade_is_reported_and_finished(engine, haproxy, workload_
     running = containers(all=False)
     assert sorted(c.labels["zerodown.revision"] for c in running) == ["2", "2"]
     assert set(haproxy.servers()) == {c.name for c in running}
+
+
+def test_a_container_created_and_never_started_is_removed(engine, haproxy, workload_name, containers, tmp_path):
+    """What a run cut off between create and start (a kill, an engine restart) leaves: check mode names it, the
+    next run removes it (changed, in pruned), the one after changes nothing."""
+    _create(tmp_path, workload_name, haproxy)
+    from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import clone_config
+
+    old = containers(all=False)[0]
+    config, _later = clone_config(old.attrs, engine.api.inspect_image(old.attrs["Image"])["Config"], IMAGE_V2, 2, "x")
+    half = engine.api.create_container_from_config(config, f"{workload_name}-r2-halfmade")["Id"]
+    upgrade = {"zerodown.rollout.image_upgrade": module_args(workload_name, haproxy, image=IMAGE_V1)}
+    res = run_playbook(tmp_path, [dict(upgrade, check_mode=True)])["localhost"]
+    assert res["r0"]["changed"] and "never started" in res["r0"]["msg"], res["r0"]
+    assert half in {c.id for c in containers()}  # check mode removed nothing
+    res = run_playbook(tmp_path, [upgrade, upgrade])["localhost"]
+    assert res["r0"]["changed"] and res["r0"]["pruned"] == [f"{workload_name}-r2-halfmade"], res["r0"]
+    assert not res["r1"]["changed"], res["r1"]
+    assert half not in {c.id for c in containers()}
+    assert sorted(c.labels["zerodown.revision"] for c in containers()) == ["1", "1"]
