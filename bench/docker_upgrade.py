@@ -85,6 +85,17 @@ class LbSampler:
         return None
 
 
+def drain_times(lb: "LbSampler", new: t.Set[str]) -> list[float]:
+    """Seconds each old server (every sampled server but ``new``) took from DRAIN to drained or gone."""
+    out = []
+    for cname in {n for _ts, servers in lb.samples for n in servers} - new:
+        t_drain = lb.first(cname, lambda status, _scur: status.startswith("DRAIN"))
+        if t_drain is not None:
+            t_done = lb.gone_or_drained(cname, t_drain)
+            out.append((t_done or t_drain) - t_drain)
+    return out
+
+
 class EngineEvents:
     """``docker events`` streamed for the length of a run: the daemon keeps only its last few hundred events,
     and HEALTHCHECK execs flood them, so asking afterwards with --since loses the early ones."""
@@ -150,12 +161,7 @@ def run_ours(work: pathlib.Path, rate: float) -> dict[str, t.Any]:
             t_up = lb.first(cname, lambda status, _scur: status == "UP", after=t_create) or healthy.get(cname)
             if t_up is not None:
                 ready_s.append(t_up - t_create)
-        drain_s = []
-        for cname in {n for _ts, servers in lb.samples for n in servers} - set(created):
-            t_drain = lb.first(cname, lambda status, _scur: status.startswith("DRAIN"))
-            if t_drain is not None:
-                t_done = lb.gone_or_drained(cname, t_drain)
-                drain_s.append((t_done or t_drain) - t_drain)
+        drain_s = drain_times(lb, set(created))
         bound = sum(ready_s) + sum(drain_s)
         if len(ready_s) != REPLICAS:
             raise RuntimeError(f"measured start+ready for {len(ready_s)} of {REPLICAS} new containers: {evs}")
@@ -250,12 +256,7 @@ def _timed_upgrade(book: Playbook, proxy: t.Any, name: str, rate: float) -> dict
         t_up = lb.first(cname, lambda status, _scur: status == "UP", after=t_start)
         if t_up is not None:
             ready_s.append(t_up - t_start)
-    drain_s = []
-    for cname in {n for _ts, servers in lb.samples for n in servers} - set(new):
-        t_drain = lb.first(cname, lambda status, _scur: status.startswith("DRAIN"))
-        if t_drain is not None:
-            t_done = lb.gone_or_drained(cname, t_drain)
-            drain_s.append((t_done or t_drain) - t_drain)
+    drain_s = drain_times(lb, set(new))
     kills: dict[str, float] = {}
     stop_s = []
     for e in evs:

@@ -176,6 +176,15 @@ def describe_fixes(stale: t.Sequence[str], missing: t.Sequence[str], parked: t.S
     return out
 
 
+def describe_file_fixes(listed: t.Mapping[str, str], intent: t.Mapping[str, str], where: str, dropped: str,
+                        written: str) -> list[str]:
+    """What rewriting a rendered file fixes: owned members it ``listed`` that are not intended (``dropped``),
+    intended ones it lacked or listed at another address (``written``)."""
+    out = [f"{where}: {dropped} {n} ({a})" for n, a in sorted(listed.items()) if n not in intent]
+    out += [f"{where}: {written} {n} ({a})" for n, a in sorted(intent.items()) if listed.get(n) != a]
+    return out
+
+
 def make_balancer(spec: t.Optional[dict[str, t.Any]], workload: str, runner: t.Any = None) -> Balancer:
     """Build the driver named by ``spec['type']`` (``load_balancer`` option); None means ``none``.
 

@@ -28,6 +28,7 @@ import typing as t
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.base import (
     Balancer,
     Member,
+    describe_file_fixes,
     describe_fixes,
     plan_fixes,
 )
@@ -333,10 +334,8 @@ class HaproxyRuntime(Balancer):
 
     def _file_fixes(self, old: t.Optional[str]) -> list[str]:
         listed = {n: a for n, a, _line in file_servers(old or "") if self.owns(n)}
-        where = f"servers_file {self.servers_file}"
-        out = [f"{where}: dropped {n} ({a})" for n, a in sorted(listed.items()) if n not in self.intent]
-        out += [f"{where}: wrote the missing {n} ({a})" for n, a in sorted(self.intent.items()) if listed.get(n) != a]
-        return out
+        return describe_file_fixes(listed, self.intent, f"servers_file {self.servers_file}", "dropped",
+                                   "wrote the missing")
 
     def persist(self) -> list[str]:
         """Render ``servers_file`` from the intent (atomically, under the file's lock); what it fixed."""

@@ -22,7 +22,11 @@ import shlex
 import time
 import typing as t
 
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.base import Balancer, Member
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.base import (
+    Balancer,
+    Member,
+    describe_file_fixes,
+)
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.files import (
     file_lock,
     read_text,
@@ -128,10 +132,8 @@ class NginxUpstream(Balancer):
 
     def _fixes(self, old: t.Optional[str]) -> list[str]:
         listed = {n: a for n, a, _line in upstream_lines(old or "") if self.owns(n)}
-        where = f"nginx upstream {self.upstream} ({self.upstream_file})"
-        out = [f"{where}: took out {n} ({a})" for n, a in sorted(listed.items()) if n not in self.intent]
-        out += [f"{where}: added {n} ({a})" for n, a in sorted(self.intent.items()) if listed.get(n) != a]
-        return out
+        return describe_file_fixes(listed, self.intent, f"nginx upstream {self.upstream} ({self.upstream_file})",
+                                   "took out", "added")
 
     def _apply(self) -> list[str]:
         """Render the file from the intent and reload nginx when it changed; the previous file comes back
