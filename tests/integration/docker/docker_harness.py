@@ -54,6 +54,10 @@ def haproxy_command(line: str, sock_path: str) -> str:
     return out.decode()
 
 
+# one line per request: when (ms), worker pid, server, Tq/Tw/Tc/Tr/Ta timers, status, termination state, retries
+LOG_FORMAT = "req %Ts.%ms pid=%pid %s %TR/%Tw/%Tc/%Tr/%Ta %ST %tsc retries=%rc %ci:%cp %bi:%bp"
+
+
 class Haproxy:
     """An HAProxy (master-worker) on a loopback port, admin socket and config in a temp dir.
 
@@ -70,8 +74,11 @@ class Haproxy:
         self.main.write_text(f"""global
     stats socket {self.socket} mode 600 level admin expose-fd listeners
     server-state-file {self.dir}/state
+    log stdout format raw local0
 defaults
     mode http
+    log global
+    log-format "{LOG_FORMAT}"
     timeout connect 2s
     timeout client 30s
     timeout server 30s
@@ -122,6 +129,17 @@ frontend fe_{backend}
             row = dict(zip(header, line.split(",")))
             if row.get("pxname") == self.backend and row.get("svname") not in ("BACKEND", "FRONTEND", None):
                 out[row["svname"]] = row["status"]
+        return out
+
+    def failed_requests(self) -> list[str]:
+        """Log lines (``LOG_FORMAT``) of the requests that did not end normally: a status other than 2xx or a
+        termination state other than ``----`` (docs: HAProxy's "Session state at disconnection")."""
+        self.log.flush()
+        out = []
+        for line in (self.dir / "haproxy.log").read_text(errors="replace").splitlines():
+            fields = line.split()
+            if len(fields) >= 8 and fields[0] == "req" and (not fields[5].startswith("2") or fields[6] != "----"):
+                out.append(line)
         return out
 
     def reload(self, wait: bool = True) -> None:
@@ -205,6 +223,13 @@ def run_playbook(tmp: pathlib.Path, tasks: list[dict[str, t.Any]], inventory: t.
     return results
 
 
+def bridge_mac() -> str:
+    """A random locally administered unicast MAC address."""
+    octets = bytearray(os.urandom(6))
+    octets[0] = (octets[0] & 0xFC) | 0x02
+    return ":".join(f"{b:02x}" for b in octets)
+
+
 class ExtraDockerd:
     """An extra dockerd standing for another host: own socket, data-root, exec-root, pidfile and bridge.
 
@@ -229,6 +254,11 @@ class ExtraDockerd:
         self.log: t.Optional[t.IO[bytes]] = None
         subprocess.run(["ip", "link", "add", self.bridge, "type", "bridge"], check=True, capture_output=True)
         try:
+            # A fixed MAC, as dockerd gives the bridges it creates: otherwise Linux gives the bridge the lowest MAC
+            # of its ports, which changes as containers come and go, and every container's ARP entry for the
+            # gateway goes stale: all their traffic (docker-proxy's replies included) stalls for seconds.
+            subprocess.run(["ip", "link", "set", self.bridge, "address", bridge_mac()], check=True,
+                           capture_output=True)
             subprocess.run(["ip", "addr", "add", self.subnet, "dev", self.bridge], check=True, capture_output=True)
             subprocess.run(["ip", "link", "set", self.bridge, "up"], check=True, capture_output=True)
             self.log = open(self.dir / "dockerd.log", "ab")

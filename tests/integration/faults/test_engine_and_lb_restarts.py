@@ -125,7 +125,8 @@ def test_haproxy_reloads_at_random_moments_lose_no_request(own_dockerd, workload
     assert rc == 0 and result and not result.get("failed"), out[-3000:]
     assert result["revision"] == (2 if operation == "upgrade" else 1), result
     summary = timeline["summary"]
-    assert summary["errors"] == 0, (seed, summary["error_kinds"], summary["error_examples"])
+    assert summary["errors"] == 0, (seed, summary["error_kinds"], summary["error_examples"],
+                                    haproxy.failed_requests()[-20:])
     assert summary["requests_per_s"] >= 150, summary
     check_converged(workload, haproxy, workload_name, image, REPLICAS)
 
