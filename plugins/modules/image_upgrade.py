@@ -69,6 +69,7 @@ options:
   wait_timeout:
     description:
       - How many seconds to wait for the rollout when O(wait=true).
+      - V(0) checks the rollout once and fails if it is not complete yet.
     type: int
     default: 300
 seealso:

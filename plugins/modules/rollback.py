@@ -56,6 +56,7 @@ options:
   wait_timeout:
     description:
       - How many seconds to wait when O(wait=true).
+      - V(0) checks the rollout once and fails if it is not complete yet.
     type: int
     default: 300
 seealso:

@@ -21,6 +21,7 @@ import typing as t
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker import engine as engine_mod
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.base import (
     Balancer,
+    Member,
     Scope,
     engine_tag,
     make_balancer,
@@ -185,13 +186,13 @@ class DockerPlatform(Platform):
                                 "were read; please report it")
         return scope.name(rep.name), server_name(rep.name)
 
-    def _lb_view(self, history: History) -> Balancer:
+    def _lb_view(self, history: History, members: t.Optional[t.Mapping[str, Member]] = None) -> Balancer:
         """The balancer bound to the intent ``history`` implies: every running replica with an address that
         is already a member, or that is ready and of the current revision (a replica an interrupted run started
         and never gated stays out, and so does an old one it had taken out and was stopping)."""
         lb = self.balancer
         scope = self._scope(history)
-        members = lb.members()
+        members = lb.members() if members is None else members
         current = history.current
         intent = {}
         for rep in history.replicas:
@@ -218,13 +219,13 @@ class DockerPlatform(Platform):
         if self._uses_balancer() and self._lb_bound:
             self._lb_fixes += self.balancer.reconcile(settle=last)
 
-    def _lb_divergence(self, history: History) -> list[str]:
+    def _lb_divergence(self, history: History, members: t.Optional[t.Mapping[str, Member]] = None) -> list[str]:
         """What differs between the pool and the workload (read-only): the run's intent while it holds the
-        lock, else the intent ``history`` implies."""
+        lock, else the intent ``history`` implies. ``members``: the pool as just read, if the caller has it."""
         if not self._uses_balancer() or not history.exists:
             return []
-        lb = self.balancer if self._lb_bound else self._lb_view(history)
-        return lb.divergence()
+        lb = self.balancer if self._lb_bound else self._lb_view(history, members)
+        return lb.divergence(members)
 
     def status(self) -> RolloutStatus:
         status = self._status(self._existing())
@@ -245,7 +246,7 @@ class DockerPlatform(Platform):
         updated = group.running if group else []
         ready = [r for r in updated if r.ready]
         members = self.balancer.members() if self._uses_balancer() else None
-        diverged = self._lb_divergence(history) if members is not None else []
+        diverged = self._lb_divergence(history, members) if members is not None else []
         if members is None:
             available = ready
         else:
@@ -1135,7 +1136,8 @@ class DockerPlatform(Platform):
         partial = self._batch_limit() is not None and any(r.running and r.revision != revision
                                                           for r in history.replicas)
         if self.params.get("wait", True) and not status.done and not partial:
-            timeout = float(self.params.get("wait_timeout") or 300)
+            wait_timeout = self.params.get("wait_timeout")
+            timeout = float(wait_timeout if wait_timeout is not None else 300)
             status = self.wait(revision, timeout)
         group = history.groups[revision]
         after = {"revision": revision, "image": group.image, "replicas": len(group.running)}

@@ -140,8 +140,9 @@ class Balancer:
         """Return at :meth:`settled_at`."""
         time.sleep(max(0.0, self.settled_at() - time.monotonic()))
 
-    def divergence(self) -> list[str]:
-        """What :meth:`reconcile` would fix, read-only (empty when the pool matches the intent)."""
+    def divergence(self, members: t.Optional[t.Mapping[str, Member]] = None) -> list[str]:
+        """What :meth:`reconcile` would fix, read-only (empty when the pool matches the intent); ``members``
+        is what :meth:`members` just returned, when the caller has it."""
         return []
 
     def reconcile(self) -> list[str]:

@@ -356,8 +356,8 @@ class HaproxyRuntime(Balancer):
     def settled_at(self) -> float:
         return self._written_at + SETTLE if self._written_at is not None else time.monotonic()
 
-    def divergence(self) -> list[str]:
-        members = self.members()
+    def divergence(self, members: t.Optional[t.Mapping[str, Member]] = None) -> list[str]:
+        members = self.members() if members is None else members
         stale, missing, parked = plan_fixes(self.intent, members, self.owns)
         out = describe_fixes(stale, missing, parked, members, self.intent, f"HAProxy backend {self.backend}")
         if self.servers_file:

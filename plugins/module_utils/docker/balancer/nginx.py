@@ -177,7 +177,7 @@ class NginxUpstream(Balancer):
     def remove(self, name: str) -> None:
         self.drain(name)
 
-    def divergence(self) -> list[str]:
+    def divergence(self, members: t.Optional[t.Mapping[str, Member]] = None) -> list[str]:
         old, new = self._plan()
         return [] if old == new else self._fixes(old)
 

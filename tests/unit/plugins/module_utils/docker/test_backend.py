@@ -307,3 +307,31 @@ def test_a_revision_with_running_containers_is_not_a_retained_one():
     history = _history(container("a", 1, "app:1", "sha:1", True),
                        container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
     assert Planning()._reusable(history, history.current, "app:1", "sha:1") is None
+
+
+# -- the end of a run: waiting for the new revision -----------------------------------------------------------
+class Finishing(DockerPlatform):
+    """``_finish`` over a history whose revision 2 is not done yet; records the timeout it waits with."""
+
+    def __init__(self, **params):
+        super().__init__(Module(**params), WorkloadRef("docker", "w"))
+        self.waited = []
+
+    def load(self):
+        return _history(container("c", 2, "app:2", "sha:2", True))
+
+    def _status(self, history, target=None):
+        from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import RolloutStatus
+        return RolloutStatus(desired=1, updated=1, ready=0, available=0, revision=2, state="Progressing",
+                             message="waiting")
+
+    def wait(self, revision, timeout, progress=None):
+        self.waited.append((revision, timeout))
+        return self._status(self.load(), revision)
+
+
+@pytest.mark.parametrize("given, waited", [(0, 0.0), (7, 7.0), (None, 300.0)])
+def test_wait_timeout_is_honoured_zero_included(given, waited):
+    platform = Finishing(wait_timeout=given, retain=5)
+    platform._finish(2, 1, {"image": "app:1"}, "upgraded")
+    assert platform.waited == [(2, waited)]
