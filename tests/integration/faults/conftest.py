@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "docker"))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from docker_harness import IMAGE_BROKEN, IMAGE_SLOW_V1, IMAGE_SLOW_V2, IMAGE_V1, IMAGE_V2, TEST_LABEL, Haproxy  # noqa: E402
+from docker_harness import IMAGE_BROKEN, IMAGE_SLOW_V1, IMAGE_SLOW_V2, IMAGE_V1, IMAGE_V2, RUN_ID, TEST_LABEL, Haproxy  # noqa: E402
 
 docker = pytest.importorskip("docker")
 
@@ -35,8 +35,9 @@ def engine():
         except docker.errors.ImageNotFound:
             _skip_or_fail(f"demo image {ref} missing; run `make images`")
     yield client
-    # sparse: no inspect per container, so one removed meanwhile (by a parallel run) cannot fail the listing
-    for container in client.containers.list(all=True, sparse=True, filters={"label": TEST_LABEL}):
+    # only this run's containers (another test run or a benchmark may share the engine); sparse: no inspect
+    # per container, so one removed meanwhile cannot fail the listing
+    for container in client.containers.list(all=True, sparse=True, filters={"label": f"{TEST_LABEL}={RUN_ID}"}):
         try:
             container.remove(force=True, v=True)
         except docker.errors.APIError:
