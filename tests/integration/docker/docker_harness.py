@@ -69,6 +69,7 @@ class Haproxy:
         self.backend = backend
         self.port = free_port()
         self.socket = str(self.dir / "admin.sock")
+        self.master_socket = str(self.dir / "master.sock")  # the master CLI, as Debian's unit has (-S)
         self.servers_file = str(self.dir / "servers.cfg")
         self.main = self.dir / "haproxy.cfg"
         self.main.write_text(f"""global
@@ -93,7 +94,7 @@ frontend fe_{backend}
         pathlib.Path(self.servers_file).write_text(f"backend {backend}\n    balance roundrobin\n")
         self.log = open(self.dir / "haproxy.log", "wb")
         self.proc = subprocess.Popen(
-            ["haproxy", "-W", "-db", "-f", str(self.main), "-f", self.servers_file],
+            ["haproxy", "-W", "-db", "-S", self.master_socket, "-f", str(self.main), "-f", self.servers_file],
             stdout=self.log, stderr=subprocess.STDOUT)
         self._wait_socket()
 
@@ -141,6 +142,43 @@ frontend fe_{backend}
             if len(fields) >= 8 and fields[0] == "req" and (not fields[5].startswith("2") or fields[6] != "----"):
                 out.append(line)
         return out
+
+    def worker(self) -> str:
+        """The pid of the worker answering on the admin socket ("" between two workers)."""
+        try:
+            for line in haproxy_command("show info", self.socket).splitlines():
+                if line.startswith("Pid:"):
+                    return line.split(":", 1)[1].strip()
+        except OSError:
+            pass
+        return ""
+
+    def old_workers(self) -> list[str]:
+        """Pids of the workers earlier reloads replaced that have not exited yet (master CLI ``show proc``)."""
+        out, section = [], ""
+        for line in haproxy_command("show proc;quit", self.master_socket).splitlines():
+            if line.startswith("#"):
+                section = line.strip("# ").lower()
+                continue
+            if section == "old workers" and line.split():
+                out.append(line.split()[0])
+        return out
+
+    def wait_reloaded(self, before: str, timeout: float = 10) -> None:
+        """Wait until the reload signalled after reading worker ``before`` is over: a new worker answers and every
+        worker it replaced has exited."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                # the master CLI refuses connections while the master re-executes itself
+                if self.worker() not in ("", before) and not self.old_workers():
+                    return
+            except OSError:
+                pass
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"HAProxy's reload was not over within {timeout:g}s (worker before: {before}, "
+                                   f"now: {self.worker() or 'none'})")
+            time.sleep(0.01)
 
     def reload(self, wait: bool = True) -> None:
         """Reload the config (master-worker SIGUSR2); with ``wait``, wait for the new worker's socket."""
