@@ -16,6 +16,13 @@ moment to settle, so the check is repeated for up to ``--settle`` seconds before
 member stays stale, so this hides no divergence. A failed check is recorded (with the difference) and the run
 goes on with the next phase.
 
+Before the rounds, a control phase (``--control`` seconds, 60 by default) sends the same load through the same
+reloads while the workload sits still and the module does not run: the errors it sees are what HAProxy's
+reloads alone cost these clients, to read the rounds' errors against. It fails no round.
+
+Reloads are serialized by default: each pause starts once the previous reload is over (see ``Reloader``);
+``--overlap`` signals without waiting and writes stress_haproxy_reloads_overlap.json instead.
+
 A round fails when a playbook fails, a check fails, a request fails, the load falls below 3/4 of ``--rate``
 or no reload happened. Results go to bench/results/stress_haproxy_reloads.json after every round; the exit
 status is 1 when any round failed, 2 when the setup failed.
@@ -160,7 +167,7 @@ def haproxy_log_since(log: pathlib.Path, offset: int) -> dict[str, t.Any]:
             "workers_killed": {"count": len(killed), "first": killed[:3]}}
 
 
-def run_phase(what: str, argv: list[str], client: t.Any, proxy: t.Any, name: str, image: str,
+def run_phase(what: str, argv: t.Optional[list[str]], client: t.Any, proxy: t.Any, name: str, image: str,
               args: argparse.Namespace, rng: random.Random) -> dict[str, t.Any]:
     """One playbook under load and reloads, then the convergence check."""
     from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
@@ -175,15 +182,19 @@ def run_phase(what: str, argv: list[str], client: t.Any, proxy: t.Any, name: str
     try:
         time.sleep(0.5)
         with Reloader(proxy, rng, args.reload_min, args.reload_max, args.overlap) as reloader:
-            try:
-                rc, out, result = PlaybookRun(argv).finish(timeout=args.playbook_timeout)
-            except AssertionError as exc:  # did not finish in time (killed): a failed phase, not a failed run
-                rc, out, result = -1, str(exc), None
+            if argv is None:  # the control: the same load and reloads, no run of the module
+                time.sleep(args.control)
+                rc, out, result = 0, "", {}
+            else:
+                try:
+                    rc, out, result = PlaybookRun(argv).finish(timeout=args.playbook_timeout)
+                except AssertionError as exc:  # did not finish in time (killed): a failed phase, not a failed run
+                    rc, out, result = -1, str(exc), None
         time.sleep(1.0)  # the last reload's worker takes over the listeners
         wait_socket(proxy)
     finally:
         summary = recorder.stop()["summary"]
-    failed = rc != 0 or not result or bool(result.get("failed"))
+    failed = rc != 0 or result is None or (argv is not None and not result) or bool(result.get("failed"))
     phase: dict[str, t.Any] = {
         "phase": what, "seconds": round(time.monotonic() - began, 1), "reloads": reloader.count,
         "playbook_ok": not failed, "revision": (result or {}).get("revision"),
@@ -226,6 +237,9 @@ def main(argv: t.Optional[list[str]] = None) -> int:
     parser.add_argument("--reload-max", type=float, default=0.3, help="longest pause between reloads, s (0.3)")
     parser.add_argument("--overlap", action="store_true",
                         help="signal after each pause without waiting for the previous reload's worker (see Reloader)")
+    parser.add_argument("--control", type=float, default=60.0,
+                        help="seconds of the same load and reloads before the rounds, with the module not running: "
+                             "what HAProxy's reloads alone cost the clients (60; 0 skips it)")
     parser.add_argument("--settle", type=float, default=5.0,
                         help="seconds a phase's convergence check may take to pass after the reloads stop (5)")
     parser.add_argument("--playbook-timeout", type=float, default=300.0, help="seconds per playbook (300)")
@@ -277,6 +291,14 @@ def main(argv: t.Optional[list[str]] = None) -> int:
             print(f"ERROR: setup failed (a dockerd of its own needs root and the ip tool; `make images` first): "
                   f"{exc}", file=sys.stderr)
             return 2
+
+        if args.control > 0:
+            control = run_phase("control", None, client, proxy, name, IMAGE_V1, args, random.Random(seed - 1))
+            result["control"] = control
+            write_result(out_name, result)
+            print(f">> control ({args.control:g} s of the same load and reloads, the module not running): "
+                  f"{control['requests']} requests, {control['errors']} errors {control['error_kinds']}, "
+                  f"{control['reloads']} reloads, converged {'yes' if control['converged'] else 'no'}", flush=True)
 
         for number in range(1, args.rounds + 1):
             round_seed = seed + number - 1
