@@ -70,6 +70,17 @@ options:
           - For V(haproxy), the runtime API socket (C(stats socket ... level admin)) as a path, or
             V(host:port) for a TCP one.
         type: str
+      master_socket:
+        description:
+          - For V(haproxy), HAProxy's master CLI (C(haproxy -W -S <path>); Debian's C(haproxy.service) has
+            C(/run/haproxy-master.sock)) as a path, or V(host:port).
+          - With it, an old container stops only once no worker left over from a reload still routes to it.
+            Such old workers finish their open connections with the servers they loaded, without health
+            checks, so without it a reload during a rollout can send a last request to a container that is
+            stopping. Set it wherever HAProxy may be reloaded while a rollout runs.
+          - Without it, the module still takes out a member that a reload brought back from an older
+            O(load_balancer.servers_file) before its container stops.
+        type: str
       backend:
         description:
           - For V(haproxy), the backend whose servers are the workload's containers. Defaults to O(name).

@@ -20,6 +20,7 @@ from ansible.module_utils.basic import env_fallback
 LOAD_BALANCER_OPTIONS: dict[str, dict[str, t.Any]] = {
     "type": {"type": "str", "default": "haproxy", "choices": ["haproxy", "nginx", "none"]},
     "socket": {"type": "str"},
+    "master_socket": {"type": "str"},
     "backend": {"type": "str"},
     "server_options": {"type": "str"},
     "backend_options": {"type": "list", "elements": "str"},

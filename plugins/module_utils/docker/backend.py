@@ -392,17 +392,23 @@ class DockerPlatform(Platform):
     def _stop(self, rep: Replica) -> None:
         self._docker(f"stop container {rep.name}", self.client.api.stop, rep.id, timeout=self._stop_timeout())
 
-    def _stop_later(self, rep: Replica, not_before: float = 0.0) -> None:
-        """``docker stop`` of ``rep``, already out of the load balancer, in the background: it takes no traffic,
-        so the next batch need not wait ``stop_timeout`` for an app that ignores SIGTERM. Joined by
-        :meth:`_join_stops` before the run prunes, reports or releases the lock."""
+    def _stop_later(self, rep: Replica, names: t.Sequence[str] = ()) -> None:
+        """``docker stop`` of ``rep``, already out of the load balancer (as ``names``), in the background: it
+        takes no traffic, so the next batch need not wait ``stop_timeout`` for an app that ignores SIGTERM.
+        Joined by :meth:`_join_stops` before the run prunes, reports or releases the lock."""
         if self._stopper is None:
             self._stopper = concurrent.futures.ThreadPoolExecutor(max_workers=STOP_WORKERS,
                                                                   thread_name_prefix="zerodown-stop")
-        self._stops.append((rep, self._stopper.submit(self._stop_at, rep, not_before)))
+        self._stops.append((rep, self._stopper.submit(self._stop_released, rep, names)))
 
-    def _stop_at(self, rep: Replica, not_before: float) -> None:
-        time.sleep(max(0.0, not_before - time.monotonic()))
+    def _release(self, names: t.Sequence[str]) -> None:
+        """Wait until no load balancer process routes to ``names`` any more (see Balancer.release)."""
+        if names and self._uses_balancer():
+            for warning in self.balancer.release(names):
+                self.module.warn(warning)
+
+    def _stop_released(self, rep: Replica, names: t.Sequence[str]) -> None:
+        self._release(names)
         self._stop(rep)
 
     def _join_stops(self) -> list[str]:
@@ -575,6 +581,10 @@ class DockerPlatform(Platform):
                     lb.remove(name)
             except RolloutError as err:
                 self.module.warn(f"could not take {name} out of the load balancer: {err.msg}")
+        try:
+            self._release(in_lb)
+        except RolloutError as err:
+            self.module.warn(f"could not make sure the load balancer no longer routes to {', '.join(in_lb)}: {err.msg}")
         for cid in ids:
             if cid in fresh:
                 self._remove(cid)
@@ -589,26 +599,27 @@ class DockerPlatform(Platform):
         """Drain old replicas, take them out of the LB, then stop (and keep, unless ``remove``) them."""
         lb = self.balancer if self._uses_balancer() else None
         drain_timeout = float(self.params.get("drain_timeout") if self.params.get("drain_timeout") is not None else 30)
+        names: dict[str, list[str]] = {}
         if lb is not None:
             members = lb.members()
-            names = [n for r in reps for n in self._member_names(r) if n in members or n in lb.intent]
-            for name in names:
+            names = {r.id: [n for n in self._member_names(r) if n in members or n in lb.intent] for r in reps}
+            taken = [n for r in reps for n in names[r.id]]
+            for name in taken:
                 lb.drain(name)
             deadline = Deadline(drain_timeout)
-            for name in names:
+            for name in taken:
                 if not lb.wait_drained(name, deadline.remaining):
                     self.module.warn(f"{name} still had sessions after drain_timeout={drain_timeout:g}s; they are cut")
-            for name in names:
+            for name in taken:
                 lb.remove(name)
-        # a reload that parsed the file before the take-out must not find them gone: they stop once it is up
-        not_before = lb.settled_at() if lb is not None else 0.0
-        if remove and lb is not None:
-            lb.settle()
+        # a container stops once no process of the load balancer routes to it: a reload that parsed the file
+        # before the take-out, and old workers finishing their connections, may still do (Balancer.release)
         for rep in reps:
             if remove:
+                self._release(names.get(rep.id, []))
                 self._remove(rep.id)
             else:
-                self._stop_later(rep, not_before)
+                self._stop_later(rep, names.get(rep.id, []))
 
     def _swap(self, old: list[Replica], desired: int, start: t.Callable[[int], tuple[list[str], list[str]]],
               cap: t.Optional[int] = None) -> int:

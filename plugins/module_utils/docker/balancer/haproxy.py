@@ -15,6 +15,12 @@ line per member it intends) *before* each runtime change, so a reload at any mom
 membership. A reload whose new worker parsed the file just before a rewrite can still come up with the
 older set: ``reconcile`` (after every batch and at the end of a run) compares the running backend with
 the intent and repairs it, again if the worker changed meanwhile (``show info``'s Pid).
+
+Before the container behind a member taken out stops, ``release`` makes sure no HAProxy process still sends it
+requests: the current worker (a reload that parsed the file before the take-out brings it back: it is taken out
+again) and, with ``master_socket`` (the master CLI, ``-S``), the old workers a reload left finishing their
+connections, which route from the servers they loaded and run no health checks: it waits for those that still
+have the member in rotation to exit (each of their keep-alive connections closes after its next response).
 """
 
 from __future__ import annotations
@@ -49,6 +55,10 @@ POLL = 0.2
 # how long a reload may take from reading its config to its new worker answering on the socket: the last
 # reconcile of a run waits that long after the last rewrite of servers_file before it trusts what it reads
 SETTLE = 0.5
+# how often release() reads the workers while old ones finish their connections (they do within a request gap)
+RELEASE_POLL = 0.05
+# pause between two tries of the master CLI while the master re-executes itself (a reload)
+MASTER_RETRY = 0.02
 # rounds of reconcile before giving up on a backend that keeps changing under it
 ROUNDS = 10
 # words HAProxy's runtime API uses when it refuses a command
@@ -60,11 +70,15 @@ class HaproxyError(RolloutFailed):
     """HAProxy refused a runtime command."""
 
 
-def parse_socket(value: str) -> tuple[str, t.Any]:
+class _Refused(Exception):
+    """The master CLI refused or dropped the connection (it re-executes itself on a reload); tried again."""
+
+
+def parse_socket(value: str, option: str = "load_balancer.socket") -> tuple[str, t.Any]:
     """``/path/admin.sock`` -> ("unix", path); ``host:port`` or ``tcp://host:port`` -> ("tcp", (host, port))."""
     text = (value or "").strip()
     if not text:
-        raise InvalidInput("load_balancer.socket is required for load_balancer.type=haproxy: the path of the "
+        raise InvalidInput(f"{option} is required for load_balancer.type=haproxy: the path of the "
                            "admin socket (stats socket ... level admin) or host:port of a TCP one")
     if text.startswith("tcp://"):
         text = text[len("tcp://"):]
@@ -74,7 +88,7 @@ def parse_socket(value: str) -> tuple[str, t.Any]:
         return "unix", text
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not host:
-        raise InvalidInput(f"load_balancer.socket={value!r} is neither a socket path nor host:port")
+        raise InvalidInput(f"{option}={value!r} is neither a socket path nor host:port")
     return "tcp", (host.strip("[]"), int(port))
 
 
@@ -97,6 +111,22 @@ def parse_servers_state(text: str) -> list[dict[str, str]]:
         elif header and line.strip() and not line.strip().isdigit():
             rows.append(dict(zip(header, line.split())))
     return rows
+
+
+def parse_proc(text: str) -> dict[str, list[str]]:
+    """Pids by section of the master CLI's ``show proc`` (``workers``, ``old workers``, ``programs``)."""
+    out: dict[str, list[str]] = {}
+    section = ""
+    for line in text.splitlines():
+        if line.startswith("#"):
+            section = line.strip("# ").lower()
+            if section.startswith("<pid>"):  # the column header
+                section = ""
+            continue
+        words = line.split()
+        if section and words and words[0].isdigit():
+            out.setdefault(section, []).append(words[0])
+    return out
 
 
 def render_backend(backend: str, backend_options: t.Sequence[str], servers: t.Sequence[tuple[str, str]],
@@ -130,10 +160,13 @@ class HaproxyRuntime(Balancer):
 
     def __init__(self, socket_spec: str, backend: str, server_options: str = DEFAULT_SERVER_OPTIONS,
                  servers_file: t.Optional[str] = None,
-                 backend_options: t.Sequence[str] = DEFAULT_BACKEND_OPTIONS, timeout: float = 5.0) -> None:
+                 backend_options: t.Sequence[str] = DEFAULT_BACKEND_OPTIONS, timeout: float = 5.0,
+                 master_socket: t.Optional[str] = None) -> None:
         super().__init__()
         self.family, self.address = parse_socket(socket_spec)
         self.socket_spec = socket_spec
+        self.master_spec = master_socket
+        self.master = parse_socket(master_socket, "load_balancer.master_socket") if master_socket else None
         self.backend = backend
         self.server_options = server_options
         self.servers_file = servers_file
@@ -150,6 +183,7 @@ class HaproxyRuntime(Balancer):
             servers_file=spec.get("servers_file"),
             backend_options=spec.get("backend_options") or DEFAULT_BACKEND_OPTIONS,
             timeout=float(spec.get("timeout") or 5.0),
+            master_socket=spec.get("master_socket"),
         )
 
     def describe(self) -> str:
@@ -158,21 +192,47 @@ class HaproxyRuntime(Balancer):
     # -- runtime API -------------------------------------------------------------------------------
     def command(self, line: str) -> str:
         """Send one runtime API command and return its answer."""
-        if self.family == "unix":
+        return self._send(self.family, self.address, self.socket_spec, "load_balancer.socket", line,
+                          "HAProxy's runtime API", "haproxy runs with 'stats socket <path> level admin'")
+
+    def master_command(self, line: str) -> str:
+        """Send one command to the master CLI (``@!<pid> <command>`` reaches one worker, old ones included)."""
+        if self.master is None:
+            raise InvalidInput("load_balancer.master_socket is not set")
+        family, address = self.master
+        # the master re-executes itself on every reload: meanwhile it refuses connections or drops the one it
+        # had accepted (an empty answer); both are tried again
+        deadline = time.monotonic() + self.timeout
+        while True:
             try:
-                mode = os.stat(self.address).st_mode
+                last = time.monotonic() >= deadline
+                answer = self._send(family, address, self.master_spec or "", "load_balancer.master_socket",
+                                    f"{line};quit", "HAProxy's master CLI", "haproxy runs with -S <path> (Debian's "
+                                    "unit has it)", refused_raises=last)
+                if answer.strip() or last:
+                    return answer
+            except _Refused:
+                pass
+            time.sleep(MASTER_RETRY)
+
+    def _send(self, kind: str, address: t.Any, spec: str, option: str, line: str, what: str, hint: str,
+              refused_raises: bool = True) -> str:
+        if kind == "unix":
+            try:
+                mode = os.stat(address).st_mode
             except OSError:
                 mode = None
             if mode is not None and not stat.S_ISSOCK(mode):
-                raise InvalidInput(f"load_balancer.socket={self.socket_spec} is not a socket; give the path of "
-                                   "HAProxy's admin socket (stats socket <path> level admin)")
-        family = socket.AF_UNIX if self.family == "unix" else socket.AF_INET
-        if self.family == "tcp" and ":" in self.address[0]:
+                raise InvalidInput(f"{option}={spec} is not a socket; give the path of HAProxy's "
+                                   + ("admin socket (stats socket <path> level admin)" if option.endswith(".socket")
+                                      else "master CLI (haproxy -S <path>)"))
+        family = socket.AF_UNIX if kind == "unix" else socket.AF_INET
+        if kind == "tcp" and ":" in address[0]:
             family = socket.AF_INET6
         try:
             with socket.socket(family, socket.SOCK_STREAM) as sock:
                 sock.settimeout(self.timeout)
-                sock.connect(self.address)
+                sock.connect(address)
                 sock.sendall(line.encode() + b"\n")
                 chunks = []
                 while True:
@@ -180,11 +240,12 @@ class HaproxyRuntime(Balancer):
                     if not data:
                         break
                     chunks.append(data)
+        except (ConnectionRefusedError, ConnectionResetError, BrokenPipeError) as exc:
+            if not refused_raises:
+                raise _Refused() from exc
+            raise PlatformUnreachable(f"cannot talk to {what} at {spec} ({exc}); check {option} and that {hint}")
         except (OSError, socket.timeout) as exc:
-            raise PlatformUnreachable(
-                f"cannot talk to HAProxy's runtime API at {self.socket_spec} ({exc}); check load_balancer.socket "
-                "and that haproxy runs with 'stats socket <path> level admin'"
-            )
+            raise PlatformUnreachable(f"cannot talk to {what} at {spec} ({exc}); check {option} and that {hint}")
         return b"".join(chunks).decode(errors="replace")
 
     def _checked(self, line: str, ok: t.Sequence[str] = ()) -> str:
@@ -214,6 +275,56 @@ class HaproxyRuntime(Balancer):
             names = sorted({r.get("pxname", "") for r in rows if r.get("svname") == "BACKEND"})
             raise InvalidInput(f"HAProxy has no backend {self.backend!r} (it has: {', '.join(names) or 'none'}); "
                                "set load_balancer.backend")
+        if self.master is not None and "workers" not in parse_proc(self.master_command("show proc")):
+            raise PlatformUnreachable(f"load_balancer.master_socket={self.master_spec} did not answer 'show proc' "
+                                      "with HAProxy's workers; is it the master CLI (haproxy -S <path>)?")
+
+    def old_workers(self) -> list[str]:
+        """Pids of the workers that reloads replaced and that still finish their connections (master CLI)."""
+        return parse_proc(self.master_command("show proc")).get("old workers", [])
+
+    def old_routing(self, names: t.Collection[str]) -> dict[str, list[str]]:
+        """Old workers that still have one of ``names`` in rotation (any state but maintenance), by pid."""
+        out: dict[str, list[str]] = {}
+        for pid in self.old_workers():
+            for row in parse_csv_table(self.master_command(f"@!{pid} show stat")):
+                # an old worker that exited meanwhile answers no table: it routes nothing any more
+                if row.get("pxname") == self.backend and row.get("svname") in names and \
+                        not row.get("status", "").startswith("MAINT"):
+                    out.setdefault(pid, []).append(row["svname"])
+        return out
+
+    def release(self, names: t.Sequence[str], timeout: t.Optional[float] = None) -> list[str]:
+        """Return once no HAProxy process sends new requests to ``names`` (taken out of the intent), so that
+        their containers may stop; at most ``timeout`` seconds (``drain_timeout``) after the reloads settled.
+
+        The current worker is read after :meth:`settle`: one that parsed the file before the take-out has the
+        members back, and they are taken out again. With ``master_socket``, old workers that still have them in
+        rotation are waited for. Returns warnings when the time ran out first."""
+        names = [n for n in names if n not in self.intent]
+        if not names:
+            return []
+        self.settle()
+        limit = self.drain_timeout if timeout is None else timeout
+        deadline = time.monotonic() + max(0.0, limit)
+        while True:
+            pid = self.worker()
+            back = [n for n in names if n in self.members()]
+            for name in back:
+                self._runtime_take_out(name)
+            old = self.old_routing(names) if self.master is not None else {}
+            if not back and not old and self.worker() == pid:
+                return []
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(RELEASE_POLL)
+        if old:
+            held = "; ".join(f"worker {p}: {', '.join(n)}" for p, n in sorted(old.items()))
+            return [f"HAProxy's old workers still routed to members taken out after {limit:g}s ({held}); their "
+                    "containers stop now, and a request those workers send there fails. Raise drain_timeout, or "
+                    "lower HAProxy's 'timeout client' / 'hard-stop-after' so that old workers end sooner"]
+        return [f"HAProxy backend {self.backend} kept bringing back {', '.join(names)} after {limit:g}s (is it "
+                "reloading without end?); their containers stop now"]
 
     def members(self) -> dict[str, Member]:
         addresses: dict[str, str] = {}
@@ -245,9 +356,11 @@ class HaproxyRuntime(Balancer):
         self._runtime_ready(name)
 
     def _runtime_ready(self, name: str) -> None:
+        # "no such server": a reload whose worker parsed the file before the member was written came up since
+        # the add; wait_up, which follows every add, puts it back
         if "check" in self.server_options.split():
-            self._checked(f"enable health {self.backend}/{name}")
-        self._checked(f"set server {self.backend}/{name} state ready")
+            self._checked(f"enable health {self.backend}/{name}", ok=("no such server",))
+        self._checked(f"set server {self.backend}/{name} state ready", ok=("no such server",))
 
     def _runtime_take_out(self, name: str) -> None:
         """Drain ``name`` if it still takes traffic, then delete it from the running backend."""

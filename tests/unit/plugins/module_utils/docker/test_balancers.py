@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 import pytest
 
@@ -363,3 +364,173 @@ def test_a_regular_file_as_haproxy_socket_is_named_as_such(tmp_path):
     lb = hx.HaproxyRuntime(str(path), "web")
     with pytest.raises(InvalidInput, match="is not a socket"):
         lb.check()
+
+
+# HAProxy 2.6's master CLI "show proc" (the master, the current worker, one old worker, no program)
+SHOW_PROC = """#<PID>          <type>          <reloads>       <uptime>        <version>
+4140            master          3 [failed: 0]   0d00h01m05s     2.6.12-1+deb12u4
+# workers
+4188            worker          0               0d00h00m01s     2.6.12-1+deb12u4
+# old workers
+4163            worker          1               0d00h00m09s     2.6.12-1+deb12u4
+# programs
+
+"""
+
+
+class FakeMaster:
+    """HAProxy's master CLI: ``show proc`` and ``@!<pid> show stat`` for old workers, one command per
+    connection ending in ``;quit`` as the driver sends them."""
+
+    def __init__(self, backend="web"):
+        self.dir = tempfile.mkdtemp(prefix="zd-fake-master-")
+        self.path = os.path.join(self.dir, "master.sock")
+        self.backend = backend
+        self.old = {}  # pid -> {server name: status}
+        self.commands = []
+        self.drop = 0  # connections to close unanswered, as the master does while it re-executes itself
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.bind(self.path)
+        self.sock.listen(16)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _peer = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                if self.drop:
+                    self.drop -= 1
+                    continue
+                line = conn.makefile().readline().strip()
+                self.commands.append(line)
+                conn.sendall(self.answer(line).encode())
+
+    def answer(self, line):
+        command = line[:-len(";quit")] if line.endswith(";quit") else line
+        if command == "show proc":
+            rows = ["#<PID>          <type>          <reloads>       <uptime>        <version>",
+                    "1               master          1 [failed: 0]   0d00h00m05s     2.6.12", "# workers",
+                    "100             worker          0               0d00h00m01s     2.6.12", "# old workers"]
+            rows += [f"{pid}             worker          1               0d00h00m02s     2.6.12" for pid in self.old]
+            return "\n".join(rows + ["# programs", "", ""])
+        if command.startswith("@!") and command.endswith(" show stat"):
+            pid = command[2:].split()[0]
+            if pid not in self.old:
+                return f"Can't find the target PID matching the prefix '@!{pid}'\n"
+            rows = [STAT_HEADER] + [f"{self.backend},{n},0,0,0,0,,0,0,0,0,0,,0,0,0,0,{status},1"
+                                    for n, status in self.old[pid].items()]
+            return "\n".join(rows) + "\n\n"
+        return "Unknown command.\n"
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def master():
+    server = FakeMaster()
+    yield server
+    server.close()
+
+
+def _with_master(fake, master, tmp_path, intent):
+    lb = hx.HaproxyRuntime(fake.path, "web", servers_file=str(tmp_path / "servers.cfg"), master_socket=master.path)
+    lb.bind(Scope("app", "aaaaaa"), intent, drain_timeout=1, up_timeout=1)
+    return lb
+
+
+def test_parse_proc_reads_workers_and_old_workers():
+    assert hx.parse_proc(SHOW_PROC) == {"workers": ["4188"], "old workers": ["4163"]}
+    assert hx.parse_proc("Unknown command.\n") == {}
+
+
+def test_release_takes_out_again_a_member_a_reload_brought_back(fake, tmp_path):
+    lb = _bound(fake, tmp_path, {})
+    lb.add("app-r1-000001.aaaaaa", "127.0.0.1:1")
+    older = (tmp_path / "servers.cfg").read_text()
+    lb.add("app-r2-000002.aaaaaa", "127.0.0.1:2")
+    lb.drain("app-r1-000001.aaaaaa")
+    lb.remove("app-r1-000001.aaaaaa")
+    fake.reload(older)  # a worker that parsed the file before the take-out: the old member is back, UP
+    fake.commands.clear()
+    assert lb.release(["app-r1-000001.aaaaaa"]) == []
+    assert "app-r1-000001.aaaaaa" not in fake.servers
+    cmds = [c for c in fake.commands if "app-r1-000001" in c]
+    assert cmds.index("set server web/app-r1-000001.aaaaaa state drain") < cmds.index("del server web/app-r1-000001.aaaaaa")
+
+
+def test_release_leaves_intended_members_alone(fake, tmp_path):
+    lb = _bound(fake, tmp_path, {"app-r1-000001.aaaaaa": "127.0.0.1:1"})
+    lb.reconcile()
+    fake.commands.clear()
+    assert lb.release(["app-r1-000001.aaaaaa"]) == []
+    assert fake.commands == [] and fake.servers["app-r1-000001.aaaaaa"]["status"] == "UP"
+
+
+def test_release_waits_for_old_workers_that_still_route_to_the_member(fake, master, tmp_path):
+    lb = _with_master(fake, master, tmp_path, {})
+    name = "app-r1-000001.aaaaaa"
+    master.old = {"7": {name: "UP", "app-r2-000002.aaaaaa": "UP"}, "8": {"app-r2-000002.aaaaaa": "UP"}}
+    threading.Timer(0.4, lambda: master.old.pop("7")).start()  # the old worker's last connection closes
+    started = time.monotonic()
+    assert lb.release([name]) == []
+    assert time.monotonic() - started >= 0.4
+    assert "@!7 show stat;quit" in master.commands and "show proc;quit" in master.commands
+
+
+def test_release_does_not_wait_for_old_workers_that_keep_it_in_maintenance(fake, master, tmp_path):
+    lb = _with_master(fake, master, tmp_path, {})
+    name = "app-r1-000001.aaaaaa"
+    master.old = {"7": {name: "MAINT", "app-r2-000002.aaaaaa": "UP"}}
+    started = time.monotonic()
+    assert lb.release([name]) == []
+    assert time.monotonic() - started < 0.3
+
+
+def test_release_warns_when_an_old_worker_outlives_drain_timeout(fake, master, tmp_path):
+    lb = _with_master(fake, master, tmp_path, {})
+    name = "app-r1-000001.aaaaaa"
+    master.old = {"7": {name: "DRAIN"}}
+    warnings = lb.release([name], timeout=0.2)
+    assert len(warnings) == 1 and "worker 7: app-r1-000001.aaaaaa" in warnings[0] and "drain_timeout" in warnings[0]
+
+
+def test_master_socket_checked_at_start(fake, master, tmp_path):
+    hx.HaproxyRuntime(fake.path, "web", master_socket=master.path).check()
+    with pytest.raises(PlatformUnreachable, match="is it the master CLI"):
+        hx.HaproxyRuntime(fake.path, "web", master_socket=fake.path).check()  # the admin socket given instead
+    with pytest.raises(PlatformUnreachable, match="cannot talk to HAProxy's master CLI.*load_balancer.master_socket"):
+        hx.HaproxyRuntime(fake.path, "web", master_socket=str(tmp_path / "none.sock")).check()
+    regular = tmp_path / "file"
+    regular.write_text("")
+    with pytest.raises(InvalidInput, match="master_socket=.* is not a socket.*haproxy -S"):
+        hx.HaproxyRuntime(fake.path, "web", master_socket=str(regular)).check()
+    with pytest.raises(InvalidInput, match="load_balancer.master_socket='nothing'"):
+        hx.HaproxyRuntime(fake.path, "web", master_socket="nothing")
+
+
+def test_master_cli_dropped_during_a_reload_is_asked_again(fake, master):
+    lb = hx.HaproxyRuntime(fake.path, "web", master_socket=master.path)
+    master.old = {"7": {}}
+    master.drop = 2  # the master re-executes itself: the connections it had accepted close unanswered
+    assert lb.old_workers() == ["7"]
+    assert master.drop == 0
+
+
+def test_a_reload_between_add_and_ready_is_repaired_by_wait_up(fake, tmp_path):
+    lb = _bound(fake, tmp_path, {})
+    real = fake.answer
+
+    def reload_after_add(line):
+        out = real(line)
+        if line.startswith("add server"):
+            fake.reload("")  # a worker that parsed the file before the member was written: no such server
+        return out
+    fake.answer = reload_after_add
+    lb.add("app-r1-000001.aaaaaa", "127.0.0.1:1")
+    fake.answer = real
+    lb.wait_up("app-r1-000001.aaaaaa", 1)
+    assert fake.servers["app-r1-000001.aaaaaa"]["status"] == "UP"
