@@ -8,7 +8,7 @@ TARGET_OLDEST_PY := $(CURDIR)/.venv-target-oldest/bin/python
 # The module and role integration tests, run a second time with the modules executing under that interpreter
 # (ZD_TARGET_PYTHON; ansible-playbook stays on .venv). Not the benchmarks, the fault tests, the k8s test server's own
 # tests, the two demo stories (test_demo.py) or the fleets (test_fleet*.py): the same modules and roles, the longest
-# tests (docs/development.md).
+# tests (docs/development.md). `make test` runs the same set in its two streams (scripts/test.sh).
 TARGET_OLDEST_TESTS := tests/integration/k8s_modules tests/integration/docker/test_docker_modules.py \
 	tests/integration/roles --ignore=tests/integration/roles/test_demo.py \
 	--ignore=tests/integration/roles/test_fleet.py --ignore=tests/integration/roles/test_fleet_docker.py
@@ -51,13 +51,10 @@ sanity: venv
 lint: venv
 	cd . && $(VENV)/bin/ansible-lint --profile production roles/ playbooks/
 
+# Two streams side by side (Kubernetes and roles; Docker and faults, then sanity and lint), then the tests that
+# need the machine alone: scripts/test.sh, docs/development.md
 test: venv venv-target-oldest services images
-	$(PY) -m pytest -q tests/unit
-	$(OLD_PY) -m pytest -q -p no:cacheprovider tests/unit
-	$(PY) -m pytest -q tests/integration
-	ZD_TARGET_PYTHON=$(TARGET_OLDEST_PY) $(PY) -m pytest -q -p no:cacheprovider $(TARGET_OLDEST_TESTS)
-	@./scripts/sanity.sh
-	$(VENV)/bin/ansible-lint --profile production roles/ playbooks/
+	@./scripts/test.sh
 
 # DEMO_ARGS="-e demo_platform=kubernetes" runs it on the Kubernetes test API server (docs/roles.md)
 demo: venv images

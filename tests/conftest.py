@@ -57,3 +57,5 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "docker: needs a Docker engine and HAProxy")
     config.addinivalue_line("markers", "k8s: needs the Kubernetes test API server or a real cluster")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    config.addinivalue_line("markers", "exclusive: needs the machine to itself (a load it must hold); `make test` "
+                            "runs these alone, after the two streams (scripts/test.sh)")

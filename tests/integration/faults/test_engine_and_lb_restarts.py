@@ -105,6 +105,7 @@ class RandomReloads:
                 return
 
 
+@pytest.mark.exclusive  # it must hold 150 requests/s: not beside another stream of tests (scripts/test.sh)
 @pytest.mark.parametrize("operation", ["upgrade", "rollback"])
 def test_haproxy_reloads_at_random_moments_lose_no_request(own_dockerd, workload, haproxy, workload_name, tmp_path,
                                                            operation):
