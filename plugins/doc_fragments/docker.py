@@ -45,7 +45,7 @@ options:
     type: path
   docker_timeout:
     description:
-      - Seconds to wait for an answer of the Docker API.
+      - Seconds to wait for an answer of the Docker API; 1 or more.
     type: int
     default: 60
   load_balancer:
@@ -107,7 +107,8 @@ options:
         type: path
       timeout:
         description:
-          - Seconds to wait for an answer of the HAProxy runtime API.
+          - Seconds to wait for an answer of the HAProxy runtime API (and of its master CLI, which it asks
+            again for that long while a reload re-executes the master); more than 0.
         type: float
         default: 5.0
       upstream_file:
@@ -154,6 +155,7 @@ options:
       - Seconds a new container has to become healthy (its image's HEALTHCHECK, and O(health_check) when
         set) and to be marked up by the load balancer. A container reported V(unhealthy) or that exits fails
         at once.
+      - More than 0 (V(0) is refused: no container is healthy the instant it starts).
     type: float
     default: 60
   health_check:

@@ -203,7 +203,7 @@ class DockerPlatform(Platform):
                     intent[name] = rep.address
         drain = self.params.get("drain_timeout")
         lb.bind(scope, intent, float(drain if drain is not None else 30),
-                float(self.params.get("health_timeout") or 60))
+                self._health_timeout())
         return lb
 
     def _lb_begin(self, history: History) -> None:
@@ -323,6 +323,13 @@ class DockerPlatform(Platform):
         check_positive(p, "batch_size", "replicas", "max_batches")
         check_non_negative(p, "batch_interval", "health_timeout", "drain_timeout", "stop_timeout", "retain",
                            "wait_timeout", "lock_timeout")
+        if p.get("health_timeout") == 0:
+            raise InvalidInput("health_timeout must be more than 0: the seconds a new container may take to become "
+                               "healthy (and UP in the load balancer); no container is healthy the instant it starts")
+
+    def _health_timeout(self) -> float:
+        value = self.params.get("health_timeout")
+        return float(value) if value is not None else 60.0
 
     def _warn_without_balancer(self) -> None:
         if not self._uses_balancer():
@@ -553,7 +560,7 @@ class DockerPlatform(Platform):
     def _take_in(self, ids: list[str], fresh: list[str]) -> list[Replica]:
         """Gate freshly started containers and add them to the LB; on failure undo them and raise."""
         lb = self.balancer if self._uses_balancer() else None
-        timeout = float(self.params.get("health_timeout") or 60)
+        timeout = self._health_timeout()
         added: list[str] = []
         try:
             attrs = wait_healthy(self.client, ids, timeout, self.params.get("health_check"))

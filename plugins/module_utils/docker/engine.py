@@ -130,6 +130,9 @@ def api_error_text(exc: BaseException) -> str:
 def connect(params: dict[str, t.Any]) -> t.Any:
     """A ``docker.DockerClient`` for ``docker_host`` (TLS as configured), after a successful ping."""
     host = params.get("docker_host") or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+    timeout = params.get("docker_timeout")
+    if timeout is not None and timeout <= 0:
+        raise InvalidInput(f"docker_timeout must be 1 or more (seconds an answer of the engine may take), got {timeout}")
     if not (host.startswith("unix://") or host.startswith("tcp://") or host.startswith("ssh://")):
         raise InvalidInput(f"docker_host={host!r} must start with unix://, tcp:// or ssh://")
     tls = None
@@ -147,7 +150,7 @@ def connect(params: dict[str, t.Any]) -> t.Any:
         tls = TLSConfig(client_cert=(cert, key) if cert else None, ca_cert=ca if verify else None, verify=verify)
         host = host.replace("tcp://", "https://", 1)
     try:
-        client = docker.DockerClient(base_url=host, version="auto", timeout=int(params.get("docker_timeout") or 60),
+        client = docker.DockerClient(base_url=host, version="auto", timeout=int(timeout if timeout is not None else 60),
                                      tls=tls if tls is not None else False)
         client.ping()
     except docker_errors.DockerException as exc:

@@ -176,13 +176,17 @@ class HaproxyRuntime(Balancer):
 
     @classmethod
     def from_spec(cls, spec: dict[str, t.Any], workload: str) -> "HaproxyRuntime":
+        timeout = spec.get("timeout")
+        if timeout is not None and timeout <= 0:
+            raise InvalidInput(f"load_balancer.timeout must be more than 0 (seconds an answer of HAProxy may take), "
+                               f"got {timeout}")
         return cls(
             socket_spec=spec.get("socket") or "",
             backend=spec.get("backend") or workload,
             server_options=spec.get("server_options") or DEFAULT_SERVER_OPTIONS,
             servers_file=spec.get("servers_file"),
             backend_options=spec.get("backend_options") or DEFAULT_BACKEND_OPTIONS,
-            timeout=float(spec.get("timeout") or 5.0),
+            timeout=float(timeout if timeout is not None else 5.0),
             master_socket=spec.get("master_socket"),
         )
 

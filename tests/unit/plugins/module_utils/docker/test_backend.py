@@ -162,6 +162,23 @@ def test_max_batches_below_one_is_refused(value):
         platform._validate_rollout_params()
 
 
+def test_health_timeout_zero_is_refused_and_unset_means_60():
+    with pytest.raises(InvalidInput, match="health_timeout must be more than 0"):
+        Recording(health_timeout=0)._validate_rollout_params()
+    with pytest.raises(InvalidInput, match="health_timeout must be zero or more"):  # the range check comes first
+        Recording(health_timeout=-5)._validate_rollout_params()
+    assert Recording(health_timeout=0.5)._health_timeout() == 0.5
+    assert Recording(health_timeout=None)._health_timeout() == 60.0
+
+
+@pytest.mark.parametrize("value", [0, -3])
+def test_docker_timeout_below_one_is_refused_before_connecting(value):
+    if not engine.HAS_DOCKER:
+        pytest.skip("docker SDK not installed")
+    with pytest.raises(InvalidInput, match="docker_timeout must be 1 or more"):
+        engine.connect({"docker_host": "tcp://127.0.0.1:1", "docker_timeout": value})
+
+
 # -- old containers stopped in the background ------------------------------------------------------------------
 class StoppingApi(Api):
     """``stop`` blocks until ``gate`` is set (an app that ignores SIGTERM); ``fail`` ids answer with an error."""

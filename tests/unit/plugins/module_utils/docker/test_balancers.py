@@ -534,3 +534,10 @@ def test_a_reload_between_add_and_ready_is_repaired_by_wait_up(fake, tmp_path):
     fake.answer = real
     lb.wait_up("app-r1-000001.aaaaaa", 1)
     assert fake.servers["app-r1-000001.aaaaaa"]["status"] == "UP"
+
+
+@pytest.mark.parametrize("value", [0, -1.5])
+def test_haproxy_timeout_zero_or_below_is_refused(value):
+    with pytest.raises(InvalidInput, match="load_balancer.timeout must be more than 0"):
+        make_balancer({"type": "haproxy", "socket": "/x.sock", "timeout": value}, "w")
+    assert make_balancer({"type": "haproxy", "socket": "/x.sock", "timeout": None}, "w").timeout == 5.0
