@@ -108,3 +108,16 @@ def test_broken_upgrade_rolls_back_automatically(web, tmp_path):
     assert_no_failed_requests(timeline)
     versions = timeline["summary"]["versions"]
     assert set(versions) == {"1.0"}, versions  # the broken pods never became ready, so never took traffic
+
+
+def test_canary_requests_that_cannot_work_are_refused_before_anything_changes(web, tmp_path):
+    kubectl, _url, conn = web
+    too_big = run_role(tmp_path, "zerodown.rollout.upgrade", {
+        **conn, "upgrade_image": V2, "upgrade_canary": True, "upgrade_canary_replicas": 4})
+    assert too_big.rc != 0
+    assert "upgrade_canary_replicas=4 is more than the 3 replica(s) of web" in too_big.output, too_big.output[-4000:]
+    no_gate = run_role(tmp_path, "zerodown.rollout.upgrade", {
+        **conn, "upgrade_image": V2, "upgrade_canary": True, "upgrade_traffic_url": ""})
+    assert no_gate.rc != 0
+    assert "upgrade_canary is true but upgrade_traffic_url is empty" in no_gate.output, no_gate.output[-4000:]
+    assert "web-canary" not in deployments(kubectl) and images(kubectl) == [V1]
