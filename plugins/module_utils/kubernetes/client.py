@@ -238,9 +238,44 @@ def resolve_connection(params: dict[str, t.Any], environ: t.Optional[t.Mapping[s
     )
 
 
+def _kubeconfig_path(conn: Connection) -> t.Optional[str]:
+    """The one file the kubeconfig is read from, when it is one file (KUBECONFIG may list several)."""
+    if conn.kubeconfig:
+        return os.path.expanduser(conn.kubeconfig)
+    listed = os.environ.get("KUBECONFIG")
+    if listed:
+        return listed if os.pathsep not in listed else None
+    return os.path.expanduser("~/.kube/config")
+
+
+def check_kubeconfig(conn: Connection) -> None:
+    """Refuse, with what to fix, a kubeconfig that is not one (any YAML loads, plain text included: the client
+    then fails with its own internals) or that lacks the context asked for (listing those it has)."""
+    path = _kubeconfig_path(conn)
+    if not path or not os.path.isfile(path):
+        return  # the client says it cannot find the file
+    where = f"cannot load the Kubernetes connection from kubeconfig {path}"
+    fix = "point kubeconfig (or K8S_AUTH_KUBECONFIG / KUBECONFIG) at a kubeconfig file"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InvalidInput(f"{where}: it is not YAML ({exc}); {fix}")
+    if not isinstance(data, dict) or not any(key in data for key in ("clusters", "contexts", "users")):
+        held = f"a {type(data).__name__}" if not isinstance(data, dict) else "a mapping without clusters, contexts or users"
+        raise InvalidInput(f"{where}: it is not a kubeconfig (it holds {held}, not a YAML mapping with clusters, users "
+                           f"and contexts); {fix}")
+    contexts = [c.get("name") for c in data.get("contexts") or [] if isinstance(c, dict) and c.get("name")]
+    if conn.context and conn.context not in contexts:
+        raise InvalidInput(f"{where}: it has no context {conn.context!r} (it has: "
+                           f"{', '.join(repr(c) for c in contexts) or 'none'}); set context to one of them")
+
+
 def build_configuration(conn: Connection) -> t.Any:
     """A ``kubernetes.client.Configuration`` for ``conn``; raises InvalidInput when it cannot be loaded."""
     configuration = k8s_client.Configuration()
+    if conn.source.startswith("kubeconfig"):
+        check_kubeconfig(conn)
     try:
         if conn.source.startswith("kubeconfig"):
             k8s_config.load_kube_config(

@@ -111,6 +111,23 @@ def test_bad_inputs_are_clear(kubeconfig, tmp_path):
         build_configuration(resolve_connection({"kubeconfig": str(broken)}, {}))
 
 
+@pytest.mark.parametrize("text, held", [("just some words\n", "a str"), ("- a\n- b\n", "a list"),
+                                        ("kind: Config\n", "a mapping without clusters, contexts or users")])
+def test_a_file_that_is_not_a_kubeconfig_is_named_as_such(tmp_path, text, held):
+    garbage = tmp_path / "garbage"
+    garbage.write_text(text)
+    with pytest.raises(InvalidInput) as err:
+        build_configuration(resolve_connection({"kubeconfig": str(garbage)}, {}))
+    assert f"kubeconfig {garbage}: it is not a kubeconfig (it holds {held}" in err.value.msg
+    assert "point kubeconfig (or K8S_AUTH_KUBECONFIG / KUBECONFIG) at a kubeconfig file" in err.value.msg
+
+
+def test_an_unknown_context_lists_the_contexts_there_are(kubeconfig):
+    with pytest.raises(InvalidInput) as err:
+        build_configuration(resolve_connection({"kubeconfig": kubeconfig, "context": "nope"}, {}))
+    assert "it has no context 'nope' (it has: 'ctx-a', 'ctx-b'); set context to one of them" in err.value.msg
+
+
 def test_nothing_configured(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(InvalidInput, match="no Kubernetes connection configured"):
