@@ -31,12 +31,14 @@ attributes:
     support: full
   idempotent:
     support: full
-    details: With O(to_revision) set, re-running changes nothing. Without it, the target is the revision
-      before the current one, as C(kubectl rollout undo) does, so a second run goes back again.
+    details: With O(to_revision) set to a revision number, re-running changes nothing. Without it (or with
+      V(0)), the target is the revision before the current one, as C(kubectl rollout undo) does, so a second run
+      goes back again.
 options:
   to_revision:
     description:
-      - The revision to go back to. When omitted, the revision before the current one.
+      - The revision to go back to. When omitted, or V(0) (as C(kubectl rollout undo --to-revision=0)), the
+        revision before the current one: a second run then goes back again. A negative number is refused.
       - Use the RV(zerodown.rollout.image_upgrade#module:previous_revision) an upgrade returned to make
         re-runs idempotent.
     type: int

@@ -1018,7 +1018,7 @@ class DockerPlatform(Platform):
         self.params.update(params)
         p = self.params
         self._validate_rollout_params()
-        check_positive(p, "to_revision")
+        check_non_negative(p, "to_revision")
         history = self._existing()
         self._warn_without_balancer()
         if self._uses_balancer():
@@ -1030,7 +1030,7 @@ class DockerPlatform(Platform):
         p = self.params
         current = history.current
         assert_group(current)
-        wanted = p.get("to_revision")
+        wanted = p.get("to_revision") or None  # 0: the previous revision, as kubectl's --to-revision=0
         if wanted is not None:
             target = history.groups.get(wanted)
             if target is None:

@@ -352,3 +352,21 @@ def test_wait_timeout_is_honoured_zero_included(given, waited):
     platform = Finishing(wait_timeout=given, retain=5)
     platform._finish(2, 1, {"image": "app:1"}, "upgraded")
     assert platform.waited == [(2, waited)]
+
+
+@pytest.mark.parametrize("given", [0, None])
+def test_rollback_to_revision_zero_means_the_previous_one_as_kubectl(given):
+    history = _history(container("a", 1, "app:1", "sha:1", False),
+                       container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
+    platform = Planning()
+    platform.module.check_mode = True
+    platform.params["to_revision"] = given
+    result = platform._plan_rollback(history)
+    assert result.changed and "back from revision 2 to revision 1" in result.message, result.message
+
+
+def test_rollback_to_a_negative_revision_is_refused():
+    platform = Planning()
+    platform._existing = lambda: pytest.fail("read the engine before refusing the input")
+    with pytest.raises(InvalidInput, match="to_revision must be zero or more"):
+        platform.rollback({"to_revision": -1})
