@@ -529,9 +529,16 @@ def evaluate(report: TrafficReport, thresholds: Optional[Thresholds] = None) -> 
         else:
             fraction = report.versions.get(wanted, 0) / report.responses
             mix = ", ".join(f"{v}={n}" for v, n in report.versions.items())
+            unreadable = report.versions.get(UNKNOWN_VERSION, 0)
+            hint = ""
+            if unreadable:
+                hint = (f"; {unreadable} of them reported no version readable at {report.version_source} (without "
+                        "options the JSON field 'version' is read): point the check at where the app reports its "
+                        "version with version_json_path (a dotted JSON path), version_header (a response header) "
+                        "or version_regex (a pattern over the body)")
             check("expect_version", fraction + 1e-12 >= min_fraction, round(fraction, 6), min_fraction,
                   f"version {wanted!r} answered {fraction:.2%} of {report.responses} responses ({mix}), below "
-                  f"min_version_fraction {min_fraction:.2%}")
+                  f"min_version_fraction {min_fraction:.2%}{hint}")
     if thresholds.max_p95_ms is not None:
         p95 = report.latency_ms.get("p95")
         if p95 is None:

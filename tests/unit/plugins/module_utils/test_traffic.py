@@ -390,6 +390,18 @@ def test_expect_version_fraction():
     assert check == {"name": "expect_version", "ok": False, "actual": 0.96, "limit": 0.97}
 
 
+def test_answers_without_a_readable_version_say_where_it_was_looked_for_and_how_to_point_it():
+    report = make_report(total=10, versions={"unknown": 10})
+    verdict = evaluate(report, Thresholds(expect_version="2.0"))
+    assert verdict.verdict == "fail"
+    reason = verdict.reasons[0]
+    assert "(unknown=10)" in reason
+    assert "10 of them reported no version readable at json version" in reason
+    assert "version_json_path (a dotted JSON path), version_header (a response header) or version_regex" in reason
+    mixed = evaluate(make_report(total=10, versions={"2.0": 10}), Thresholds(expect_version="1.0"))
+    assert "readable" not in mixed.reasons[0]  # every answer had a version: nothing to point elsewhere
+
+
 def test_several_failed_checks_give_several_reasons():
     report = make_report(total=100, errors=3, versions={"1.0": 100}, p95=900.0)
     verdict = evaluate(report, Thresholds(max_error_rate=0.01, expect_version="2.0", max_p95_ms=300))
