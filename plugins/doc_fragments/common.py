@@ -28,14 +28,14 @@ options:
   kind:
     description:
       - Kind of Kubernetes workload. Only for O(platform=kubernetes).
+      - Default V(Deployment) when O(platform=kubernetes); refused with O(platform=docker).
     type: str
-    default: Deployment
     choices: [Deployment, StatefulSet, DaemonSet]
   namespace:
     description:
       - Kubernetes namespace of the workload. Only for O(platform=kubernetes).
+      - Default V(default) when O(platform=kubernetes); refused with O(platform=docker).
     type: str
-    default: default
 """
 
     ATTRIBUTES = r"""

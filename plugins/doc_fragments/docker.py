@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # Options of the docker backend; they are ignored for the other platform.
+    # Options of the docker backend; given with platform=kubernetes they are refused (platforms.check_options).
     # In step with plugins/module_utils/docker/args.py: DOCUMENTATION = DOCKER_ARGS,
     # ROLLOUT = DOCKER_ROLLOUT_ARGS, CONTAINER = DOCKER_CONTAINER_ARGS.
     DOCUMENTATION = r"""
@@ -23,14 +23,14 @@ options:
   docker_tls:
     description:
       - Talk TLS to a V(tcp://) O(docker_host). Implied when a certificate option is set.
+      - Default V(false). Only for O(platform=docker): refused with O(platform=kubernetes).
     type: bool
-    default: false
   docker_tls_verify:
     description:
       - Verify the engine's certificate (against O(docker_ca_path) or the system's CAs).
       - Set to V(false) only for a test engine you trust.
+      - Default V(true). Only for O(platform=docker): refused with O(platform=kubernetes).
     type: bool
-    default: true
   docker_ca_path:
     description:
       - PEM file of the CA that signed the engine's certificate.
@@ -46,8 +46,8 @@ options:
   docker_timeout:
     description:
       - Seconds to wait for an answer of the Docker API; 1 or more.
+      - Default V(60). Only for O(platform=docker): refused with O(platform=kubernetes).
     type: int
-    default: 60
   load_balancer:
     description:
       - The L7 load balancer in front of the workload's containers. Only for O(platform=docker).
@@ -143,21 +143,21 @@ options:
     description:
       - How many containers are replaced at a time. Only for O(platform=docker).
       - Each batch starts its new containers before it drains and stops the old ones (start-first).
+      - Default V(1). Only for O(platform=docker): refused with O(platform=kubernetes).
     type: int
-    default: 1
   batch_interval:
     description:
       - Seconds to pause between two batches.
+      - Default V(0). Only for O(platform=docker): refused with O(platform=kubernetes).
     type: float
-    default: 0
   health_timeout:
     description:
       - Seconds a new container has to become healthy (its image's HEALTHCHECK, and O(health_check) when
         set) and to be marked up by the load balancer. A container reported V(unhealthy) or that exits fails
         at once.
       - More than 0 (V(0) is refused: no container is healthy the instant it starts).
+      - Default V(60). Only for O(platform=docker): refused with O(platform=kubernetes).
     type: float
-    default: 60
   health_check:
     description:
       - An HTTP probe every new container must pass, on top of its HEALTHCHECK, before it takes traffic.
@@ -179,22 +179,22 @@ options:
     description:
       - Seconds to wait for the sessions of a drained container to end before it is taken out of the load
         balancer anyway.
+      - Default V(30). Only for O(platform=docker): refused with O(platform=kubernetes).
     type: float
-    default: 30
   stop_timeout:
     description:
       - Seconds Docker waits after SIGTERM before it kills a container being stopped. V(0) kills it at once.
       - Old containers are stopped once they are out of the load balancer, in the background (a few at a time),
         so the next batch does not wait for them; the task returns once every stop has ended.
+      - Default V(10). Only for O(platform=docker): refused with O(platform=kubernetes).
     type: int
-    default: 10
   retain:
     description:
       - How many earlier revisions keep their (stopped) containers, for M(zerodown.rollout.rollback).
       - Containers of older revisions of this workload are removed after a successful change, and by a run
         that finds nothing else to do (a run interrupted before its pruning left them).
+      - Default V(2). Only for O(platform=docker): refused with O(platform=kubernetes).
     type: int
-    default: 2
   lock_timeout:
     description:
       - Seconds to wait for the workload's lock when another run holds it, then fail without changing
@@ -208,8 +208,8 @@ options:
       - Check mode, and runs with nothing to change, never take the lock.
       - The default lets a re-run after an interrupted controller wait for the module that may still be
         finishing on the host.
+      - Default V(300). Only for O(platform=docker): refused with O(platform=kubernetes).
     type: float
-    default: 300
 """
 
     CONTAINER = r"""
@@ -282,8 +282,8 @@ options:
   pull:
     description:
       - When to pull O(image). V(missing) pulls only when the host does not have it; V(never) fails then.
+      - Default V(missing). Only for O(platform=docker): refused with O(platform=kubernetes).
     type: str
-    default: missing
     choices: [missing, always, never]
   max_batches:
     description:

@@ -24,12 +24,50 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
 PLATFORMS = ("docker", "kubernetes")
 KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 
+# kind and namespace are Kubernetes options (PLATFORM_OPTIONS below); their defaults, Deployment and
+# "default", are applied in get_platform so that a Docker task that sets them can be told apart and refused.
 COMMON_ARGS: dict[str, dict[str, t.Any]] = {
     "platform": {"type": "str", "required": True, "choices": list(PLATFORMS)},
     "name": {"type": "str", "required": True},
-    "kind": {"type": "str", "default": "Deployment", "choices": list(KINDS)},
-    "namespace": {"type": "str", "default": "default"},
+    "kind": {"type": "str", "choices": list(KINDS)},
+    "namespace": {"type": "str"},
 }
+
+
+def platform_options() -> dict[str, frozenset[str]]:
+    """The options each platform owns, by platform: given with another platform, they are refused.
+
+    None of them has a default in the argument spec (each backend applies its documented default), so a value
+    that is not None was given by the task (or its module_defaults)."""
+    owned: dict[str, set[str]] = {"kubernetes": {"kind", "namespace"}, "docker": set()}
+    try:
+        from ansible_collections.zerodown.rollout.plugins.module_utils.docker import args as docker_args
+    except ImportError:
+        docker_args = None
+    try:
+        from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.args import KUBERNETES_ARGS
+    except ImportError:
+        KUBERNETES_ARGS = {}
+    if docker_args is not None:
+        owned["docker"] |= set(docker_args.DOCKER_ARGS) | set(docker_args.DOCKER_ROLLOUT_ARGS) | \
+            set(docker_args.DOCKER_CONTAINER_ARGS)
+    owned["kubernetes"] |= set(KUBERNETES_ARGS)
+    for spec in KUBERNETES_ARGS.values():
+        owned["kubernetes"] |= set(spec.get("aliases") or ())
+    return {name: frozenset(options) for name, options in owned.items()}
+
+
+def check_options(params: dict[str, t.Any], platform: str) -> None:
+    """Refuse, before anything is read or changed, an option another platform owns that the task gave."""
+    for other, options in platform_options().items():
+        if other == platform:
+            continue
+        given = sorted(name for name in options if params.get(name) is not None)
+        if given:
+            raise InvalidInput(
+                f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to platform={other} only, and this "
+                f"task has platform={platform}: remove {'it' if len(given) == 1 else 'them'} (or check module_defaults)"
+            )
 
 
 def _backend_args(groups: t.Sequence[str] = ()) -> dict[str, dict[str, t.Any]]:
@@ -69,22 +107,19 @@ def argument_spec(*groups: str, **module_args: dict[str, t.Any]) -> dict[str, di
 def get_platform(module: t.Any) -> Platform:
     """Instantiate the backend named by ``platform``; raises InvalidInput for unusable choices."""
     params = module.params
+    check_options(params, params["platform"])
+    kubernetes = params["platform"] == "kubernetes"
     workload = WorkloadRef(
         platform=params["platform"],
         name=params["name"],
         kind=params.get("kind") or "Deployment",
-        namespace=params.get("namespace") if params["platform"] == "kubernetes" else None,
+        namespace=(params["namespace"] if params.get("namespace") is not None else "default") if kubernetes else None,
     )
     if not workload.name or not workload.name.strip():
         raise InvalidInput("name must be the non-empty name of the workload")
     # Python and the backend's libraries within the supported range, before anything is read or changed
     check_platform(workload.platform)
     if workload.platform == "docker":
-        if params.get("kind") not in (None, "Deployment"):
-            raise InvalidInput(
-                f"kind={params['kind']} applies to platform=kubernetes only; a Docker workload is a set of "
-                "containers, leave kind unset"
-            )
         try:
             from ansible_collections.zerodown.rollout.plugins.module_utils.docker.backend import DockerPlatform
         except ImportError as exc:  # only when the backend itself is missing from the build

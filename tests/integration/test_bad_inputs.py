@@ -72,6 +72,11 @@ def _cases(dk: dict[str, t.Any], k8s: dict[str, t.Any], missing_dk: dict[str, t.
         ("docker-rollback-lock-timeout-text", {rb: {**dk, "lock_timeout": "soon"}}, ["lock_timeout"]),
         ("docker-container-option", {up: {**dk, "image": IMAGE_V2, "container": "web"}}, ["container", "kubernetes"]),
         ("docker-kind", {up: {**dk, "image": IMAGE_V2, "kind": "StatefulSet"}}, ["kind", "kubernetes"]),
+        ("docker-kubeconfig", {up: {**dk, "image": IMAGE_V2, "kubeconfig": k8s["kubeconfig"]}},
+         ["kubeconfig applies to platform=kubernetes only", "platform=docker"]),
+        ("docker-namespace", {info: {**dk, "namespace": "prod"}}, ["namespace applies to platform=kubernetes only"]),
+        ("docker-health-timeout-0", {up: {**dk, "image": IMAGE_V2, "health_timeout": 0}},
+         ["health_timeout must be more than 0"]),
         ("docker-lb-socket-missing", {up: {**dk, "image": IMAGE_V2, "load_balancer": {
             **dk["load_balancer"], "socket": "/nonexistent/zd/admin.sock"}}}, ["/nonexistent/zd/admin.sock"]),
         ("docker-lb-backend-missing", {up: {**dk, "image": IMAGE_V2, "load_balancer": {
@@ -106,6 +111,12 @@ def _cases(dk: dict[str, t.Any], k8s: dict[str, t.Any], missing_dk: dict[str, t.
         ("k8s-rollback-unknown-revision", {rb: {**k8s, "to_revision": 99}}, ["99"]),
         ("k8s-wait-revision-0", {wt: {**k8s, "revision": 0}}, ["revision"]),
         ("k8s-preflight-skip-unknown", {pf: {**k8s, "skip": ["no_such_check"]}}, ["no_such_check"]),
+        ("k8s-docker-host", {up: {**k8s, "image": K8S_V2, "docker_host": "unix:///var/run/docker.sock"}},
+         ["docker_host applies to platform=docker only", "platform=kubernetes"]),
+        ("k8s-load-balancer", {rb: {**k8s, "load_balancer": dk["load_balancer"]}},
+         ["load_balancer applies to platform=docker only"]),
+        ("k8s-kubeconfig-garbage", {info: {**k8s, "kubeconfig": "{{ playbook_dir }}/play.yml"}},  # a YAML list
+         ["is not a kubeconfig"]),
         # -- traffic_check lookup ---------------------------------------------------------------------
         ("lookup-concurrency-0", lookup(traffic_url, concurrency=0), ["concurrency"]),
         ("lookup-url-scheme", lookup("ftp://127.0.0.1/x"), ["ftp://127.0.0.1/x", "http"]),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible.module_utils.basic import env_fallback
 
 LOAD_BALANCER_OPTIONS: dict[str, dict[str, t.Any]] = {
     "type": {"type": "str", "default": "haproxy", "choices": ["haproxy", "nginx", "none"]},
@@ -34,20 +33,20 @@ LOAD_BALANCER_OPTIONS: dict[str, dict[str, t.Any]] = {
 }
 
 DOCKER_ARGS: dict[str, dict[str, t.Any]] = {
-    "docker_host": {"type": "str", "fallback": (env_fallback, ["DOCKER_HOST"])},
-    "docker_tls": {"type": "bool", "default": False},
-    "docker_tls_verify": {"type": "bool", "default": True},
+    "docker_host": {"type": "str"},  # unset: DOCKER_HOST, then the local socket (engine.connect)
+    "docker_tls": {"type": "bool"},
+    "docker_tls_verify": {"type": "bool"},
     "docker_ca_path": {"type": "path"},
     "docker_client_cert": {"type": "path"},
     "docker_client_key": {"type": "path", "no_log": True},
-    "docker_timeout": {"type": "int", "default": 60},
+    "docker_timeout": {"type": "int"},
     "load_balancer": {"type": "dict", "options": LOAD_BALANCER_OPTIONS},
 }
 
 DOCKER_ROLLOUT_ARGS: dict[str, dict[str, t.Any]] = {
-    "batch_size": {"type": "int", "default": 1},
-    "batch_interval": {"type": "float", "default": 0},
-    "health_timeout": {"type": "float", "default": 60},
+    "batch_size": {"type": "int"},
+    "batch_interval": {"type": "float"},
+    "health_timeout": {"type": "float"},
     "health_check": {
         "type": "dict",
         "options": {
@@ -55,10 +54,10 @@ DOCKER_ROLLOUT_ARGS: dict[str, dict[str, t.Any]] = {
             "status": {"type": "list", "elements": "int", "default": [200]},
         },
     },
-    "drain_timeout": {"type": "float", "default": 30},
-    "stop_timeout": {"type": "int", "default": 10},
-    "retain": {"type": "int", "default": 2},
-    "lock_timeout": {"type": "float", "default": 300},
+    "drain_timeout": {"type": "float"},
+    "stop_timeout": {"type": "int"},
+    "retain": {"type": "int"},
+    "lock_timeout": {"type": "float"},
 }
 
 DOCKER_CONTAINER_ARGS: dict[str, dict[str, t.Any]] = {
@@ -85,6 +84,6 @@ DOCKER_CONTAINER_ARGS: dict[str, dict[str, t.Any]] = {
             },
         },
     },
-    "pull": {"type": "str", "default": "missing", "choices": ["missing", "always", "never"]},
+    "pull": {"type": "str", "choices": ["missing", "always", "never"]},
     "max_batches": {"type": "int"},
 }

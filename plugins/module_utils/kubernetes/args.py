@@ -47,7 +47,7 @@ KUBERNETES_ARGS: dict[str, dict[str, t.Any]] = {
     "proxy_headers": {"type": "dict", "options": PROXY_HEADERS_OPTIONS},
     "impersonate_user": {"type": "str"},
     "impersonate_groups": {"type": "list", "elements": "str"},
-    "k8s_request_timeout": {"type": "int", "default": 30},
-    "readiness_failure_limit": {"type": "int", "default": 10},
-    "wait_old_pods_gone": {"type": "bool", "default": False},
+    "k8s_request_timeout": {"type": "int"},
+    "readiness_failure_limit": {"type": "int"},
+    "wait_old_pods_gone": {"type": "bool"},
 }

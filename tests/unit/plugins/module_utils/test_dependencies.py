@@ -110,7 +110,7 @@ def test_a_too_old_library_fails_the_task_before_the_backend_is_built(monkeypatc
     from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes import backend as k8s_backend
     monkeypatch.setattr(docker_backend, "DockerPlatform", refuse)
     monkeypatch.setattr(k8s_backend, "KubernetesPlatform", refuse)
-    module = FakeModule({"platform": platform, "name": "web", "kind": "Deployment", "namespace": "default"})
+    module = FakeModule({"platform": platform, "name": "web", "kind": None, "namespace": None})  # as AnsibleModule: unset
     action_calls = []
     with pytest.raises(SystemExit):
         platforms.run(module, action_calls.append)
