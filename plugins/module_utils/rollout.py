@@ -267,6 +267,19 @@ class Platform:
         """Zero-downtime lint: what in the workload's configuration would make an upgrade drop traffic."""
         raise NotImplementedError
 
+    # the names of the checks preflight() runs: what the preflight module's ``skip`` accepts
+    checks: t.Tuple[str, ...] = ()
+
+    def lint(self, params: dict[str, t.Any]) -> list[Finding]:
+        """:meth:`preflight` without the checks ``params['skip']`` names; a name the platform has no check of is
+        refused before anything is read."""
+        skip = list(params.get("skip") or [])
+        unknown = sorted(set(skip) - set(self.checks))
+        if unknown:
+            raise InvalidInput(f"skip: unknown check(s) {', '.join(unknown)}; the checks of "
+                               f"platform={self.workload.platform} are {', '.join(self.checks)}")
+        return [f for f in self.preflight(params) if f.check not in skip]
+
 
 class Deadline:
     """A monotonic deadline: ``Deadline(30).remaining`` counts down, ``expired`` turns true."""

@@ -43,7 +43,13 @@ options:
     default: error
   skip:
     description:
-      - Names of checks not to run, for example V(single_replica) for a workload that is a singleton by design.
+      - Names of checks not to run, for example V(single_replica) for a Kubernetes workload that is a singleton
+        by design, or V(replicas) for a Docker one. A name the platform has no check of is refused.
+      - The checks of O(platform=kubernetes) - V(readiness_probe), V(max_unavailable), V(single_replica),
+        V(recreate_strategy), V(on_delete_strategy), V(prestop_hook), V(termination_grace),
+        V(progress_deadline), V(partition), V(daemonset_surge), V(paused).
+      - The checks of O(platform=docker) - V(workload-exists), V(load-balancer), V(health-gate), V(replicas),
+        V(restart-policy), V(published-port).
     type: list
     elements: str
     default: []
@@ -130,7 +136,7 @@ _RANK = {"error": 2, "warning": 1}
 
 
 def check(module: AnsibleModule, platform) -> dict:
-    findings = platform.preflight(module.params)
+    findings = platform.lint(module.params)
     findings = sorted(findings, key=lambda f: -_RANK.get(f.severity, 0))
     errors = sum(1 for f in findings if f.severity == "error")
     warnings = sum(1 for f in findings if f.severity == "warning")

@@ -75,6 +75,8 @@ def _cases(dk: dict[str, t.Any], k8s: dict[str, t.Any], missing_dk: dict[str, t.
         ("docker-kubeconfig", {up: {**dk, "image": IMAGE_V2, "kubeconfig": k8s["kubeconfig"]}},
          ["kubeconfig applies to platform=kubernetes only", "platform=docker"]),
         ("docker-namespace", {info: {**dk, "namespace": "prod"}}, ["namespace applies to platform=kubernetes only"]),
+        ("docker-preflight-skip-unknown", {pf: {**dk, "skip": ["single_replica"]}},
+         ["single_replica", "the checks of platform=docker are"]),
         ("docker-health-timeout-0", {up: {**dk, "image": IMAGE_V2, "health_timeout": 0}},
          ["health_timeout must be more than 0"]),
         ("docker-lb-socket-missing", {up: {**dk, "image": IMAGE_V2, "load_balancer": {

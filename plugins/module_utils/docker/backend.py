@@ -1172,6 +1172,8 @@ class DockerPlatform(Platform):
         return result
 
     # -- pre-flight --------------------------------------------------------------------------------
+    checks = ("workload-exists", "load-balancer", "health-gate", "replicas", "restart-policy", "published-port")
+
     def preflight(self, params: dict[str, t.Any]) -> list[Finding]:
         self.params.update(params)
         findings: list[Finding] = []

@@ -43,6 +43,11 @@ def test_preflight_flags_what_would_drop_traffic(engine, haproxy, workload_name,
     # an HTTP probe is a health gate too; an HAProxy that is there clears the load balancer finding
     found = _findings(workload_name, load_balancer=haproxy.lb_options(), health_check={"path": "/healthz"})
     assert found == {"replicas": "warning", "restart-policy": "warning"}
+    # the preflight module's skip applies on Docker as on Kubernetes (a singleton by design)
+    res = run_playbook(tmp_path, [{"zerodown.rollout.preflight": {
+        "platform": "docker", "name": workload_name, "load_balancer": haproxy.lb_options(), "fail_on": "warning",
+        "skip": ["replicas", "restart-policy", "health-gate"]}}])["localhost"]["r0"]
+    assert not res.get("failed") and res["findings"] == [] and res["ok"], res
 
 
 def test_without_load_balancer_scale_and_upgrade(engine, workload_name, containers, tmp_path):

@@ -5,7 +5,9 @@ import pytest
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     ActionResult,
     Deadline,
+    Finding,
     InvalidInput,
+    Platform,
     RolloutStatus,
     WorkloadRef,
     check_non_negative,
@@ -75,3 +77,33 @@ def test_action_result_diff_only_when_asked():
 def test_workload_describe():
     assert WorkloadRef("kubernetes", "web", "StatefulSet", "prod").describe() == "StatefulSet prod/web"
     assert WorkloadRef("docker", "web").describe() == "Docker workload 'web'"
+
+
+class Linted(Platform):
+    """A platform whose preflight finds one error and one warning, and records that it ran."""
+
+    checks = ("health-gate", "replicas")
+
+    def __init__(self):
+        super().__init__(None, WorkloadRef("docker", "web"))
+        self.ran = 0
+
+    def preflight(self, params):
+        self.ran += 1
+        return [Finding("health-gate", "error", "no health check"), Finding("replicas", "warning", "1 replica")]
+
+
+def test_lint_leaves_out_the_skipped_checks_on_any_platform():
+    platform = Linted()
+    assert [f.check for f in platform.lint({"skip": []})] == ["health-gate", "replicas"]
+    assert [f.check for f in platform.lint({"skip": ["replicas"]})] == ["health-gate"]
+    assert platform.lint({"skip": ["replicas", "health-gate"]}) == []
+
+
+def test_lint_refuses_a_check_the_platform_does_not_have_before_reading_anything():
+    platform = Linted()
+    with pytest.raises(InvalidInput) as err:
+        platform.lint({"skip": ["single_replica"]})  # a Kubernetes check's name on Docker
+    assert err.value.msg == ("skip: unknown check(s) single_replica; the checks of platform=docker are "
+                             "health-gate, replicas")
+    assert platform.ran == 0
