@@ -235,6 +235,26 @@ class Finding:
 
 ProgressCallback = t.Callable[[RolloutStatus], None]
 
+# at most this many lines of ``progress`` in a result (a long wait repeats few distinct messages anyway)
+MAX_PROGRESS_LINES = 200
+
+
+class ProgressLog:
+    """A task's ``progress`` return value: each distinct message, with the seconds at which it appeared.
+
+    Called with a status (a :data:`ProgressCallback` for waits), or :meth:`note` for a step of the platform's own."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.entries: list[dict[str, t.Any]] = []
+
+    def note(self, message: str) -> None:
+        if (not self.entries or self.entries[-1]["message"] != message) and len(self.entries) < MAX_PROGRESS_LINES:
+            self.entries.append({"t": round(time.monotonic() - self.started, 3), "message": message})
+
+    def __call__(self, status: RolloutStatus) -> None:
+        self.note(status.message)
+
 
 class Platform:
     """What every backend implements. ``module`` is the AnsibleModule (for check mode, warnings)."""

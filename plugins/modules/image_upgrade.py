@@ -152,7 +152,9 @@ status:
 progress:
   description:
     - The distinct rollout status messages seen while waiting, with the seconds at which each appeared.
-    - Returned when the task changed something and waited.
+    - On O(platform=docker), first one line per batch of the swap (new replicas healthy and in the load
+      balancer, old ones left), then the statuses of the final wait.
+    - Returned when the task changed something (and, on Kubernetes, waited).
   returned: when changed
   type: list
   elements: dict

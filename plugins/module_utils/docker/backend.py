@@ -59,6 +59,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     InvalidInput,
     Platform,
     PlatformUnreachable,
+    ProgressLog,
     RolloutError,
     RolloutFailed,
     RolloutStatus,
@@ -105,6 +106,7 @@ class DockerPlatform(Platform):
         self._lb_bound = False  # the balancer holds this run's intent (set under the lock)
         self._lb_fixes: list[str] = []  # what this run repaired in the load balancer
         self._half_made_removed: list[str] = []  # containers an interrupted run created and never started
+        self._progress = ProgressLog()  # the batches of a swap, then the final wait: returned as progress
         # ``docker stop`` of old containers already out of the load balancer, joined before the module returns
         self._stopper: t.Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._stops: list[tuple[Replica, concurrent.futures.Future]] = []
@@ -669,6 +671,9 @@ class DockerPlatform(Platform):
                 self._revert(steps + [_Step(ids, fresh, [])], err)
                 raise
             steps.append(_Step(ids, fresh, going))
+            self._progress.note(f"batch {batches}: {started} of {desired} new replica(s) healthy"
+                                f"{' and in the load balancer' if self._uses_balancer() else ''}, "
+                                f"{len(remaining_old)} old one(s) left")
         return batches
 
     def _revert(self, steps: list[_Step], err: RolloutError) -> None:
@@ -1156,7 +1161,7 @@ class DockerPlatform(Platform):
         if self.params.get("wait", True) and not status.done and not partial:
             wait_timeout = self.params.get("wait_timeout")
             timeout = float(wait_timeout if wait_timeout is not None else 300)
-            status = self.wait(revision, timeout)
+            status = self.wait(revision, timeout, progress=self._progress)
         group = history.groups[revision]
         after = {"revision": revision, "image": group.image, "replicas": len(group.running)}
         result = ActionResult(
@@ -1167,6 +1172,7 @@ class DockerPlatform(Platform):
         )
         result.extra["pruned"] = pruned + self._half_made_removed
         result.extra["lb_repaired"] = list(self._lb_fixes)
+        result.extra["progress"] = list(self._progress.entries)
         if self._batch_limit() is not None:
             result.extra["partial"] = partial
         return result

@@ -49,6 +49,9 @@ def test_old_containers_end_stopped_and_kept_and_exactly_retain_revisions(engine
     assert not res.get("failed") and (res["previous_revision"], res["revision"]) == (1, 2), res
     assert res["pruned"] == [] and res["status"]["state"] == "complete", res
     assert "upgraded from revision 1" in res["msg"] and "in 3 batch(es)" in res["msg"], res["msg"]
+    batches = [e["message"] for e in res["progress"] if e["message"].startswith("batch ")]
+    assert [m.split(":")[0] for m in batches] == ["batch 1", "batch 2", "batch 3"], res["progress"]
+    assert batches[-1].endswith("0 old one(s) left"), res["progress"]
     # every old container was stopped (killed after stop_timeout: the app ignores SIGTERM) and kept
     assert set(after_first[1]) == rev1
     for c in after_first[1].values():  # as listed right after the first upgrade

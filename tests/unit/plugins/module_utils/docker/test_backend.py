@@ -347,6 +347,28 @@ class Finishing(DockerPlatform):
         return self._status(self.load(), revision)
 
 
+def test_progress_has_each_batch_then_the_final_wait():
+    platform = Recording(batch_size=2, load_balancer={"type": "haproxy", "socket": "/x.sock"})
+    platform._swap([rep("a"), rep("b"), rep("c")], 3, starter())
+    messages = [e["message"] for e in platform._progress.entries]
+    assert messages == ["batch 1: 2 of 3 new replica(s) healthy and in the load balancer, 1 old one(s) left",
+                        "batch 2: 3 of 3 new replica(s) healthy and in the load balancer, 0 old one(s) left"]
+    times = [e["t"] for e in platform._progress.entries]
+    assert times == sorted(times) and times[0] >= 0
+
+    finishing = Finishing(retain=5)
+    finishing._progress.note("batch 1: 1 of 1 new replica(s) healthy, 0 old one(s) left")
+
+    def wait(revision, timeout, progress=None):  # the final wait reports its statuses through progress
+        progress(finishing._status(None))
+        progress(finishing._status(None))  # the same message again: kept once
+        return finishing._status(None)
+    finishing.wait = wait
+    result = finishing._finish(2, 1, {"image": "app:1"}, "upgraded")
+    assert [e["message"] for e in result.extra["progress"]] == [
+        "batch 1: 1 of 1 new replica(s) healthy, 0 old one(s) left", "waiting"]
+
+
 @pytest.mark.parametrize("given, waited", [(0, 0.0), (7, 7.0), (None, 300.0)])
 def test_wait_timeout_is_honoured_zero_included(given, waited):
     platform = Finishing(wait_timeout=given, retain=5)
