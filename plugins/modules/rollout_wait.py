@@ -129,9 +129,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.platforms import argument_spec, run
-from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import InvalidInput, RolloutError
-
-MAX_PROGRESS_LINES = 200
+from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import InvalidInput, ProgressLog, RolloutError
 
 
 def wait(module: AnsibleModule, platform) -> dict:
@@ -140,11 +138,8 @@ def wait(module: AnsibleModule, platform) -> dict:
     if module.params["revision"] is not None and module.params["revision"] < 1:
         raise InvalidInput(f"revision must be 1 or more, got {module.params['revision']}")
     start = time.monotonic()
-    progress: list[dict] = []
-
-    def record(status) -> None:
-        if (not progress or progress[-1]["message"] != status.message) and len(progress) < MAX_PROGRESS_LINES:
-            progress.append({"t": round(time.monotonic() - start, 3), "message": status.message})
+    record = ProgressLog()
+    progress = record.entries
 
     try:
         status = platform.wait(module.params["revision"], float(module.params["timeout"]), record)

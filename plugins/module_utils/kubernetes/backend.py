@@ -10,7 +10,6 @@ uses a server-side dry run (``dryRun=All``), so admission and validation run as 
 
 from __future__ import annotations
 
-import time
 import typing as t
 
 from ansible.module_utils.basic import missing_required_lib
@@ -29,6 +28,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     InvalidInput,
     Platform,
     ProgressCallback,
+    ProgressLog,
     Revision,
     RolloutError,
     RolloutStatus,
@@ -129,11 +129,8 @@ class KubernetesPlatform(Platform):
                 progress: list[dict[str, t.Any]], details: dict[str, t.Any]) -> tuple[t.Optional[int], t.Optional[RolloutStatus]]:
         """After a real change: wait for the rollout (or only for the new revision number)."""
         generation = int(rev.meta(patched).get("generation") or 0)
-        start = time.monotonic()
-
-        def record(status: RolloutStatus) -> None:
-            if (not progress or progress[-1]["message"] != status.message) and len(progress) < 200:
-                progress.append({"t": round(time.monotonic() - start, 3), "message": status.message})
+        record = ProgressLog()
+        record.entries = progress  # the caller's list, returned as progress
 
         waiter = self.waiter()
         try:
