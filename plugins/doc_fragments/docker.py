@@ -53,6 +53,8 @@ options:
       - The L7 load balancer in front of the workload's containers. Only for O(platform=docker).
       - When omitted, no load balancer is driven (as with O(load_balancer.type=none)); changing modules
         then warn that zero downtime needs one.
+      - Each suboption below says which O(load_balancer.type) takes it; one given for another type is refused
+        before anything changes.
     type: dict
     suboptions:
       type:
@@ -109,8 +111,8 @@ options:
         description:
           - Seconds to wait for an answer of the HAProxy runtime API (and of its master CLI, which it asks
             again for that long while a reload re-executes the master); more than 0.
+          - Default V(5.0). For V(haproxy) only.
         type: float
-        default: 5.0
       upstream_file:
         description:
           - For V(nginx), the file holding the C(upstream) block, included by the nginx configuration.
@@ -123,18 +125,18 @@ options:
       reload_command:
         description:
           - For V(nginx), the command that reloads nginx gracefully.
+          - Default V(nginx -s reload). For V(nginx) only; an empty command is refused.
         type: str
-        default: nginx -s reload
       test_command:
         description:
           - For V(nginx), the command that checks the configuration before each reload; empty to skip.
+          - Default V(nginx -t). For V(nginx) only.
         type: str
-        default: nginx -t
       drain_grace:
         description:
           - For V(nginx), seconds to wait after a container left the upstream before it is stopped.
+          - Default V(1.0). For V(nginx) only.
         type: float
-        default: 1.0
 """
 
     ROLLOUT = r"""

@@ -15,22 +15,11 @@ from __future__ import annotations
 
 import typing as t
 
+from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.registry import load_balancer_options
 
-LOAD_BALANCER_OPTIONS: dict[str, dict[str, t.Any]] = {
-    "type": {"type": "str", "default": "haproxy", "choices": ["haproxy", "nginx", "none"]},
-    "socket": {"type": "str"},
-    "master_socket": {"type": "str"},
-    "backend": {"type": "str"},
-    "server_options": {"type": "str"},
-    "backend_options": {"type": "list", "elements": "str"},
-    "servers_file": {"type": "path"},
-    "timeout": {"type": "float", "default": 5.0},
-    "upstream_file": {"type": "path"},
-    "upstream": {"type": "str"},
-    "reload_command": {"type": "str", "default": "nginx -s reload"},
-    "test_command": {"type": "str", "default": "nginx -t"},
-    "drain_grace": {"type": "float", "default": 1.0},
-}
+
+# every driver's suboptions (balancer/registry.py); only type has a default
+LOAD_BALANCER_OPTIONS: dict[str, dict[str, t.Any]] = load_balancer_options()
 
 DOCKER_ARGS: dict[str, dict[str, t.Any]] = {
     "docker_host": {"type": "str"},  # unset: DOCKER_HOST, then the local socket (engine.connect)

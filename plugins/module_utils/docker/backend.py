@@ -19,15 +19,15 @@ import time
 import typing as t
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker import engine as engine_mod
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.base import (
+from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import (
     Balancer,
     Member,
     Scope,
     engine_tag,
-    make_balancer,
     server_name,
 )
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.none import NO_BALANCER_WARNING
+from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.none import NO_BALANCER_WARNING
+from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.registry import make_balancer
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.lock import (
     LockHeld,
     LockOwner,

@@ -24,8 +24,6 @@ import time
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import InvalidInput
-
 
 @dataclass
 class Member:
@@ -86,6 +84,15 @@ class Balancer:
     """
 
     kind = ""
+    # the load_balancer suboptions this driver takes (argument-spec style, without defaults: the driver applies
+    # its documented defaults, so that a suboption of another driver can be told apart and refused)
+    OPTIONS: t.Dict[str, t.Dict[str, t.Any]] = {}
+
+    @classmethod
+    def from_spec(cls, spec: t.Dict[str, t.Any], workload: str, runner: t.Any) -> "Balancer":
+        """The driver for the ``load_balancer`` option ``spec`` (validated by the registry); ``runner(argv) ->
+        (rc, stdout, stderr)`` runs the commands of drivers that need some."""
+        return cls()
 
     def __init__(self) -> None:
         self.scope: t.Optional[Scope] = None
@@ -191,25 +198,3 @@ def describe_file_fixes(listed: t.Mapping[str, str], intent: t.Mapping[str, str]
     out = [f"{where}: {dropped} {n} ({a})" for n, a in sorted(listed.items()) if n not in intent]
     out += [f"{where}: {written} {n} ({a})" for n, a in sorted(intent.items()) if listed.get(n) != a]
     return out
-
-
-def make_balancer(spec: t.Optional[dict[str, t.Any]], workload: str, runner: t.Any = None) -> Balancer:
-    """Build the driver named by ``spec['type']`` (``load_balancer`` option); None means ``none``.
-
-    ``runner(argv) -> (rc, stdout, stderr)`` runs the commands of drivers that need some (nginx).
-    """
-    spec = dict(spec or {})
-    kind = spec.get("type") or "none"
-    if kind == "haproxy":
-        from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.haproxy import HaproxyRuntime
-
-        return HaproxyRuntime.from_spec(spec, workload)
-    if kind == "nginx":
-        from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.nginx import NginxUpstream
-
-        return NginxUpstream.from_spec(spec, workload, runner)
-    if kind == "none":
-        from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.none import NoBalancer
-
-        return NoBalancer()
-    raise InvalidInput(f"load_balancer.type={kind!r} is not supported; use haproxy, nginx or none")

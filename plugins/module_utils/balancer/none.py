@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.base import Balancer, Member
+from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import Balancer, Member
 
 NO_BALANCER_WARNING = (
     "load_balancer.type is none: containers are started before the old ones stop, but nothing moves "

@@ -31,14 +31,14 @@ import stat
 import time
 import typing as t
 
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.base import (
+from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import (
     Balancer,
     Member,
     describe_file_fixes,
     describe_fixes,
     plan_fixes,
 )
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.files import (
+from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.files import (
     file_lock,
     read_text,
     replace_text,
@@ -157,6 +157,15 @@ class HaproxyRuntime(Balancer):
     """Drives one backend through HAProxy's runtime API."""
 
     kind = "haproxy"
+    OPTIONS = {
+        "socket": {"type": "str"},
+        "master_socket": {"type": "str"},
+        "backend": {"type": "str"},
+        "server_options": {"type": "str"},
+        "backend_options": {"type": "list", "elements": "str"},
+        "servers_file": {"type": "path"},
+        "timeout": {"type": "float"},
+    }
 
     def __init__(self, socket_spec: str, backend: str, server_options: str = DEFAULT_SERVER_OPTIONS,
                  servers_file: t.Optional[str] = None,
@@ -175,7 +184,7 @@ class HaproxyRuntime(Balancer):
         self._written_at: t.Optional[float] = None
 
     @classmethod
-    def from_spec(cls, spec: dict[str, t.Any], workload: str) -> "HaproxyRuntime":
+    def from_spec(cls, spec: dict[str, t.Any], workload: str, runner: t.Any = None) -> "HaproxyRuntime":
         timeout = spec.get("timeout")
         if timeout is not None and timeout <= 0:
             raise InvalidInput(f"load_balancer.timeout must be more than 0 (seconds an answer of HAProxy may take), "

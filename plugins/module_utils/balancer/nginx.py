@@ -22,12 +22,12 @@ import shlex
 import time
 import typing as t
 
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.base import (
+from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import (
     Balancer,
     Member,
     describe_file_fixes,
 )
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.balancer.files import (
+from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.files import (
     file_lock,
     read_text,
     replace_text,
@@ -72,6 +72,15 @@ class NginxUpstream(Balancer):
     """Renders one upstream file from the intent and reloads nginx gracefully."""
 
     kind = "nginx"
+    OPTIONS = {
+        "upstream_file": {"type": "path"},
+        "upstream": {"type": "str"},
+        "backend": {"type": "str"},  # the upstream's name when upstream is unset, as for HAProxy's backend
+        "server_options": {"type": "str"},
+        "reload_command": {"type": "str"},
+        "test_command": {"type": "str"},
+        "drain_grace": {"type": "float"},
+    }
 
     def __init__(self, upstream_file: str, upstream: str, runner: Runner, reload_command: str = "nginx -s reload",
                  test_command: str = "nginx -t", drain_grace: float = 1.0, server_options: str = "") -> None:
@@ -91,6 +100,12 @@ class NginxUpstream(Balancer):
 
     @classmethod
     def from_spec(cls, spec: dict[str, t.Any], workload: str, runner: Runner) -> "NginxUpstream":
+        if spec.get("reload_command") is not None and not spec["reload_command"].strip():
+            raise InvalidInput("load_balancer.reload_command is empty: nginx must be reloaded for a change of the "
+                               "upstream to take effect; leave it unset for 'nginx -s reload'")
+        grace = spec.get("drain_grace")
+        if grace is not None and grace < 0:
+            raise InvalidInput(f"load_balancer.drain_grace must be zero or more seconds, got {grace}")
         return cls(
             upstream_file=spec.get("upstream_file") or "",
             upstream=spec.get("upstream") or spec.get("backend") or workload,
