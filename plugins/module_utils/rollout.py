@@ -28,7 +28,6 @@ STATE_COMPLETE = "complete"
 STATE_PROGRESSING = "progressing"
 STATE_FAILED = "failed"
 STATE_PAUSED = "paused"
-STATES = (STATE_COMPLETE, STATE_PROGRESSING, STATE_FAILED, STATE_PAUSED)
 
 
 class RolloutError(Exception):

@@ -2,8 +2,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """HTTP traffic sampler: what a ``while true; do curl URL; done`` loop would see, as numbers.
 
-Used by the ``traffic_check`` lookup, by the Docker backend's health and drain gates and by the roles.
-Pure Python (>= 3.9) plus ``requests``; no controller-side Ansible imports, so modules can use it.
+Used by the ``traffic_check`` lookup (and so by the roles' traffic gates), and by the tests, benchmarks and
+``tools/traffic_watch.py`` (the recorder and its SVG timeline). No module imports it: the Docker backend's
+health gate has its own probe (``docker/replicas.py``, ``http_probe``). Pure Python (>= 3.9) plus ``requests``;
+no controller-side Ansible imports.
 
 Main entry points:
 

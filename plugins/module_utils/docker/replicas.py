@@ -31,7 +31,6 @@ LABEL_CAUSE = "zerodown.change-cause"
 LABEL_CREATED = "zerodown.created"
 LABEL_PORT = "zerodown.port"
 LABEL_REPLICAS = "zerodown.replicas"
-OWN_LABELS = (LABEL_WORKLOAD, LABEL_REVISION, LABEL_IMAGE, LABEL_CAUSE, LABEL_CREATED, LABEL_PORT, LABEL_REPLICAS)
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,39}$")
 POLL = 0.25

@@ -39,7 +39,6 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
 
 # How long a task that does not wait still gives the controller to assign the new revision number.
 OBSERVE_TIMEOUT = 15.0
-_NAME_RE_HINT = "a lower-case RFC 1123 name such as 'shop-web'"
 
 
 def normalize_repository(repository: str) -> str:

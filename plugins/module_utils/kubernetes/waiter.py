@@ -152,7 +152,6 @@ class RolloutWaiter:
         self._sleep = sleep
         self.polling = False
         self.watch_error: t.Optional[str] = None
-        self.events_seen = 0
         self._entries: t.Optional[list[rev.HistoryEntry]] = None
         self._entries_key: t.Any = None
         self._segment: t.Optional[t.Iterator[tuple[str, dict[str, t.Any]]]] = None
@@ -303,7 +302,6 @@ class RolloutWaiter:
                 if etype == "DELETED":
                     raise WorkloadNotFound(f"{self.adapter.describe()} was deleted while waiting for its rollout")
                 if etype in ("ADDED", "MODIFIED") and new:
-                    self.events_seen += 1
                     self._quiet_time = QUIET_BEFORE_POD_CHECK
                     self._last_change = self._clock()
                     return new, rev.meta(new).get("resourceVersion") or resource_version

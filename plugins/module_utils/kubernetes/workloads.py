@@ -81,10 +81,6 @@ class WorkloadAdapter:
         """Whether ``pod`` is meant to stay on an older revision once the rollout is complete."""
         return False
 
-    @property
-    def owned_by_label(self) -> str:
-        return ""
-
 
 class DeploymentAdapter(WorkloadAdapter):
     kind = "Deployment"
