@@ -742,10 +742,10 @@ class DockerPlatform(Platform):
         before = {"revision": current.number, "image": current.image, "replicas": len(current.running)}
         cause = p.get("change_cause") or f"image_upgrade to {image}"
         if same_image and len(current.running) == desired and not stale:
-            return self._unchanged(history, current.number, before,
-                                   f"{self.workload.describe()} already runs {image} (revision {current.number}) "
-                                   f"with {desired} replicas",
-                                   lambda: self._relock_upgrade(image, [current.newest.image_id]))
+            return self._nothing_to_swap(history, current.number, before,
+                                         f"{self.workload.describe()} already runs {image} (revision {current.number}) "
+                                         f"with {desired} replicas",
+                                         lambda: self._upgrade_under_lock(image, [current.newest.image_id]))
         limit = self._batch_limit()
         if same_image and stale and limit is not None:
             return self._continue_partial(history, current, stale, desired, limit, before)
@@ -759,7 +759,7 @@ class DockerPlatform(Platform):
                 return self._result(True, history, current.number, current.number, before, after,
                                     f"would {'finish' if stale else 'scale'} {what}")
             if not self._holding_lock:
-                return self._relock_upgrade(image, [current.newest.image_id])
+                return self._upgrade_under_lock(image, [current.newest.image_id])
             if not stale:
                 self._scale(current, desired)
                 return self._finish(current.number, current.number, before, f"scaled {what}")
@@ -768,8 +768,8 @@ class DockerPlatform(Platform):
             self._take_in_missing(current)
             running = len(current.running)
             batches = 0
-            with self._failing(f"finishing the rollout of {self.workload.describe()} to revision {current.number}",
-                               current.number):
+            with self._failure_says_what(f"finishing the rollout of {self.workload.describe()} to revision {current.number}",
+                                         current.number):
                 if running < desired:
                     batches = self._swap(sorted(stale, key=lambda r: r.name), desired - running,
                                          self._restarter(current, desired))
@@ -804,7 +804,7 @@ class DockerPlatform(Platform):
             return result
         info = self._ensure_image(image, pull)
         if not self._holding_lock:
-            return self._relock_upgrade(image, [current.newest.image_id, info.get("Id", "")])
+            return self._upgrade_under_lock(image, [current.newest.image_id, info.get("Id", "")])
         template = current.newest.attrs
         old_image_config = self._image_config(template.get("Image", ""))
 
@@ -816,7 +816,7 @@ class DockerPlatform(Platform):
             return ids, list(ids)
 
         old = sorted(current.running, key=lambda r: r.name) + sorted(stale, key=lambda r: r.name)
-        with self._failing(f"upgrade of {self.workload.describe()} to {image}", current.number):
+        with self._failure_says_what(f"upgrade of {self.workload.describe()} to {image}", current.number):
             batches = self._swap(old, desired, start, limit * batch if limit is not None else None)
         return self._finish(number, current.number, before,
                             f"{self.workload.describe()} upgraded from revision {current.number} ({current.image}) to "
@@ -847,10 +847,10 @@ class DockerPlatform(Platform):
             result.extra["partial"] = partial
             return result
         if not self._holding_lock:
-            return self._relock_upgrade(target.image, [current.newest.image_id, target.newest.image_id])
+            return self._upgrade_under_lock(target.image, [current.newest.image_id, target.newest.image_id])
         old = sorted(current.running, key=lambda r: r.name) + sorted(stale, key=lambda r: r.name)
-        with self._failing(f"upgrade of {self.workload.describe()} to {target.image} (revision {target.number})",
-                           current.number):
+        with self._failure_says_what(f"upgrade of {self.workload.describe()} to {target.image} (revision {target.number})",
+                                     current.number):
             batches = self._swap(old, desired, self._restarter(target, desired),
                                  limit * batch if limit is not None else None)
         return self._finish(target.number, current.number, before,
@@ -859,7 +859,7 @@ class DockerPlatform(Platform):
                             "again under its own number")
 
     @contextlib.contextmanager
-    def _failing(self, what: str, revision: int) -> t.Iterator[None]:
+    def _failure_says_what(self, what: str, revision: int) -> t.Iterator[None]:
         """A failed swap says what failed and the revision the workload is back on (for a rescue)."""
         try:
             yield
@@ -868,7 +868,7 @@ class DockerPlatform(Platform):
             err.msg = f"{what} failed: {err.msg}"
             raise
 
-    def _relock_upgrade(self, image: str, images: t.Sequence[str]) -> ActionResult:
+    def _upgrade_under_lock(self, image: str, images: t.Sequence[str]) -> ActionResult:
         return self._locked("image_upgrade", image, images, lambda: self._plan_upgrade(image, self.load()))
 
     def _continue_partial(self, history: History, current: RevisionGroup, stale: list[Replica], desired: int,
@@ -880,10 +880,10 @@ class DockerPlatform(Platform):
         running = len(current.running)
         what = f"{self.workload.describe()} revision {current.number} ({current.image})"
         if running >= target:
-            result = self._unchanged(history, current.number, before,
-                                     f"{what} already runs {running} of {desired} replicas, at least max_batches="
-                                     f"{limit} batch(es) of {batch}; run without max_batches to finish the upgrade",
-                                     lambda: self._relock_upgrade(current.image, [current.newest.image_id]))
+            result = self._nothing_to_swap(history, current.number, before,
+                                           f"{what} already runs {running} of {desired} replicas, at least max_batches="
+                                           f"{limit} batch(es) of {batch}; run without max_batches to finish the upgrade",
+                                           lambda: self._upgrade_under_lock(current.image, [current.newest.image_id]))
             result.extra["partial"] = True
             return result
         more = target - running
@@ -894,11 +894,11 @@ class DockerPlatform(Platform):
             result.extra["partial"] = target < desired
             return result
         if not self._holding_lock:
-            return self._relock_upgrade(current.image, [current.newest.image_id])
+            return self._upgrade_under_lock(current.image, [current.newest.image_id])
         self._take_in_missing(current)
         old = sorted(stale, key=lambda r: r.name)
         # the swap runs until ``more`` new replicas are in (no batch beyond them): old ones left keep serving
-        with self._failing(f"upgrade of {what}", current.number):
+        with self._failure_says_what(f"upgrade of {what}", current.number):
             batches = self._swap(old, desired - running, self._restarter(current, desired), more)
         return self._finish(current.number, current.number, before,
                             f"swapped {batches} more batch(es) of {what}, {target} of {desired} replicas")
@@ -917,7 +917,7 @@ class DockerPlatform(Platform):
                                 message=f"would create {self.workload.describe()} with {replicas} replicas of {image}")
         info = self._ensure_image(image, p.get("pull") or "missing")
         if not self._holding_lock:  # a run that waited finds the workload created: it plans as for any other
-            return self._relock_upgrade(image, [info.get("Id", "")])
+            return self._upgrade_under_lock(image, [info.get("Id", "")])
         cause = p.get("change_cause") or f"created with {image}"
         config, later_names = creation_config(image, self.workload.name, 1, cause, p.get("docker_container") or {},
                                               info.get("Config") or {}, replicas)
@@ -1051,11 +1051,11 @@ class DockerPlatform(Platform):
         desired = len(current.running) or len(current.replicas)
         if target.number == current.number and len(target.running) >= desired and not [
                 r for r in history.replicas if r.running and r.revision != current.number]:
-            return self._unchanged(history, current.number, before,
-                                   f"{self.workload.describe()} already runs revision {current.number} ({current.image})",
-                                   lambda: self._locked("rollback", f"revision {current.number} ({current.image})",
-                                                        [current.newest.image_id],
-                                                        lambda: self._plan_rollback(self._existing())))
+            return self._nothing_to_swap(history, current.number, before,
+                                         f"{self.workload.describe()} already runs revision {current.number} ({current.image})",
+                                         lambda: self._locked("rollback", f"revision {current.number} ({current.image})",
+                                                              [current.newest.image_id],
+                                                              lambda: self._plan_rollback(self._existing())))
         after = {"revision": target.number, "image": target.image, "replicas": desired}
         if self.module.check_mode:
             return self._result(True, history, target.number, current.number, before, after,
@@ -1072,7 +1072,7 @@ class DockerPlatform(Platform):
         old = sorted([r for r in history.replicas if r.running and r.revision != target.number], key=lambda r: r.name)
         if target.number == current.number:
             desired = max(desired - len(target.running), 0)
-        with self._failing(f"rollback of {self.workload.describe()} to revision {target.number}", current.number):
+        with self._failure_says_what(f"rollback of {self.workload.describe()} to revision {target.number}", current.number):
             batches = self._swap(old, desired, start)
         return self._finish(target.number, current.number, before,
                             f"{self.workload.describe()} rolled back from revision {current.number} ({current.image}) "
@@ -1096,11 +1096,11 @@ class DockerPlatform(Platform):
     def _retain(self) -> int:
         return int(self.params["retain"] if self.params.get("retain") is not None else 2)
 
-    def _unchanged(self, history: History, number: int, before: dict[str, t.Any], message: str,
-                   relock: t.Callable[[], ActionResult]) -> ActionResult:
-        """The result of a run with nothing to change, but for revisions beyond ``retain``: a run killed between
-        its last swap and its pruning left them, and they are pruned now (a change, under the lock:
-        ``relock()`` plans again holding it)."""
+    def _nothing_to_swap(self, history: History, number: int, before: dict[str, t.Any], message: str,
+                         relock: t.Callable[[], ActionResult]) -> ActionResult:
+        """The result of a run with no batch to swap. It still changes (``changed``, under the lock: ``relock()``
+        plans again holding it) what an interrupted run left: revisions beyond ``retain`` (killed between its
+        last swap and its pruning), containers created and never started, a load balancer out of step."""
         extra = history.to_prune(self._retain())
         diverged = [] if self._holding_lock else self._lb_divergence(history)
         half = [] if self._holding_lock else sorted(r.name for r in history.replicas if r.state == "created")

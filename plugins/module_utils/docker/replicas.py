@@ -36,7 +36,7 @@ NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,39}$")
 POLL = 0.25
 # How long a new container may stay "unhealthy" before it is judged broken (a slow check can flap).
 UNHEALTHY_GRACE = 3.0
-NS = 1_000_000_000
+NANOSECONDS = 1_000_000_000
 
 
 def check_workload_name(name: str) -> None:
@@ -128,7 +128,7 @@ def published_address(attrs: dict[str, t.Any], port: t.Optional[str]) -> t.Optio
 
 
 def _seconds_to_ns(value: t.Optional[float]) -> int:
-    return int(float(value) * NS) if value is not None else 0
+    return int(float(value) * NANOSECONDS) if value is not None else 0
 
 
 def creation_config(image: str, workload: str, revision: int, cause: str, spec: dict[str, t.Any],
