@@ -26,7 +26,7 @@ def ensure_importable() -> None:
     if not link.exists():
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(ROOT, target_is_directory=True)
-    for path in (str(COLLECTIONS), str(ROOT), str(ROOT / "tests" / "integration" / "docker")):
+    for path in (str(COLLECTIONS), str(ROOT)):
         if path not in sys.path:
             sys.path.insert(0, path)
 

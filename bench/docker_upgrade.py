@@ -49,7 +49,7 @@ class LbSampler:
     """Samples status and current sessions of every server of a backend every 20 ms."""
 
     def __init__(self, sock: str, backend: str) -> None:
-        from fault_harness import backend_servers  # noqa: PLC0415
+        from tests.support.fault_harness import backend_servers  # noqa: PLC0415
         self._read = lambda: backend_servers(sock, backend)
         self.samples: list[tuple[float, dict[str, tuple[str, int]]]] = []
         self._stop = threading.Event()
@@ -123,7 +123,7 @@ def task_wall(events: list[dict[str, t.Any]], task: str) -> float:
 
 def run_ours(work: pathlib.Path, rate: float) -> dict[str, t.Any]:
     from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
-    from docker_harness import IMAGE_V1, IMAGE_V2, Haproxy, container_spec
+    from tests.support.docker_harness import IMAGE_V1, IMAGE_V2, Haproxy, container_spec
 
     name = f"zdb-{time.monotonic_ns() % 10**6}"
     proxy = Haproxy(name)
@@ -179,7 +179,7 @@ def run_ours(work: pathlib.Path, rate: float) -> dict[str, t.Any]:
 
 def run_community(work: pathlib.Path, rate: float, anchors: pathlib.Path) -> dict[str, t.Any]:
     from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
-    from docker_harness import IMAGE_V1, IMAGE_V2, Haproxy, free_port
+    from tests.support.docker_harness import IMAGE_V1, IMAGE_V2, Haproxy, free_port
 
     prefix = f"zdc-{time.monotonic_ns() % 10**6}"
     ports = [free_port() for _index in range(REPLICAS)]
@@ -281,7 +281,7 @@ def _timed_upgrade(book: Playbook, proxy: t.Any, name: str, rate: float) -> dict
 
 def run_slow(work: pathlib.Path, rate: float) -> dict[str, t.Any]:
     """The slow app 1.0 -> 2.0 (a fresh revision), then 2.0 -> 1.0 (revision 1 is retained, stopped)."""
-    from docker_harness import Haproxy
+    from tests.support.docker_harness import Haproxy
 
     name = f"zds-{time.monotonic_ns() % 10**6}"
     proxy = Haproxy(name)
@@ -333,7 +333,6 @@ def main(argv: t.Optional[list[str]] = None) -> int:
     parser.add_argument("--out", default="docker_upgrade", help="result name in bench/results (docker_upgrade)")
     args = parser.parse_args(argv)
     ensure_importable()
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests" / "integration" / "faults"))
     work = pathlib.Path(tempfile.mkdtemp(prefix="zd-bench-docker-"))
     previous = RESULTS / f"{args.out}.json"
     kept = json.loads(previous.read_text()) if previous.exists() else {}

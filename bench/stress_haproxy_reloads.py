@@ -102,7 +102,7 @@ class Reloader:
 
 def membership(client: t.Any, proxy: t.Any, name: str) -> dict[str, t.Any]:
     """Running containers of the workload against the backend's members, in the runtime and in the file."""
-    from fault_harness import backend_servers, servers_file_members, workload_state  # noqa: PLC0415
+    from tests.support.fault_harness import backend_servers, servers_file_members, workload_state  # noqa: PLC0415
 
     running = set(workload_state(client, name)["running"])
     runtime = {n: row["status"] for n, row in backend_servers(proxy.socket, proxy.backend).items()}
@@ -119,7 +119,7 @@ def membership(client: t.Any, proxy: t.Any, name: str) -> dict[str, t.Any]:
 def check(client: t.Any, proxy: t.Any, name: str, image: str, replicas: int, settle: float) -> dict[str, t.Any]:
     """``check_converged``, repeated for up to ``settle`` seconds; the last failure and difference when it never
     passes."""
-    from fault_harness import check_converged  # noqa: PLC0415
+    from tests.support.fault_harness import check_converged  # noqa: PLC0415
 
     began = time.monotonic()
     while True:
@@ -139,7 +139,7 @@ def check(client: t.Any, proxy: t.Any, name: str, image: str, replicas: int, set
 
 
 def wait_socket(proxy: t.Any, timeout: float = 10) -> None:
-    from docker_harness import haproxy_command  # noqa: PLC0415
+    from tests.support.docker_harness import haproxy_command  # noqa: PLC0415
 
     deadline = time.monotonic() + timeout
     while True:
@@ -171,7 +171,7 @@ def run_phase(what: str, argv: t.Optional[list[str]], client: t.Any, proxy: t.An
               args: argparse.Namespace, rng: random.Random) -> dict[str, t.Any]:
     """One playbook under load and reloads, then the convergence check."""
     from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
-    from fault_harness import PlaybookRun  # noqa: PLC0415
+    from tests.support.fault_harness import PlaybookRun  # noqa: PLC0415
 
     began = time.monotonic()
     log = proxy.dir / "haproxy.log"
@@ -250,11 +250,10 @@ def main(argv: t.Optional[list[str]] = None) -> int:
     out_name = RESULT_NAME + ("_overlap" if args.overlap else "")
 
     ensure_importable()
-    sys.path.insert(0, str(ROOT / "tests" / "integration" / "faults"))
     os.environ["ANSIBLE_COLLECTIONS_PATH"] = str(COLLECTIONS)
     import docker  # noqa: PLC0415
-    from docker_harness import IMAGE_V1, IMAGE_V2, ExtraDockerd, Haproxy, container_spec  # noqa: PLC0415
-    from fault_harness import PlaybookRun, write_playbook  # noqa: PLC0415
+    from tests.support.docker_harness import IMAGE_V1, IMAGE_V2, ExtraDockerd, Haproxy, container_spec  # noqa: PLC0415
+    from tests.support.fault_harness import PlaybookRun, write_playbook  # noqa: PLC0415
 
     name = f"zds-{random.SystemRandom().randrange(16**6):06x}"
     print(f">> stress: {args.rounds} rounds of upgrade + rollback of {args.replicas} replicas at {args.rate:g} "

@@ -18,11 +18,9 @@ import typing as t
 import pytest
 import yaml
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "docker"))
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "faults"))
 
-from docker_harness import IMAGE_V1, IMAGE_V2, TEST_LABEL, Haproxy, container_spec, run_playbook  # noqa: E402
-from fault_harness import backend_servers, playbook_env, workload_state  # noqa: E402
+from tests.support.docker_harness import IMAGE_V1, IMAGE_V2, TEST_LABEL, Haproxy, container_spec, run_playbook  # noqa: E402
+from tests.support.fault_harness import backend_servers, playbook_env, workload_state  # noqa: E402
 from tests.k8s_server import manifests as m  # noqa: E402
 
 docker = pytest.importorskip("docker")

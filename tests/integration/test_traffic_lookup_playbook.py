@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-from traffic_servers import Reply, ScriptedServer
+from tests.support.traffic_servers import Reply, ScriptedServer
 
 SECRET = "Bearer playbook-secret-value"
 

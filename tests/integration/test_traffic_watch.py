@@ -12,7 +12,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 
-from traffic_servers import Reply, ScriptedServer
+from tests.support.traffic_servers import Reply, ScriptedServer
 
 TOOL = pathlib.Path(__file__).resolve().parents[2] / "tools" / "traffic_watch.py"
 

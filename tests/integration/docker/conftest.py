@@ -2,16 +2,13 @@
 from __future__ import annotations
 
 import os
-import pathlib
 import subprocess
-import sys
 import uuid
 
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
-from docker_harness import IMAGE_BROKEN, IMAGE_SLOW_V1, IMAGE_SLOW_V2, IMAGE_V1, IMAGE_V2, RUN_ID, TEST_LABEL, Haproxy, SecondDockerd
+from tests.support.docker_harness import IMAGE_BROKEN, IMAGE_SLOW_V1, IMAGE_SLOW_V2, IMAGE_V1, IMAGE_V2, RUN_ID, TEST_LABEL, Haproxy, SecondDockerd
 
 docker = pytest.importorskip("docker")
 

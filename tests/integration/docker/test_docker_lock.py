@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.lock import LockOwner, lock_name, this_process
-from docker_harness import IMAGE_SLOW_V1, IMAGE_V1, IMAGE_V2, container_spec, module_args, run_playbook
+from tests.support.docker_harness import IMAGE_SLOW_V1, IMAGE_V1, IMAGE_V2, container_spec, module_args, run_playbook
 
 docker = pytest.importorskip("docker")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from docker_harness import IMAGE_V1, IMAGE_V2, container_spec, module_args, run_playbook
+from tests.support.docker_harness import IMAGE_V1, IMAGE_V2, container_spec, module_args, run_playbook
 
 pytestmark = pytest.mark.docker
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
-from docker_harness import IMAGE_V1, IMAGE_V2, Haproxy, container_of, container_spec, module_args, run_playbook
+from tests.support.docker_harness import IMAGE_V1, IMAGE_V2, Haproxy, container_of, container_spec, module_args, run_playbook
 
 pytestmark = pytest.mark.docker
 
@@ -243,7 +243,7 @@ def test_two_hosts_behind_one_haproxy_host_by_host_under_load(engine, second_eng
 def test_a_run_with_nothing_to_change_repairs_the_load_balancer(engine, haproxy, workload_name, containers, tmp_path):
     """A member lost (deleted by hand) and a stale one (a stopped container's) are reported by rollout_info and
     rollout_wait, predicted by check mode, and repaired by image_upgrade and rollback with nothing else to do."""
-    from docker_harness import haproxy_command
+    from tests.support.docker_harness import haproxy_command
 
     _create(tmp_path, workload_name, haproxy, replicas=2)
     members = haproxy.members()

@@ -5,7 +5,7 @@ import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.backend import DockerPlatform
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import WorkloadRef
-from docker_harness import IMAGE_V1, IMAGE_V2, container_spec, run_playbook
+from tests.support.docker_harness import IMAGE_V1, IMAGE_V2, container_spec, run_playbook
 
 pytestmark = pytest.mark.docker
 

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 import yaml
 
-from docker_harness import IMAGE_V1, IMAGE_V2, ROOT, RUN_ID, TEST_LABEL, VENV_BIN, free_port, run_playbook
+from tests.support.docker_harness import IMAGE_V1, IMAGE_V2, ROOT, RUN_ID, TEST_LABEL, VENV_BIN, free_port, run_playbook
 
 pytestmark = pytest.mark.docker
 

@@ -7,7 +7,7 @@ import functools
 import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
-from docker_harness import IMAGE_SLOW_V1, IMAGE_SLOW_V2, IMAGE_V1, IMAGE_V2, container_spec, module_args, run_playbook
+from tests.support.docker_harness import IMAGE_SLOW_V1, IMAGE_SLOW_V2, IMAGE_V1, IMAGE_V2, container_spec, module_args, run_playbook
 
 pytestmark = pytest.mark.docker
 

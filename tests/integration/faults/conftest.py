@@ -2,15 +2,11 @@
 from __future__ import annotations
 
 import os
-import pathlib
-import sys
 
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "docker"))
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from docker_harness import IMAGE_BROKEN, IMAGE_SLOW_V1, IMAGE_SLOW_V2, IMAGE_V1, IMAGE_V2, RUN_ID, TEST_LABEL, Haproxy  # noqa: E402
+from tests.support.docker_harness import IMAGE_BROKEN, IMAGE_SLOW_V1, IMAGE_SLOW_V2, IMAGE_V1, IMAGE_V2, RUN_ID, TEST_LABEL, Haproxy  # noqa: E402
 
 docker = pytest.importorskip("docker")
 

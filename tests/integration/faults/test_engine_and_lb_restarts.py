@@ -24,9 +24,9 @@ import time
 import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
-from docker_harness import IMAGE_V1, IMAGE_V2, container_spec
-from fault_harness import (PlaybookRun, backend_servers, check_converged, restartable_dockerd, wait_until,
-                           write_playbook)
+from tests.support.docker_harness import IMAGE_V1, IMAGE_V2, container_spec
+from tests.support.fault_harness import (PlaybookRun, backend_servers, check_converged, restartable_dockerd,
+                                         wait_until, write_playbook)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 REPLICAS = 4

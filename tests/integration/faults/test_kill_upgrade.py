@@ -19,8 +19,8 @@ import time
 import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
-from docker_harness import IMAGE_SLOW_V1, IMAGE_SLOW_V2, IMAGE_V1, IMAGE_V2, container_spec, run_playbook
-from fault_harness import (
+from tests.support.docker_harness import IMAGE_SLOW_V1, IMAGE_SLOW_V2, IMAGE_V1, IMAGE_V2, container_spec, run_playbook
+from tests.support.fault_harness import (
     PlaybookRun,
     ServingSampler,
     backend_servers,

@@ -2,13 +2,8 @@
 from __future__ import annotations
 
 import os
-import pathlib
-import socket
-import sys
 
 import pytest
-
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 
 def _fail_or_skip(message: str) -> None:
@@ -34,9 +29,3 @@ def docker_engine():
             _fail_or_skip(f"demo image {ref} missing; run `make images`")
     yield client
     client.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

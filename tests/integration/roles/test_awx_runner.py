@@ -12,7 +12,7 @@ import sys
 import pytest
 import yaml
 
-from roles_harness import playbook_env
+from tests.support.roles_harness import playbook_env
 from tests.k8s_server import manifests as m
 from tests.k8s_server.testing import Kubectl
 

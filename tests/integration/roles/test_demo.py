@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 
-from conftest import free_port
-from roles_harness import ROOT, run_playbook
+from tests.support.docker_harness import free_port
+from tests.support.roles_harness import ROOT, run_playbook
 
 DEMO = ROOT / "playbooks" / "demo.yml"
 

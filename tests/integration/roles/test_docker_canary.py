@@ -3,17 +3,14 @@ swapped alone and gated on live traffic before the rest; a broken canary ends wi
 every replica. A light recorded load must see no failed request."""
 from __future__ import annotations
 
-import pathlib
-import sys
 import uuid
 
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "docker"))
 
-from docker_harness import (IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, Haproxy, container_spec,  # noqa: E402
-                            run_playbook as run_tasks)
-from roles_harness import recording, run_role  # noqa: E402
+from tests.support.docker_harness import (IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, Haproxy, container_spec,
+                                          run_playbook as run_tasks)
+from tests.support.roles_harness import recording, run_role
 
 pytestmark = pytest.mark.docker
 ROLLOUT = {"batch_size": 2, "health_timeout": 20, "drain_timeout": 2, "stop_timeout": 1}

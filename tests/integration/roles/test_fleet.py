@@ -9,7 +9,7 @@ import tempfile
 import pytest
 import yaml
 
-from roles_harness import ROOT, recording, run_playbook
+from tests.support.roles_harness import ROOT, recording, run_playbook
 from tests.k8s_server import manifests as m
 from tests.k8s_server.fixture import K8sCluster
 from tests.k8s_server.server import K8sTestServer

@@ -8,20 +8,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pathlib
 import subprocess
-import sys
 import time
 import uuid
 
 import pytest
 import yaml
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "docker"))
 
-from docker_harness import (IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, Haproxy, container_spec,  # noqa: E402
-                            run_playbook as run_tasks, start_dockerds)
-from roles_harness import ROOT, recording, run_playbook  # noqa: E402
+from tests.support.docker_harness import (IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, Haproxy, container_spec,
+                                          run_playbook as run_tasks, start_dockerds)
+from tests.support.roles_harness import ROOT, recording, run_playbook
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 FLEET = ROOT / "playbooks" / "fleet_upgrade.yml"

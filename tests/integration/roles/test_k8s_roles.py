@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from roles_harness import recording, run_role
+from tests.support.roles_harness import recording, run_role
 from tests.k8s_server import manifests as m
 from tests.k8s_server.testing import Kubectl
 

@@ -7,7 +7,7 @@ import pytest
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.loader import lookup_loader
 
-from traffic_servers import Reply, ScriptedServer
+from tests.support.traffic_servers import Reply, ScriptedServer
 
 SECRET = "Bearer do-not-print-me"
 

@@ -23,7 +23,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import (
     redact_url,
     render_timeline_svg,
 )
-from traffic_servers import Reply, ScriptedServer, self_signed_cert, tls_context
+from tests.support.traffic_servers import Reply, ScriptedServer, self_signed_cert, tls_context
 
 
 def sample(url: str, requests: int = None, duration: float = None, **options) -> TrafficReport:

@@ -14,7 +14,7 @@ import uuid
 
 import yaml
 
-from docker_harness import ROOT, VENV_BIN, ExtraDockerd, container_of, haproxy_command
+from tests.support.docker_harness import ROOT, VENV_BIN, ExtraDockerd, container_of, haproxy_command
 
 SERVING = ("UP", "NOLB")  # statuses under which HAProxy sends new requests to a server ("UP 1/2" too)
 

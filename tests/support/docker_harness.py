@@ -16,7 +16,7 @@ import uuid
 
 import yaml
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 VENV_BIN = pathlib.Path(sys.executable).parent
 TEST_LABEL = "zerodown-test"
 RUN_ID = uuid.uuid4().hex[:8]
