@@ -11,6 +11,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.dependencies impo
     installed_version,
     parse_version,
 )
+from tests.support.fake_module import FakeModule
 
 NEWEST = {"kubernetes": "37.0.2", "docker": "7.2.0", "requests": "2.34.2"}
 OLDEST = {"kubernetes": "24.2.0", "docker": "5.0.3", "requests": "2.28.1"}
@@ -75,21 +76,6 @@ def test_parse_version_and_installed_version():
     assert parse_version("garbage") == ()
     assert installed_version("kubernetes") is not None
     assert installed_version("surely-not-an-installed-distribution-zd") is None
-
-
-class FakeModule:
-    check_mode = False
-
-    def __init__(self, params):
-        self.params = params
-        self.failed = None
-
-    def fail_json(self, **kwargs):
-        self.failed = kwargs
-        raise SystemExit(1)
-
-    def exit_json(self, **kwargs):  # pragma: no cover - reaching it is the failure
-        raise AssertionError(f"the module exited normally: {kwargs}")
 
 
 @pytest.mark.parametrize("platform, library, installed", [

@@ -5,21 +5,7 @@ import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils import platforms
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import InvalidInput
-
-
-class FakeModule:
-    check_mode = False
-
-    def __init__(self, params):
-        self.params = params
-        self.failed = None
-
-    def fail_json(self, **kwargs):
-        self.failed = kwargs
-        raise SystemExit(1)
-
-    def exit_json(self, **kwargs):  # pragma: no cover - reaching it is the failure
-        raise AssertionError(f"the module exited normally: {kwargs}")
+from tests.support.fake_module import FakeModule
 
 
 def params(platform, **given):
