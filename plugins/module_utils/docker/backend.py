@@ -28,6 +28,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base imp
 )
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.none import NO_BALANCER_WARNING
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.registry import make_balancer
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker import preflight as preflight_mod
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.lock import (
     LockHeld,
     LockOwner,
@@ -1178,49 +1179,20 @@ class DockerPlatform(Platform):
         return result
 
     # -- pre-flight --------------------------------------------------------------------------------
-    checks = ("workload-exists", "load-balancer", "health-gate", "replicas", "restart-policy", "published-port")
+    checks = preflight_mod.CHECKS
 
     def preflight(self, params: dict[str, t.Any]) -> list[Finding]:
         self.params.update(params)
-        findings: list[Finding] = []
         history = self.load()
-        if not history.exists:
-            return [Finding("workload-exists", "warning",
-                            f"{self.workload.describe()} does not exist on {self._host()} yet",
-                            "create it with zerodown.rollout.image_upgrade (replicas, docker_container)")]
-        if not self._uses_balancer():
-            findings.append(Finding("load-balancer", "error",
-                                    "no load balancer is configured (load_balancer.type is none or unset): "
-                                    "clients of replaced containers will see errors",
-                                    "set load_balancer (type haproxy with the admin socket, or nginx)"))
-        else:
+        balancer: t.Optional[str] = None
+        if history.exists and self._uses_balancer():
             try:
                 self.balancer.check()
+                balancer = ""
             except RolloutError as err:
-                findings.append(Finding("load-balancer", "error", err.msg, "fix load_balancer"))
-        current = history.current
-        assert_group(current)
-        config = current.newest.attrs.get("Config") or {}
-        health = (config.get("Healthcheck") or {}).get("Test") or []
-        has_health = bool(health) and health[0] != "NONE"
-        if not has_health and not (self.params.get("health_check") or {}).get("path"):
-            findings.append(Finding("health-gate", "error",
-                                    f"the containers of revision {current.number} have no HEALTHCHECK and no "
-                                    "health_check probe is set: new containers would take traffic before they are ready",
-                                    "add a HEALTHCHECK to the image or set health_check.path"))
-        if len(current.running) < 2:
-            findings.append(Finding("replicas", "warning",
-                                    f"{len(current.running)} replica(s) run: a host failure during the upgrade "
-                                    "leaves nothing serving", "run 2 replicas or more"))
-        policy = ((current.newest.attrs.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no"
-        if policy in ("", "no"):
-            findings.append(Finding("restart-policy", "warning",
-                                    "the containers have no restart policy: a crash is not recovered",
-                                    "create them with docker_container.restart_policy=unless-stopped"))
-        if not current.newest.address:
-            findings.append(Finding("published-port", "error", "the containers publish no port for the load balancer",
-                                    "create them with docker_container.port"))
-        return findings
+                balancer = err.msg
+        return preflight_mod.lint(history, self.workload.describe(), self._host(), balancer,
+                                  (self.params.get("health_check") or {}).get("path"))
 
 
 def assert_group(group: t.Optional[RevisionGroup]) -> None:
