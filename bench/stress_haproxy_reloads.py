@@ -278,7 +278,8 @@ def main(argv: t.Optional[list[str]] = None) -> int:
                     "load_balancer": proxy.lb_options(), "batch_size": 1, "health_timeout": 30, "drain_timeout": 3,
                     "stop_timeout": 2}
             rc, out, created = PlaybookRun(write_playbook(work, {"zerodown.rollout.image_upgrade": dict(
-                base, image=IMAGE_V1, replicas=args.replicas, docker_container=container_spec())})).finish()
+                base, image=IMAGE_V1, replicas=args.replicas,
+                docker_container=container_spec(publish_address=daemon.publish_address))})).finish()
             if rc != 0 or not created or created.get("failed"):
                 raise RuntimeError(f"creating the workload failed:\n{out[-3000:]}")
             first = check(client, proxy, name, IMAGE_V1, args.replicas, args.settle)

@@ -268,6 +268,10 @@ def bridge_mac() -> str:
     return ":".join(f"{b:02x}" for b in octets)
 
 
+# the third octet of the loopback address an extra dockerd's containers publish on, by its tag (ExtraDockerd)
+PUBLISH_OCTETS = {"": 0, "f": 2, "s": 3}
+
+
 class ExtraDockerd:
     """An extra dockerd standing for another host: own socket, data-root, exec-root, pidfile and bridge.
 
@@ -286,6 +290,10 @@ class ExtraDockerd:
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix=f"zd-d{tag}{index}-"))
         self.bridge = f"zd{tag}{RUN_ID[:6]}{index}" if index or tag else f"zd{RUN_ID[:6]}"
         self.subnet = subnet or f"172.31.{251 - index}.1/24"
+        # Where its containers publish their ports: a loopback address of its own, as each host of a fleet has
+        # its own address. Every dockerd allocates published ports upwards from the same first port and gives
+        # up after 10 in use: on one shared address, a new engine fails to publish beside a busy one.
+        self.publish_address = f"127.0.{PUBLISH_OCTETS.get(tag, 9)}.{index + 2}"
         self.socket = str(self.dir / "docker.sock")
         self.host = f"unix://{self.socket}"
         self.proc: t.Optional[subprocess.Popen] = None

@@ -197,7 +197,7 @@ def test_two_hosts_behind_one_haproxy_host_by_host_under_load(engine, second_eng
         inventory = tmp_path / "hosts.yml"
         inventory.write_text(yaml.safe_dump({"all": {"hosts": {
             "host1": {"zd_docker_host": "unix:///var/run/docker.sock", "zd_publish": "127.0.0.1"},
-            "host2": {"zd_docker_host": second_engine.host, "zd_publish": "127.0.0.2"},
+            "host2": {"zd_docker_host": second_engine.host, "zd_publish": second_engine.publish_address},
         }}}))
         common = {"platform": "docker", "name": workload_name, "docker_host": "{{ zd_docker_host }}",
                   "load_balancer": shared.lb_options(), "health_timeout": 20, "drain_timeout": 2}

@@ -65,7 +65,7 @@ def workload(own_dockerd, haproxy, workload_name, tmp_path):
     client = docker.DockerClient(base_url=own_dockerd.host, timeout=60)
     rc, out, result = PlaybookRun(write_playbook(tmp_path, _task(
         workload_name, haproxy, own_dockerd.host, IMAGE_V1, replicas=REPLICAS,
-        docker_container=container_spec()))).finish()
+        docker_container=container_spec(publish_address=own_dockerd.publish_address)))).finish()
     assert rc == 0 and result and not result.get("failed"), out[-3000:]
     yield client
     client.close()

@@ -58,7 +58,7 @@ def docker_fleet(docker_engine):
 
 
 def host_vars(daemon, proxy) -> dict:
-    return {"ansible_connection": "local", "upgrade_docker_host": daemon.host,
+    return {"ansible_connection": "local", "upgrade_docker_host": daemon.host, "zd_publish": daemon.publish_address,
             "upgrade_options": {"load_balancer": proxy.lb_options()},
             "upgrade_rollout_options": dict(ROLLOUT), "upgrade_traffic_url": f"{proxy.url}/version"}
 
@@ -85,7 +85,7 @@ def test_docker_fleet_failure_in_wave_two_rolls_back_every_host(docker_fleet, tm
     created = run_tasks(tmp_path, [{"zerodown.rollout.image_upgrade": {
         "platform": "docker", "name": WORKLOAD, "image": IMAGE_V1, "replicas": REPLICAS,
         "docker_host": "{{ upgrade_docker_host }}", "load_balancer": "{{ upgrade_options.load_balancer }}",
-        "docker_container": container_spec(), **ROLLOUT}}], inventory=str(inventory))
+        "docker_container": container_spec(publish_address="{{ zd_publish }}"), **ROLLOUT}}], inventory=str(inventory))
     for name, _daemon, _proxy in docker_fleet:
         assert not created[name]["r0"].get("failed"), created[name]["r0"]
     before = {name: running_replicas(daemon) for name, daemon, _proxy in docker_fleet}
