@@ -180,6 +180,7 @@ def _assert_no_failure(load, timeline):
     assert load["socket_errors"] == 0 and load["non_2xx_3xx"] == 0, load["text"]
 
 
+@pytest.mark.exclusive  # it must hold 100 requests/s: not beside another stream of tests (scripts/test.sh)
 def test_upgrade_and_rollback_through_real_nginx(engine, nginx, workload_name, containers, tmp_path):
     create = run_playbook(tmp_path, [
         {"zerodown.rollout.image_upgrade": _base(workload_name, nginx, image=IMAGE_V1, replicas=3,
