@@ -38,7 +38,7 @@ options:
   to_revision:
     description:
       - The revision to go back to. When omitted, or V(0) (as C(kubectl rollout undo --to-revision=0)), the
-        revision before the current one: a second run then goes back again. A negative number is refused.
+        revision before the current one, so that a second run goes back again. A negative number is refused.
       - Use the RV(zerodown.rollout.image_upgrade#module:previous_revision) an upgrade returned to make
         re-runs idempotent.
     type: int
