@@ -23,13 +23,13 @@ options:
   docker_tls:
     description:
       - Talk TLS to a V(tcp://) O(docker_host). Implied when a certificate option is set.
-      - Default V(false). Only for O(platform=docker): refused with O(platform=kubernetes).
+      - Default V(false). Only for O(platform=docker), refused with O(platform=kubernetes).
     type: bool
   docker_tls_verify:
     description:
       - Verify the engine's certificate (against O(docker_ca_path) or the system's CAs).
       - Set to V(false) only for a test engine you trust.
-      - Default V(true). Only for O(platform=docker): refused with O(platform=kubernetes).
+      - Default V(true). Only for O(platform=docker), refused with O(platform=kubernetes).
     type: bool
   docker_ca_path:
     description:
@@ -46,7 +46,7 @@ options:
   docker_timeout:
     description:
       - Seconds to wait for an answer of the Docker API; 1 or more.
-      - Default V(60). Only for O(platform=docker): refused with O(platform=kubernetes).
+      - Default V(60). Only for O(platform=docker), refused with O(platform=kubernetes).
     type: int
   load_balancer:
     description:
@@ -145,20 +145,20 @@ options:
     description:
       - How many containers are replaced at a time. Only for O(platform=docker).
       - Each batch starts its new containers before it drains and stops the old ones (start-first).
-      - Default V(1). Only for O(platform=docker): refused with O(platform=kubernetes).
+      - Default V(1). Only for O(platform=docker), refused with O(platform=kubernetes).
     type: int
   batch_interval:
     description:
       - Seconds to pause between two batches.
-      - Default V(0). Only for O(platform=docker): refused with O(platform=kubernetes).
+      - Default V(0). Only for O(platform=docker), refused with O(platform=kubernetes).
     type: float
   health_timeout:
     description:
       - Seconds a new container has to become healthy (its image's HEALTHCHECK, and O(health_check) when
         set) and to be marked up by the load balancer. A container reported V(unhealthy) or that exits fails
         at once.
-      - More than 0 (V(0) is refused: no container is healthy the instant it starts).
-      - Default V(60). Only for O(platform=docker): refused with O(platform=kubernetes).
+      - More than 0 (V(0) is refused, as no container is healthy the instant it starts).
+      - Default V(60). Only for O(platform=docker), refused with O(platform=kubernetes).
     type: float
   health_check:
     description:
@@ -181,21 +181,21 @@ options:
     description:
       - Seconds to wait for the sessions of a drained container to end before it is taken out of the load
         balancer anyway.
-      - Default V(30). Only for O(platform=docker): refused with O(platform=kubernetes).
+      - Default V(30). Only for O(platform=docker), refused with O(platform=kubernetes).
     type: float
   stop_timeout:
     description:
       - Seconds Docker waits after SIGTERM before it kills a container being stopped. V(0) kills it at once.
       - Old containers are stopped once they are out of the load balancer, in the background (a few at a time),
         so the next batch does not wait for them; the task returns once every stop has ended.
-      - Default V(10). Only for O(platform=docker): refused with O(platform=kubernetes).
+      - Default V(10). Only for O(platform=docker), refused with O(platform=kubernetes).
     type: int
   retain:
     description:
       - How many earlier revisions keep their (stopped) containers, for M(zerodown.rollout.rollback).
       - Containers of older revisions of this workload are removed after a successful change, and by a run
         that finds nothing else to do (a run interrupted before its pruning left them).
-      - Default V(2). Only for O(platform=docker): refused with O(platform=kubernetes).
+      - Default V(2). Only for O(platform=docker), refused with O(platform=kubernetes).
     type: int
   lock_timeout:
     description:
@@ -210,7 +210,7 @@ options:
       - Check mode, and runs with nothing to change, never take the lock.
       - The default lets a re-run after an interrupted controller wait for the module that may still be
         finishing on the host.
-      - Default V(300). Only for O(platform=docker): refused with O(platform=kubernetes).
+      - Default V(300). Only for O(platform=docker), refused with O(platform=kubernetes).
     type: float
 """
 
@@ -284,7 +284,7 @@ options:
   pull:
     description:
       - When to pull O(image). V(missing) pulls only when the host does not have it; V(never) fails then.
-      - Default V(missing). Only for O(platform=docker): refused with O(platform=kubernetes).
+      - Default V(missing). Only for O(platform=docker), refused with O(platform=kubernetes).
     type: str
     choices: [missing, always, never]
   max_batches:

@@ -105,14 +105,14 @@ options:
   k8s_request_timeout:
     description:
       - Seconds to wait for the API server to answer one request (not the rollout; see the wait options).
-      - Default V(30). Only for O(platform=kubernetes): refused with O(platform=docker).
+      - Default V(30). Only for O(platform=kubernetes), refused with O(platform=docker).
     type: int
   readiness_failure_limit:
     description:
       - While waiting for a rollout, fail as soon as a pod of the new revision has been running without
         passing its readiness probe for this many probe periods (after the probe's initial delay).
       - V(0) turns this check off. Crash-looping pods and image pull errors always fail the wait at once.
-      - Default V(10). Only for O(platform=kubernetes): refused with O(platform=docker).
+      - Default V(10). Only for O(platform=kubernetes), refused with O(platform=docker).
     type: int
   wait_old_pods_gone:
     description:
@@ -126,6 +126,6 @@ options:
       - Counts against the same wait timeout as the rollout; running out of time names the pods still present.
         On success the returned C(status) has C(old_pods_gone=true).
       - Applies only when the task waits. Docker hosts always stop the old containers before returning.
-      - Default V(false). Only for O(platform=kubernetes): refused with O(platform=docker).
+      - Default V(false). Only for O(platform=kubernetes), refused with O(platform=docker).
     type: bool
 """
