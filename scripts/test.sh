@@ -4,10 +4,10 @@
 # The suite mostly waits (health checks, drains, playbook start-up), so it runs as two streams side by side
 # on separate resources, then what needs the machine to itself, alone:
 #   units        both unit passes at once (newest and oldest ansible-core)
-#   stream k8s   everything but tests/integration/docker and tests/integration/faults (Kubernetes, roles,
-#                playbooks), then its oldest-target pass (TARGET_OLDEST_K8S below)
-#   stream docker  tests/integration/docker and tests/integration/faults, then the Docker modules' oldest-target
-#                pass, then sanity and ansible-lint
+#   stream k8s   everything but tests/integration/docker, tests/integration/faults and the Docker canary role
+#                test (Kubernetes, roles, playbooks), then its oldest-target pass (TARGET_OLDEST_K8S below)
+#   stream docker  tests/integration/docker, tests/integration/faults and the Docker canary role test, then the
+#                Docker modules' oldest-target pass, then sanity and ansible-lint
 #   exclusive    the tests marked `exclusive` (a load they must hold: 150 requests/s), alone
 # Each stream runs all of its steps even when one fails; the exit status is 1 if any step failed.
 # docs/development.md says what each part takes.
@@ -42,16 +42,20 @@ step() {
   return 0
 }
 
+# The Docker canary role test runs in the docker stream (the two streams then take about as long); its
+# oldest-target run stays with the other role tests.
+DOCKER_ROLE_TESTS=(tests/integration/roles/test_docker_canary.py)
+
 stream_k8s() {
   step k8s "integration (Kubernetes, roles, playbooks)" "${PYTEST[@]}" -m "not exclusive" tests/integration \
-    --ignore=tests/integration/docker --ignore=tests/integration/faults
+    --ignore=tests/integration/docker --ignore=tests/integration/faults --ignore="${DOCKER_ROLE_TESTS[0]}"
   step k8s "integration under the oldest target (Kubernetes modules, roles)" \
     env ZD_TARGET_PYTHON="$TARGET_PY" "${PYTEST[@]}" -m "not exclusive" "${TARGET_OLDEST_K8S[@]}"
 }
 
 stream_docker() {
-  step docker "integration (Docker, faults)" "${PYTEST[@]}" -m "not exclusive" tests/integration/docker \
-    tests/integration/faults
+  step docker "integration (Docker, faults, the Docker canary role)" "${PYTEST[@]}" -m "not exclusive" \
+    tests/integration/docker tests/integration/faults "${DOCKER_ROLE_TESTS[@]}"
   step docker "integration under the oldest target (Docker modules)" \
     env ZD_TARGET_PYTHON="$TARGET_PY" "${PYTEST[@]}" -m "not exclusive" "${TARGET_OLDEST_DOCKER[@]}"
   step docker "sanity" ./scripts/sanity.sh
