@@ -34,25 +34,32 @@ COMMON_ARGS: dict[str, dict[str, t.Any]] = {
 }
 
 
+def _backend_arg_tables() -> tuple[t.Any, dict[str, dict[str, t.Any]]]:
+    """(the Docker backend's args module or None, the Kubernetes options or {}): a backend missing from the
+    build has no options."""
+    try:
+        from ansible_collections.zerodown.rollout.plugins.module_utils.docker import args as docker_args
+    except ImportError:  # the backend is not part of this build
+        docker_args = None
+    try:
+        from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.args import KUBERNETES_ARGS
+    except ImportError:
+        KUBERNETES_ARGS = {}
+    return docker_args, KUBERNETES_ARGS
+
+
 def platform_options() -> dict[str, frozenset[str]]:
     """The options each platform owns, by platform: given with another platform, they are refused.
 
     None of them has a default in the argument spec (each backend applies its documented default), so a value
     that is not None was given by the task (or its module_defaults)."""
     owned: dict[str, set[str]] = {"kubernetes": {"kind", "namespace"}, "docker": set()}
-    try:
-        from ansible_collections.zerodown.rollout.plugins.module_utils.docker import args as docker_args
-    except ImportError:
-        docker_args = None
-    try:
-        from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.args import KUBERNETES_ARGS
-    except ImportError:
-        KUBERNETES_ARGS = {}
+    docker_args, kubernetes_args = _backend_arg_tables()
     if docker_args is not None:
         owned["docker"] |= set(docker_args.DOCKER_ARGS) | set(docker_args.DOCKER_ROLLOUT_ARGS) | \
             set(docker_args.DOCKER_CONTAINER_ARGS)
-    owned["kubernetes"] |= set(KUBERNETES_ARGS)
-    for spec in KUBERNETES_ARGS.values():
+    owned["kubernetes"] |= set(kubernetes_args)
+    for spec in kubernetes_args.values():
         owned["kubernetes"] |= set(spec.get("aliases") or ())
     return {name: frozenset(options) for name, options in owned.items()}
 
@@ -72,14 +79,7 @@ def check_options(params: dict[str, t.Any], platform: str) -> None:
 
 def _backend_args(groups: t.Sequence[str] = ()) -> dict[str, dict[str, t.Any]]:
     spec: dict[str, dict[str, t.Any]] = {}
-    try:
-        from ansible_collections.zerodown.rollout.plugins.module_utils.docker import args as docker_args
-    except ImportError:  # the backend is not part of this build
-        docker_args = None
-    try:
-        from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.args import KUBERNETES_ARGS
-    except ImportError:
-        KUBERNETES_ARGS = {}
+    docker_args, kubernetes_args = _backend_arg_tables()
     if docker_args is not None:
         spec.update(docker_args.DOCKER_ARGS)
         # option groups only some modules take (documented in the matching doc fragment sections)
@@ -87,7 +87,7 @@ def _backend_args(groups: t.Sequence[str] = ()) -> dict[str, dict[str, t.Any]]:
             spec.update(docker_args.DOCKER_ROLLOUT_ARGS)
         if "docker_container" in groups:
             spec.update(docker_args.DOCKER_CONTAINER_ARGS)
-    spec.update(KUBERNETES_ARGS)
+    spec.update(kubernetes_args)
     return spec
 
 
