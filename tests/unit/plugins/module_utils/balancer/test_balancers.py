@@ -28,22 +28,20 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
 STAT_HEADER = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight"
 
 
-class FakeHaproxy:
-    """A unix socket that answers runtime API commands from an in-memory backend, like HAProxy 2.6."""
+class ScriptedSocket:
+    """A unix socket answering one command per connection with ``answer(line)``; ``drop`` connections are
+    closed unanswered first (as HAProxy's master does while it re-executes itself). Subclasses set what
+    ``answer`` reads before calling ``__init__``, which starts serving."""
 
-    def __init__(self, backend="web"):
-        self.dir = tempfile.mkdtemp(prefix="zd-fake-")
-        self.path = os.path.join(self.dir, "admin.sock")
-        self.backend = backend
-        self.servers = {}  # name -> dict(addr, status, scur)
+    def __init__(self, prefix, name):
+        self.dir = tempfile.mkdtemp(prefix=prefix)
+        self.path = os.path.join(self.dir, name)
         self.commands = []
-        self.refuse_del = 0
-        self.pid = 100
+        self.drop = 0
         self.sock = socket.socket(socket.AF_UNIX)
         self.sock.bind(self.path)
         self.sock.listen(16)
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self):
         while True:
@@ -52,9 +50,29 @@ class FakeHaproxy:
             except OSError:
                 return
             with conn:
+                if self.drop:
+                    self.drop -= 1
+                    continue
                 line = conn.makefile().readline().strip()
                 self.commands.append(line)
                 conn.sendall(self.answer(line).encode())
+
+    def answer(self, line):
+        raise NotImplementedError
+
+    def close(self):
+        self.sock.close()
+
+
+class FakeHaproxy(ScriptedSocket):
+    """A unix socket that answers runtime API commands from an in-memory backend, like HAProxy 2.6."""
+
+    def __init__(self, backend="web"):
+        self.backend = backend
+        self.servers = {}  # name -> dict(addr, status, scur)
+        self.refuse_del = 0
+        self.pid = 100
+        super().__init__("zd-fake-", "admin.sock")
 
     def answer(self, line):
         words = line.split()
@@ -98,9 +116,6 @@ class FakeHaproxy:
             del self.servers[name]
             return "Server deleted.\n"
         return "\n"
-
-    def close(self):
-        self.sock.close()
 
     def reload(self, servers_file_text):
         """What a reload does: a new worker whose backend holds exactly the servers of the file it parsed."""
@@ -378,35 +393,14 @@ SHOW_PROC = """#<PID>          <type>          <reloads>       <uptime>        <
 """
 
 
-class FakeMaster:
+class FakeMaster(ScriptedSocket):
     """HAProxy's master CLI: ``show proc`` and ``@!<pid> show stat`` for old workers, one command per
     connection ending in ``;quit`` as the driver sends them."""
 
     def __init__(self, backend="web"):
-        self.dir = tempfile.mkdtemp(prefix="zd-fake-master-")
-        self.path = os.path.join(self.dir, "master.sock")
         self.backend = backend
         self.old = {}  # pid -> {server name: status}
-        self.commands = []
-        self.drop = 0  # connections to close unanswered, as the master does while it re-executes itself
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.bind(self.path)
-        self.sock.listen(16)
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _peer = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                if self.drop:
-                    self.drop -= 1
-                    continue
-                line = conn.makefile().readline().strip()
-                self.commands.append(line)
-                conn.sendall(self.answer(line).encode())
+        super().__init__("zd-fake-master-", "master.sock")
 
     def answer(self, line):
         command = line[:-len(";quit")] if line.endswith(";quit") else line
@@ -424,9 +418,6 @@ class FakeMaster:
                                     for n, status in self.old[pid].items()]
             return "\n".join(rows) + "\n\n"
         return "Unknown command.\n"
-
-    def close(self):
-        self.sock.close()
 
 
 @pytest.fixture
