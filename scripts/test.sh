@@ -20,7 +20,7 @@ TARGET_PY="$PWD/.venv-target-oldest/bin/python"
 PYTEST=("$PY" -m pytest -q -p no:cacheprovider)
 LOGS=.tmp/test-logs
 mkdir -p "$LOGS"
-rm -f "$LOGS"/*.status
+rm -f "$LOGS"/*.status "$LOGS"/*.log
 
 # The modules run a second time under the oldest supported target (Python 3.9 with the oldest clients): the
 # module and role tests, not the fleets or the demo stories (the same modules and roles, the longest tests).
@@ -34,8 +34,10 @@ step() {
   local stream=$1 name=$2
   shift 2
   local started=$SECONDS rc
+  local log
+  log="$LOGS/$stream-$(echo "$name" | tr -c 'a-zA-Z0-9\n' '-').log"
   echo "[$stream] >> $name: $*"
-  "$@" 2>&1 | sed -u "s/^/[$stream] /"
+  "$@" 2>&1 | tee "$log" | sed -u "s/^/[$stream] /"
   rc=${PIPESTATUS[0]}
   echo "$rc $((SECONDS - started)) $stream $name" >>"$LOGS/steps.status"
   echo "[$stream] << $name: exit $rc after $((SECONDS - started)) s"
@@ -75,6 +77,8 @@ echo ">> make test took $((SECONDS - start)) s; steps (exit status, seconds):"
 sort -k3 "$LOGS/steps.status" | sed 's/^/   /'
 if awk '$1 != 0 { bad = 1 } END { exit !bad }' "$LOGS/steps.status"; then
   echo ">> FAILED: $(awk '$1 != 0 { $1 = ""; $2 = ""; print }' "$LOGS/steps.status" | sed 's/^ *//' | paste -sd ';')"
+  # pytest's own summary lines, so that the end of the output names what failed (a CI shows the end)
+  grep -h -E '^(FAILED|ERROR) ' "$LOGS"/*.log | sed 's/^/   /'
   exit 1
 fi
 echo ">> all green"
