@@ -24,6 +24,8 @@ import time
 import typing as t
 from dataclasses import dataclass
 
+from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import RolloutFailed
+
 
 @dataclass
 class Member:
@@ -33,9 +35,14 @@ class Member:
     address: str
     status: str = "UP"
     sessions: int = 0
+    # the weight the load balancer gives it (None: the driver does not say)
+    weight: t.Optional[int] = None
 
     def to_dict(self) -> dict[str, t.Any]:
-        return {"name": self.name, "address": self.address, "status": self.status, "sessions": self.sessions}
+        out = {"name": self.name, "address": self.address, "status": self.status, "sessions": self.sessions}
+        if self.weight is not None:
+            out["weight"] = self.weight
+        return out
 
     @property
     def serving(self) -> bool:
@@ -84,6 +91,9 @@ class Balancer:
     """
 
     kind = ""
+    # whether the driver can give members weights (set_weights), and the largest weight it takes
+    weighted = False
+    MAX_WEIGHT = 256
     # the load_balancer suboptions this driver takes (argument-spec style, without defaults: the driver applies
     # its documented defaults, so that a suboption of another driver can be told apart and refused)
     OPTIONS: t.Dict[str, t.Dict[str, t.Any]] = {}
@@ -97,13 +107,17 @@ class Balancer:
     def __init__(self) -> None:
         self.scope: t.Optional[Scope] = None
         self.intent: dict[str, str] = {}
+        # weights the run decided for intended members (a member without one has the driver's default weight)
+        self.weights: dict[str, int] = {}
         self.drain_timeout = 30.0
         self.up_timeout = 60.0
 
-    def bind(self, scope: Scope, intent: t.Mapping[str, str], drain_timeout: float, up_timeout: float) -> None:
-        """Start from ``intent`` (members of ``scope`` the pool must hold now)."""
+    def bind(self, scope: Scope, intent: t.Mapping[str, str], drain_timeout: float, up_timeout: float,
+             weights: t.Optional[t.Mapping[str, int]] = None) -> None:
+        """Start from ``intent`` (members of ``scope`` the pool must hold now) and their ``weights``."""
         self.scope = scope
         self.intent = dict(intent)
+        self.weights = {n: w for n, w in (weights or {}).items() if n in self.intent}
         self.drain_timeout = drain_timeout
         self.up_timeout = up_timeout
 
@@ -137,6 +151,21 @@ class Balancer:
         """No longer intend ``name`` and take it out of the pool."""
         raise NotImplementedError
 
+    def set_weights(self, weights: t.Mapping[str, t.Optional[int]]) -> list[str]:
+        """Intend ``weights`` (0 to :attr:`MAX_WEIGHT`; None: the driver's default weight) for intended members and
+        apply them: first what a reload loads, then the running load balancer; returns what changed. Drivers
+        without weights refuse."""
+        raise RolloutFailed(f"load_balancer.type={self.kind} cannot weigh its members; use haproxy or nginx")
+
+    def counters(self) -> t.Optional[dict[str, "ServerCounters"]]:
+        """The owned members' cumulative request counters by name, or None when the load balancer keeps none."""
+        return None
+
+    def _forget(self, name: str) -> None:
+        """No longer intend ``name`` (nor its weight)."""
+        self.intent.pop(name, None)
+        self.weights.pop(name, None)
+
     def settled_at(self) -> float:
         """The ``time.monotonic()`` after which a reload that read the rendered file before its last rewrite
         has come up: from then on no worker sends requests to a member taken out before, and its container
@@ -165,6 +194,37 @@ class Balancer:
 
     def describe(self) -> str:
         return self.kind
+
+
+@dataclass
+class ServerCounters:
+    """Cumulative request counters of one member as the load balancer counts them (since the worker started)."""
+
+    requests: int = 0
+    responses_5xx: int = 0
+    responses_4xx: int = 0
+    connection_errors: int = 0
+    response_errors: int = 0
+    # the average response time over the last requests (ms), as the load balancer gives it
+    response_ms: t.Optional[float] = None
+    worker: str = ""
+
+
+def weight_fixes(weights: t.Mapping[str, int], members: t.Mapping[str, Member]) -> list[str]:
+    """Intended members the load balancer gives another weight than the one intended."""
+    return sorted(n for n, w in weights.items() if n in members and members[n].weight is not None
+                  and members[n].weight != w)
+
+
+def check_weights(weights: t.Mapping[str, t.Optional[int]], intent: t.Mapping[str, str], maximum: int) -> None:
+    """Refuse weights of members not intended or out of range (a bug of the caller, said plainly)."""
+    for name, weight in weights.items():
+        if name not in intent:
+            raise RolloutFailed(f"cannot weigh {name}: it is not a member this run keeps in the pool")
+        if weight is None:
+            continue
+        if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= maximum:
+            raise RolloutFailed(f"weight {weight!r} of {name} is not an integer from 0 to {maximum}")
 
 
 def plan_fixes(intent: t.Mapping[str, str], members: t.Mapping[str, Member],

@@ -7,7 +7,8 @@
 * ``add server <be>/<srv> <addr> <server_options>``, then ``enable health`` and ``set server ... state
   ready`` (dynamic servers start in maintenance), then wait until ``show stat`` says UP;
 * drain: ``set server <be>/<srv> state drain``, then wait for ``scur`` (``show stat``) to reach 0;
-* remove: ``set server ... state maint``, ``shutdown sessions server``, ``del server``.
+* remove: ``set server ... state maint``, ``shutdown sessions server``, ``del server``;
+* weights: ``set server ... weight <0-256>`` (0 takes no new request; the member stays UP and health-checked).
 
 Dynamic servers are lost when HAProxy reloads. With ``servers_file`` set, the driver renders that file
 (the whole ``backend`` section: its options, the servers it does not own as they are, one ``server``
@@ -34,9 +35,12 @@ import typing as t
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import (
     Balancer,
     Member,
+    ServerCounters,
+    check_weights,
     describe_file_fixes,
     describe_fixes,
     plan_fixes,
+    weight_fixes,
 )
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.files import (
     file_lock,
@@ -130,17 +134,34 @@ def parse_proc(text: str) -> dict[str, list[str]]:
 
 
 def render_backend(backend: str, backend_options: t.Sequence[str], servers: t.Sequence[tuple[str, str]],
-                   server_options: str, kept: t.Sequence[str] = ()) -> str:
+                   server_options: str, kept: t.Sequence[str] = (), weights: t.Optional[t.Mapping[str, int]] = None) -> str:
     """The backend section persisted for reloads: options, the ``kept`` server lines (members other runs
-    own), then one ``server`` line per intended member."""
+    own), then one ``server`` line per intended member (with its weight when the run set one)."""
+    weights = weights or {}
     lines = [
         "# Written by zerodown.rollout: the intended members of this backend, so that a reload keeps them.",
         f"backend {backend}",
     ]
     lines += [f"    {opt}" for opt in backend_options]
     lines += [f"    {line.strip()}" for line in kept]
-    lines += [f"    server {name} {address} {server_options}".rstrip() for name, address in servers]
+    lines += [f"    server {name} {address} {_with_weight(server_options, weights.get(name))}".rstrip()
+              for name, address in servers]
     return "\n".join(lines) + "\n"
+
+
+def _with_weight(server_options: str, weight: t.Optional[int]) -> str:
+    """``server_options`` with ``weight <n>`` last (HAProxy takes the last of a repeated keyword)."""
+    if weight is None:
+        return server_options
+    return f"{server_options} weight {weight}".strip()
+
+
+def int_field(row: t.Mapping[str, str], key: str) -> int:
+    """A counter of a ``show stat`` row; an empty or missing field (a column a row type lacks) is 0."""
+    try:
+        return int(row.get(key) or 0)
+    except ValueError:
+        return 0
 
 
 def file_servers(text: str) -> list[tuple[str, str, str]]:
@@ -157,6 +178,7 @@ class HaproxyRuntime(Balancer):
     """Drives one backend through HAProxy's runtime API."""
 
     kind = "haproxy"
+    weighted = True
     OPTIONS = {
         "socket": {"type": "str"},
         "master_socket": {"type": "str"},
@@ -341,9 +363,12 @@ class HaproxyRuntime(Balancer):
 
     def members(self) -> dict[str, Member]:
         addresses: dict[str, str] = {}
+        weights: dict[str, int] = {}
         for row in parse_servers_state(self.command(f"show servers state {self.backend}")):
             if row.get("be_name") == self.backend:
                 addresses[row.get("srv_name", "")] = f"{row.get('srv_addr')}:{row.get('srv_port')}"
+                if (row.get("srv_uweight") or "").isdigit():
+                    weights[row.get("srv_name", "")] = int(row["srv_uweight"])
         out: dict[str, Member] = {}
         for row in self.stat_rows():
             name = row.get("svname", "")
@@ -353,7 +378,29 @@ class HaproxyRuntime(Balancer):
                 sessions = int(row.get("scur") or 0)
             except ValueError:
                 sessions = 0
-            out[name] = Member(name, addresses.get(name, row.get("addr", "")), row.get("status", ""), sessions)
+            out[name] = Member(name, addresses.get(name, row.get("addr", "")), row.get("status", ""), sessions,
+                               weights.get(name))
+        return out
+
+    def counters(self) -> dict[str, ServerCounters]:
+        """``show stat``'s counters of the owned members (cumulative since the worker started: a reload starts
+        them again from 0, which :func:`~..analysis.delta` takes into account through ``worker``)."""
+        pid = self.worker()
+        out: dict[str, ServerCounters] = {}
+        for row in self.stat_rows():
+            name = row.get("svname", "")
+            if name in ("BACKEND", "FRONTEND") or not self.owns(name):
+                continue
+            rtime = row.get("rtime") or ""
+            out[name] = ServerCounters(
+                requests=int_field(row, "req_tot") or int_field(row, "stot"),
+                responses_5xx=int_field(row, "hrsp_5xx"),
+                responses_4xx=int_field(row, "hrsp_4xx"),
+                connection_errors=int_field(row, "econ"),
+                response_errors=int_field(row, "eresp"),
+                response_ms=float(rtime) if rtime.isdigit() else None,
+                worker=pid,
+            )
         return out
 
     def _runtime_add(self, name: str, address: str) -> None:
@@ -364,8 +411,8 @@ class HaproxyRuntime(Balancer):
             current = None
         if current is None:
             # "already exists": a reload loaded it from servers_file since the read above
-            self._checked(f"add server {self.backend}/{name} {address} {self.server_options}".rstrip(),
-                          ok=("already exists",))
+            options = _with_weight(self.server_options, self.weights.get(name))
+            self._checked(f"add server {self.backend}/{name} {address} {options}".rstrip(), ok=("already exists",))
         self._runtime_ready(name)
 
     def _runtime_ready(self, name: str) -> None:
@@ -425,7 +472,7 @@ class HaproxyRuntime(Balancer):
                             f"(status {status}); check load_balancer.server_options and the app's port")
 
     def drain(self, name: str) -> None:
-        self.intent.pop(name, None)
+        self._forget(name)
         self.persist()
         member = self.members().get(name)
         if member is not None and member.serving:
@@ -445,9 +492,40 @@ class HaproxyRuntime(Balancer):
             time.sleep(POLL)
 
     def remove(self, name: str) -> None:
-        self.intent.pop(name, None)
+        self._forget(name)
         self.persist()
         self._runtime_take_out(name)
+
+    def default_weight(self) -> int:
+        """The weight ``server_options`` gives (HAProxy's default is 1)."""
+        words = self.server_options.split()
+        for i in range(len(words) - 2, -1, -1):
+            if words[i] == "weight" and words[i + 1].isdigit():
+                return int(words[i + 1])
+        return 1
+
+    def set_weights(self, weights: t.Mapping[str, t.Optional[int]]) -> list[str]:
+        check_weights(weights, self.intent, self.MAX_WEIGHT)
+        changed = [n for n, w in sorted(weights.items()) if self.weights.get(n) != w]
+        for name, weight in weights.items():
+            if weight is None:
+                self.weights.pop(name, None)
+            else:
+                self.weights[name] = weight
+        self.persist()
+        members = self.members()
+        for name in sorted(weights):
+            if name in members and members[name].weight != self._weight(name):
+                self._runtime_weight(name)
+        return [f"HAProxy backend {self.backend}: {n} weight {self._weight(n)}" for n in changed]
+
+    def _weight(self, name: str) -> int:
+        return self.weights.get(name, self.default_weight())
+
+    def _runtime_weight(self, name: str) -> None:
+        # "no such server": a reload that parsed the file before the member was written came up; reconcile adds
+        # it back with its weight
+        self._checked(f"set server {self.backend}/{name} weight {self._weight(name)}", ok=("no such server",))
 
     # -- convergence -------------------------------------------------------------------------------
     def _file_plan(self) -> tuple[t.Optional[str], str]:
@@ -455,13 +533,19 @@ class HaproxyRuntime(Balancer):
         old = read_text(self.servers_file) if self.servers_file else None
         kept = [line for name, _address, line in file_servers(old or "") if not self.owns(name)]
         new = render_backend(self.backend, self.backend_options, sorted(self.intent.items()), self.server_options,
-                             kept)
+                             kept, self.weights)
         return old, new
 
     def _file_fixes(self, old: t.Optional[str]) -> list[str]:
-        listed = {n: a for n, a, _line in file_servers(old or "") if self.owns(n)}
-        return describe_file_fixes(listed, self.intent, f"servers_file {self.servers_file}", "dropped",
-                                   "wrote the missing")
+        lines = [(n, a, line) for n, a, line in file_servers(old or "") if self.owns(n)]
+        listed = {n: a for n, a, _line in lines}
+        out = describe_file_fixes(listed, self.intent, f"servers_file {self.servers_file}", "dropped",
+                                  "wrote the missing")
+        for name, _address, line in lines:
+            rendered = f"server {name} {listed[name]} {_with_weight(self.server_options, self.weights.get(name))}"
+            if name in self.intent and listed[name] == self.intent[name] and line.strip() != rendered.rstrip():
+                out.append(f"servers_file {self.servers_file}: rewrote the line of {name} (weight {self._weight(name)})")
+        return out
 
     def persist(self) -> list[str]:
         """Render ``servers_file`` from the intent (atomically, under the file's lock); what it fixed."""
@@ -479,6 +563,10 @@ class HaproxyRuntime(Balancer):
         self._written_at = time.monotonic()
         return self._file_fixes(old)
 
+    def _describe_weights(self, names: t.Sequence[str], members: t.Mapping[str, Member]) -> list[str]:
+        return [f"HAProxy backend {self.backend}: set {n}'s weight back to {self.weights[n]} (it was "
+                f"{members[n].weight})" for n in names]
+
     def settled_at(self) -> float:
         return self._written_at + SETTLE if self._written_at is not None else time.monotonic()
 
@@ -486,6 +574,7 @@ class HaproxyRuntime(Balancer):
         members = self.members() if members is None else members
         stale, missing, parked = plan_fixes(self.intent, members, self.owns)
         out = describe_fixes(stale, missing, parked, members, self.intent, f"HAProxy backend {self.backend}")
+        out += self._describe_weights(weight_fixes(self.weights, members), members)
         if self.servers_file:
             old, new = self._file_plan()
             if old != new:
@@ -505,11 +594,15 @@ class HaproxyRuntime(Balancer):
             pid = self.worker()
             members = self.members()
             stale, missing, parked = plan_fixes(self.intent, members, self.owns)
-            if not (stale or missing or parked):
+            reweigh = [n for n in weight_fixes(self.weights, members) if n not in missing]
+            if not (stale or missing or parked or reweigh):
                 if self.worker() == pid:
                     return fixes
                 continue  # reloaded while it was read: read the new worker
             fixes += describe_fixes(stale, missing, parked, members, self.intent, where)
+            fixes += self._describe_weights(reweigh, members)
+            for name in reweigh:
+                self._runtime_weight(name)
             for name in stale:
                 self._runtime_take_out(name)
             for name in missing:

@@ -12,6 +12,9 @@ The file is rendered from the intent (the members this run owns that it has deci
 servers other runs own, kept as they are; since nginx only ever runs what the file says, reconciling
 is rewriting the file when it differs. A file nginx refuses (``test_command``) or a reload that fails
 puts the previous file back.
+
+Weights are ``weight=N`` on a server line; nginx refuses ``weight=0``, so a member weighed 0 is written
+``down`` (it takes no request, and stays in the file so that a later weight brings it back).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import typing as t
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import (
     Balancer,
     Member,
+    check_weights,
     describe_file_fixes,
 )
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.files import (
@@ -40,17 +44,36 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 def render_upstream(upstream: str, servers: t.Sequence[tuple[str, str]], server_options: str = "",
-                    kept: t.Sequence[str] = ()) -> str:
+                    kept: t.Sequence[str] = (), weights: t.Optional[t.Mapping[str, int]] = None) -> str:
     """The upstream block: the ``kept`` server lines (other runs' members), then one ``server host:port``
-    line per member, its name in a trailing comment."""
+    line per member, its name in a trailing comment (``weight=N``, or ``down`` for 0, when the run set one)."""
+    weights = weights or {}
     opts = f" {server_options.strip()}" if server_options and server_options.strip() else ""
     body = [f"    {line.strip()}" for line in kept]
-    body += [f"    server {address}{opts};  # zerodown:{name}" for name, address in servers]
+    body += [f"    server {address}{_weight_words(weights.get(name))}{opts};  # zerodown:{name}"
+             for name, address in servers]
     if not body:
         # nginx refuses an empty upstream; a server marked down keeps the file valid and takes no traffic
         body = ["    server 127.0.0.1:9 down;  # zerodown:placeholder"]
     return "\n".join(["# Written by zerodown.rollout; changes made by hand are replaced.",
                       f"upstream {upstream} {{", *body, "}"]) + "\n"
+
+
+def _weight_words(weight: t.Optional[int]) -> str:
+    if weight is None:
+        return ""
+    return " down" if weight == 0 else f" weight={weight}"
+
+
+def line_weight(line: str) -> int:
+    """The weight nginx gives a ``server`` line: 0 when ``down``, ``weight=N``, else 1."""
+    words = line.split("#", 1)[0].replace(";", " ").split()
+    if "down" in words:
+        return 0
+    for word in words:
+        if word.startswith("weight=") and word[len("weight="):].isdigit():
+            return int(word[len("weight="):])
+    return 1
 
 
 def parse_upstream(text: str) -> list[tuple[str, str]]:
@@ -72,6 +95,7 @@ class NginxUpstream(Balancer):
     """Renders one upstream file from the intent and reloads nginx gracefully."""
 
     kind = "nginx"
+    weighted = True
     OPTIONS = {
         "upstream_file": {"type": "path"},
         "upstream": {"type": "str"},
@@ -129,7 +153,8 @@ class NginxUpstream(Balancer):
         return parse_upstream(read_text(self.upstream_file) or "")
 
     def members(self) -> dict[str, Member]:
-        return {name: Member(name, address) for name, address in self._read()}
+        return {name: Member(name, address, "DOWN" if line_weight(line) == 0 else "UP", 0, line_weight(line))
+                for name, address, line in upstream_lines(read_text(self.upstream_file) or "")}
 
     def _run(self, command: str) -> None:
         try:
@@ -143,12 +168,19 @@ class NginxUpstream(Balancer):
         """(the upstream file's text now, the text the intent renders)."""
         old = read_text(self.upstream_file)
         kept = [line for name, _address, line in upstream_lines(old or "") if not self.owns(name)]
-        return old, render_upstream(self.upstream, sorted(self.intent.items()), self.server_options, kept)
+        return old, render_upstream(self.upstream, sorted(self.intent.items()), self.server_options, kept,
+                                    self.weights)
 
     def _fixes(self, old: t.Optional[str]) -> list[str]:
-        listed = {n: a for n, a, _line in upstream_lines(old or "") if self.owns(n)}
-        return describe_file_fixes(listed, self.intent, f"nginx upstream {self.upstream} ({self.upstream_file})",
-                                   "took out", "added")
+        lines = [(n, a, line) for n, a, line in upstream_lines(old or "") if self.owns(n)]
+        listed = {n: a for n, a, _line in lines}
+        where = f"nginx upstream {self.upstream} ({self.upstream_file})"
+        out = describe_file_fixes(listed, self.intent, where, "took out", "added")
+        for name, address, line in lines:
+            weight = self.weights.get(name)
+            if self.intent.get(name) == address and weight is not None and line_weight(line) != weight:
+                out.append(f"{where}: set {name}'s weight to {weight} (it was {line_weight(line)})")
+        return out
 
     def _apply(self) -> list[str]:
         """Render the file from the intent and reload nginx when it changed; the previous file comes back
@@ -182,8 +214,17 @@ class NginxUpstream(Balancer):
         self._apply()
 
     def drain(self, name: str) -> None:
-        self.intent.pop(name, None)
+        self._forget(name)
         self._apply()
+
+    def set_weights(self, weights: t.Mapping[str, t.Optional[int]]) -> list[str]:
+        check_weights(weights, self.intent, self.MAX_WEIGHT)
+        for name, weight in weights.items():
+            if weight is None:
+                self.weights.pop(name, None)
+            else:
+                self.weights[name] = weight
+        return self._apply()
 
     def wait_drained(self, name: str, timeout: float) -> bool:
         time.sleep(min(self.drain_grace, max(timeout, 0.0)))

@@ -25,7 +25,8 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     RolloutFailed,
 )
 
-STAT_HEADER = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight"
+STAT_HEADER = ("# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,"
+               "weight,hrsp_4xx,hrsp_5xx,req_tot,rtime")
 
 
 class ScriptedSocket:
@@ -64,6 +65,12 @@ class ScriptedSocket:
         self.sock.close()
 
 
+def _weight_of(words):
+    """The weight of an ``add server`` command or a ``server`` line (the last ``weight`` keyword; 1 without)."""
+    weights = [int(words[i + 1]) for i in range(len(words) - 1) if words[i] == "weight"]
+    return weights[-1] if weights else 1
+
+
 class FakeHaproxy(ScriptedSocket):
     """A unix socket that answers runtime API commands from an in-memory backend, like HAProxy 2.6."""
 
@@ -81,7 +88,8 @@ class FakeHaproxy(ScriptedSocket):
             return f"Name: HAProxy\nPid: {self.pid}\n\n"
         if line == "show stat":
             rows = [STAT_HEADER, "fe,FRONTEND,,,0,0,,0,0,0,0,0,0,,,,,OPEN,"]
-            rows += [f"{be},{n},0,0,{s['scur']},0,,0,0,0,0,0,,0,0,0,0,{s['status']},1" for n, s in self.servers.items()]
+            rows += [f"{be},{n},0,0,{s['scur']},0,,0,0,0,0,0,,{s.get('econ', 0)},0,0,0,{s['status']},{s.get('weight', 1)},"
+                     f"0,{s.get('5xx', 0)},{s.get('req', 0)},{s.get('rtime', '')}" for n, s in self.servers.items()]
             rows.append(f"{be},BACKEND,0,0,0,0,,0,0,0,0,0,,0,0,0,0,UP,1")
             return "\n".join(rows) + "\n\n"
         if line.startswith("show servers state"):
@@ -90,18 +98,20 @@ class FakeHaproxy(ScriptedSocket):
                    "srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port"]
             for i, (n, s) in enumerate(self.servers.items()):
                 host, port = s["addr"].rsplit(":", 1)
-                out.append(f"3 {be} {i + 1} {n} {host} 2 0 1 1 1 6 3 2 6 0 0 0 - {port}")
+                out.append(f"3 {be} {i + 1} {n} {host} 2 0 {s.get('weight', 1)} 1 1 6 3 2 6 0 0 0 - {port}")
             return "\n".join(out) + "\n\n"
         target = next((w for w in words if "/" in w), "")
         name = target.split("/", 1)[1] if "/" in target else ""
         if words[:2] == ["add", "server"]:
             if name in self.servers:
                 return "Already exists a server with the same name in backend.\n"
-            self.servers[name] = {"addr": words[3], "status": "MAINT", "scur": 0}
+            self.servers[name] = {"addr": words[3], "status": "MAINT", "scur": 0, "weight": _weight_of(words)}
             return "New server registered.\n"
         if name not in self.servers:
             return "No such server.\n"
-        if line.startswith("set server") and words[-1] == "ready":
+        if line.startswith("set server") and words[-2] == "weight":
+            self.servers[name]["weight"] = int(words[-1])
+        elif line.startswith("set server") and words[-1] == "ready":
             self.servers[name]["status"] = "UP"
         elif line.startswith("set server") and words[-1] == "drain":
             self.servers[name]["status"] = "DRAIN"
@@ -124,7 +134,7 @@ class FakeHaproxy(ScriptedSocket):
         for line in servers_file_text.splitlines():
             words = line.split()
             if words[:1] == ["server"]:
-                self.servers[words[1]] = {"addr": words[2], "status": "UP", "scur": 0}
+                self.servers[words[1]] = {"addr": words[2], "status": "UP", "scur": 0, "weight": _weight_of(words)}
 
 
 @pytest.fixture
@@ -566,3 +576,92 @@ def test_suboptions_two_drivers_take_are_fine_with_both():
                           "server_options": "max_fails=1"}, "shop", run).upstream == "shop-up"
     assert make_balancer({"type": "haproxy", "socket": "/x.sock", "backend": "be", "server_options": "check"},
                          "shop").backend == "be"
+
+
+def test_weights_go_to_the_servers_file_first_then_the_runtime(fake, tmp_path):
+    lb = _bound(fake, tmp_path, {})
+    lb.add("app-r1-000001.aaaaaa", "127.0.0.1:1")
+    lb.add("app-r2-000002.aaaaaa", "127.0.0.1:2")
+    said = lb.set_weights({"app-r1-000001.aaaaaa": 240, "app-r2-000002.aaaaaa": 16})
+    assert said == ["HAProxy backend web: app-r1-000001.aaaaaa weight 240",
+                    "HAProxy backend web: app-r2-000002.aaaaaa weight 16"]
+    text = (tmp_path / "servers.cfg").read_text()
+    assert f"server app-r2-000002.aaaaaa 127.0.0.1:2 {hx.DEFAULT_SERVER_OPTIONS} weight 16" in text
+    assert fake.servers["app-r1-000001.aaaaaa"]["weight"] == 240
+    assert {n: m.weight for n, m in lb.members().items()} == {"app-r1-000001.aaaaaa": 240, "app-r2-000002.aaaaaa": 16}
+    # None: back to the weight server_options give (HAProxy's 1), and the line loses its weight
+    lb.set_weights({"app-r2-000002.aaaaaa": None})
+    assert fake.servers["app-r2-000002.aaaaaa"]["weight"] == 1
+    assert f"server app-r2-000002.aaaaaa 127.0.0.1:2 {hx.DEFAULT_SERVER_OPTIONS}\n" in (tmp_path / "servers.cfg").read_text()
+
+
+def test_weight_zero_keeps_the_member_and_a_reload_keeps_the_weights(fake, tmp_path):
+    lb = _bound(fake, tmp_path, {})
+    lb.add("app-r1-000001.aaaaaa", "127.0.0.1:1")
+    lb.set_weights({"app-r1-000001.aaaaaa": 0})
+    fake.reload((tmp_path / "servers.cfg").read_text())
+    assert fake.servers["app-r1-000001.aaaaaa"]["weight"] == 0
+    assert lb.reconcile() == []
+
+
+def test_reconcile_sets_back_a_weight_a_reload_of_an_older_file_changed(fake, tmp_path):
+    lb = _bound(fake, tmp_path, {})
+    lb.add("app-r1-000001.aaaaaa", "127.0.0.1:1")
+    older = (tmp_path / "servers.cfg").read_text()
+    lb.set_weights({"app-r1-000001.aaaaaa": 7})
+    fake.reload(older)
+    assert lb.divergence() == ["HAProxy backend web: set app-r1-000001.aaaaaa's weight back to 7 (it was 1)"]
+    assert lb.reconcile() == ["HAProxy backend web: set app-r1-000001.aaaaaa's weight back to 7 (it was 1)"]
+    assert fake.servers["app-r1-000001.aaaaaa"]["weight"] == 7
+
+
+def test_a_member_added_with_a_weight_is_added_with_it(fake, tmp_path):
+    lb = _bound(fake, tmp_path, {"app-r1-000001.aaaaaa": "127.0.0.1:1"}, tag="aaaaaa")
+    lb.set_weights({"app-r1-000001.aaaaaa": 3})  # not in the runtime yet: the file has it, reconcile adds it
+    lb.reconcile()
+    assert fake.servers["app-r1-000001.aaaaaa"]["weight"] == 3
+
+
+@pytest.mark.parametrize("weights, said", [
+    ({"app-r9-000009.aaaaaa": 1}, "not a member this run keeps"),
+    ({"app-r1-000001.aaaaaa": 257}, "from 0 to 256"),
+    ({"app-r1-000001.aaaaaa": -1}, "from 0 to 256"),
+    ({"app-r1-000001.aaaaaa": True}, "from 0 to 256"),
+])
+def test_bad_weights_are_refused_before_anything_changes(fake, tmp_path, weights, said):
+    lb = _bound(fake, tmp_path, {})
+    lb.add("app-r1-000001.aaaaaa", "127.0.0.1:1")
+    before = (tmp_path / "servers.cfg").read_text()
+    with pytest.raises(RolloutFailed, match=said):
+        lb.set_weights(weights)
+    assert (tmp_path / "servers.cfg").read_text() == before
+    assert fake.servers["app-r1-000001.aaaaaa"]["weight"] == 1
+
+
+def test_counters_are_the_owned_members_show_stat_counters(fake, tmp_path):
+    lb = _bound(fake, tmp_path, {})
+    lb.add("app-r1-000001.aaaaaa", "127.0.0.1:1")
+    fake.servers["app-r1-000001.aaaaaa"].update({"req": 120, "5xx": 7, "econ": 2, "rtime": "12"})
+    fake.servers["other-r1-000001.bbbbbb"] = {"addr": "10.0.0.2:80", "status": "UP", "scur": 0, "req": 5}
+    counters = lb.counters()
+    assert list(counters) == ["app-r1-000001.aaaaaa"]
+    c = counters["app-r1-000001.aaaaaa"]
+    assert (c.requests, c.responses_5xx, c.connection_errors, c.response_ms, c.worker) == (120, 7, 2, 12.0, "100")
+
+
+def test_nginx_weights_are_written_and_zero_is_down(tmp_path):
+    upstream = tmp_path / "up.conf"
+    lb = ngx.NginxUpstream(str(upstream), "web", runner=run, reload_command="true", test_command="")
+    lb.bind(Scope("app", "aaaaaa"), {}, drain_timeout=1, up_timeout=1)
+    lb.add("app-r1-000001.aaaaaa", "127.0.0.1:1")
+    lb.add("app-r2-000002.aaaaaa", "127.0.0.1:2")
+    said = lb.set_weights({"app-r1-000001.aaaaaa": 0, "app-r2-000002.aaaaaa": 5})
+    text = upstream.read_text()
+    assert "server 127.0.0.1:1 down;  # zerodown:app-r1-000001.aaaaaa" in text
+    assert "server 127.0.0.1:2 weight=5;  # zerodown:app-r2-000002.aaaaaa" in text
+    assert "weight=0" not in text
+    assert said == [f"nginx upstream web ({upstream}): set app-r1-000001.aaaaaa's weight to 0 (it was 1)",
+                    f"nginx upstream web ({upstream}): set app-r2-000002.aaaaaa's weight to 5 (it was 1)"]
+    assert {n: m.weight for n, m in lb.members().items()} == {"app-r1-000001.aaaaaa": 0, "app-r2-000002.aaaaaa": 5}
+    assert lb.counters() is None
+    assert lb.set_weights({"app-r2-000002.aaaaaa": 5}) == []

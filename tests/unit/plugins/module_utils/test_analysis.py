@@ -1,0 +1,97 @@
+"""The analysis of a weighted step from per-server counters: windows, totals and verdicts."""
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.zerodown.rollout.plugins.module_utils.analysis import (
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    Thresholds,
+    analyse,
+    delta,
+    judge,
+    totals,
+)
+from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import ServerCounters
+from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import InvalidInput
+
+
+def c(requests, e5xx=0, econ=0, eresp=0, ms=None, worker="1"):
+    return ServerCounters(requests=requests, responses_5xx=e5xx, connection_errors=econ, response_errors=eresp,
+                          response_ms=ms, worker=worker)
+
+
+def test_delta_is_the_difference_and_a_reload_or_a_new_server_counts_from_zero():
+    before = {"old": c(100, 1), "reloaded": c(500, 9, worker="1")}
+    after = {"old": c(160, 4), "reloaded": c(30, 2, worker="2"), "new": c(12, 1)}
+    window = delta(before, after)
+    assert (window["old"].requests, window["old"].responses_5xx) == (60, 3)
+    assert (window["reloaded"].requests, window["reloaded"].responses_5xx) == (30, 2)
+    assert (window["new"].requests, window["new"].responses_5xx) == (12, 1)
+
+
+def test_totals_weigh_the_response_time_by_requests():
+    window = {"a": c(30, 3, econ=1, ms=10), "b": c(10, 0, eresp=1, ms=50), "c": c(99, 99)}
+    got = totals(window, ["a", "b", "missing"])
+    assert (got.requests, got.errors, got.attempts) == (40, 5, 41)
+    assert got.response_ms == pytest.approx(20.0)
+    assert got.error_rate == pytest.approx(5 / 41)
+
+
+def test_fewer_requests_than_the_minimum_is_inconclusive_even_with_errors():
+    verdict = judge(totals({"n": c(19, 19)}, ["n"]), totals({}, []), Thresholds(min_requests=20))
+    assert verdict.status == INCONCLUSIVE
+    assert "19 requests, fewer than analysis.min_requests=20" in verdict.reasons[0]
+
+
+def test_an_error_rate_above_the_threshold_fails_with_the_numbers():
+    before = {"n1": c(0), "o1": c(0)}
+    after = {"n1": c(40, 8), "o1": c(400, 0)}
+    verdict = analyse(before, after, ["n1"], ["o1"], Thresholds(max_error_rate=0.05, max_error_rate_increase=1))
+    assert verdict.status == FAIL
+    assert verdict.reasons == ["error rate 20.0% (8 of 40: 8 5xx, 0 connection errors, 0 response errors) is above "
+                               "analysis.max_error_rate=5.0%"]
+    assert verdict.to_dict()["new"]["error_rate"] == 0.2
+    assert verdict.to_dict()["baseline"]["requests"] == 400
+
+
+def test_the_increase_over_the_baseline_fails_only_with_enough_baseline_requests():
+    new = totals({"n": c(100, 4)}, ["n"])
+    busy_old = totals({"o": c(100, 1)}, ["o"])
+    quiet_old = totals({"o": c(5, 0)}, ["o"])
+    limits = Thresholds(max_error_rate=0.1, max_error_rate_increase=0.02, min_requests=20)
+    assert judge(new, busy_old, limits).status == FAIL
+    assert "3.0% above the old revision's 1.0%" in judge(new, busy_old, limits).reasons[0]
+    assert judge(new, quiet_old, limits).status == PASS
+
+
+def test_zero_is_an_honoured_threshold():
+    one_error = totals({"n": c(100, 1)}, ["n"])
+    assert judge(one_error, totals({}, []), Thresholds(max_error_rate=0, min_requests=1)).status == FAIL
+    assert judge(totals({"n": c(100)}, ["n"]), totals({}, []), Thresholds(max_error_rate=0, min_requests=1)).status == PASS
+
+
+def test_latency_ratio_fails_a_slow_revision_but_not_a_millisecond_difference():
+    limits = Thresholds(max_latency_ratio=1.5, min_requests=10)
+    slow = judge(totals({"n": c(50, ms=90)}, ["n"]), totals({"o": c(50, ms=40)}, ["o"]), limits)
+    assert slow.status == FAIL and "90 ms is more than 1.5 x the old revision's 40 ms" in slow.reasons[0]
+    tiny = judge(totals({"n": c(50, ms=3)}, ["n"]), totals({"o": c(50, ms=0)}, ["o"]), limits)
+    assert tiny.status == PASS
+
+
+@pytest.mark.parametrize("params, said", [
+    ({"max_error_rate": 5}, "analysis.max_error_rate is a fraction"),
+    ({"max_error_rate_increase": -0.1}, "analysis.max_error_rate_increase is a fraction"),
+    ({"max_latency_ratio": 0.5}, "analysis.max_latency_ratio"),
+    ({"min_requests": 0}, "analysis.min_requests must be 1 or more"),
+])
+def test_thresholds_that_cannot_mean_anything_are_refused(params, said):
+    with pytest.raises(InvalidInput, match=said):
+        Thresholds.from_params(params)
+
+
+def test_thresholds_from_params_keep_explicit_zero():
+    got = Thresholds.from_params({"max_error_rate": 0, "max_error_rate_increase": 0, "min_requests": 1})
+    assert (got.max_error_rate, got.max_error_rate_increase, got.min_requests) == (0, 0, 1)
+    assert Thresholds.from_params({}) == Thresholds()
