@@ -94,6 +94,8 @@ class Balancer:
     # whether the driver can give members weights (set_weights), and the largest weight it takes
     weighted = False
     MAX_WEIGHT = 256
+    # whether counters() gives per-member request counters (what the analysis of a step reads)
+    counted = False
     # the load_balancer suboptions this driver takes (argument-spec style, without defaults: the driver applies
     # its documented defaults, so that a suboption of another driver can be told apart and refused)
     OPTIONS: t.Dict[str, t.Dict[str, t.Any]] = {}

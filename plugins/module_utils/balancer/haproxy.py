@@ -179,6 +179,7 @@ class HaproxyRuntime(Balancer):
 
     kind = "haproxy"
     weighted = True
+    counted = True
     OPTIONS = {
         "socket": {"type": "str"},
         "master_socket": {"type": "str"},
