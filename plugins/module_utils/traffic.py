@@ -22,7 +22,6 @@ import math
 import re
 import threading
 import time
-import traceback
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,20 +33,14 @@ try:
     from requests.adapters import HTTPAdapter
     from urllib3.exceptions import LocationParseError
     HAS_REQUESTS = True
-    REQUESTS_IMPORT_ERROR: Optional[str] = None
 except ImportError:  # pragma: no cover - exercised only where requests is absent
     HAS_REQUESTS = False
-    REQUESTS_IMPORT_ERROR = traceback.format_exc()
 
 
-# Error kinds a sample can end in. "status" is an HTTP answer outside expected_status; the others
-# mean no usable answer arrived at all.
-ERROR_KINDS = ("connection", "timeout", "tls", "protocol", "status")
 UNKNOWN_VERSION = "unknown"
 VERDICT_PASS = "pass"
 VERDICT_FAIL = "fail"
 VERDICT_INCONCLUSIVE = "inconclusive"
-FAIL_ON_CHOICES = ("never", "fail", "inconclusive")
 
 _METHOD_RE = re.compile(r"^[A-Z][A-Z0-9_-]{0,31}$")
 _STATUS_CLASS_RE = re.compile(r"^([1-5])xx$", re.IGNORECASE)
@@ -192,10 +185,6 @@ class VersionReader:
                                    "such as 'build.version'.", "version_json_path")
             self.path = parts
 
-    @property
-    def needs_body(self) -> bool:
-        return self.source != "header"
-
     def describe(self) -> str:
         if self.source == "header":
             return f"header {self.header}"
@@ -327,7 +316,11 @@ class SamplerConfig:
 
 
 class Sample(NamedTuple):
-    """One request: start offset (s, from the run start), latency (s), status, error kind, version."""
+    """One request: start offset (s, from the run start), latency (s), status, error kind, version.
+
+    The error kind is ``status`` for an HTTP answer outside expected_status; ``connection``, ``timeout``,
+    ``tls`` and ``protocol`` mean no usable answer arrived at all.
+    """
 
     start: float
     latency: Optional[float]
@@ -891,10 +884,6 @@ class TrafficRecorder:
         self._error: Optional[BaseException] = None
         self._live: List[Sample] = []
         self._live_lock = threading.Lock()
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> "TrafficRecorder":
         """Begin recording in a background thread; returns self."""
