@@ -104,7 +104,7 @@ class TrafficSampler:
         self._examples_lock = threading.Lock()
 
     def stop(self) -> None:
-        """Ask a running ``run``/``run_until_stopped`` to finish after the requests in flight."""
+        """Ask a running ``run``/``collect`` to finish after the requests in flight."""
         self._stop.set()
 
     def run(self, requests: Optional[int] = None, duration: Optional[float] = None) -> TrafficReport:  # noqa: A002
