@@ -122,7 +122,8 @@ def task_wall(events: list[dict[str, t.Any]], task: str) -> float:
 
 
 def run_ours(work: pathlib.Path, rate: float) -> dict[str, t.Any]:
-    from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
+    from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.config import SamplerConfig
+    from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.recorder import TrafficRecorder
     from tests.support.docker_harness import IMAGE_V1, IMAGE_V2, Haproxy, container_spec
 
     name = f"zdb-{time.monotonic_ns() % 10**6}"
@@ -178,7 +179,8 @@ def run_ours(work: pathlib.Path, rate: float) -> dict[str, t.Any]:
 
 
 def run_community(work: pathlib.Path, rate: float, anchors: pathlib.Path) -> dict[str, t.Any]:
-    from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
+    from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.config import SamplerConfig
+    from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.recorder import TrafficRecorder
     from tests.support.docker_harness import IMAGE_V1, IMAGE_V2, Haproxy, free_port
 
     prefix = f"zdc-{time.monotonic_ns() % 10**6}"
@@ -229,7 +231,8 @@ def _timed_upgrade(book: Playbook, proxy: t.Any, name: str, rate: float) -> dict
     """One upgrade under load (fast /version requests plus SLOW_SHARE of 2 s ones), measured against its bound:
     per batch start + ready (engine create, or start for a restarted container -> HAProxy UP) + drain (DRAIN ->
     no session), plus one stop (engine kill -> die of an old container)."""
-    from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
+    from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.config import SamplerConfig
+    from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.recorder import TrafficRecorder
 
     slow_rate = rate * SLOW_SHARE
     fast = TrafficRecorder(SamplerConfig(url=f"{proxy.url}/version", concurrency=8, timeout=10),

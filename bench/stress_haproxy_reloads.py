@@ -170,7 +170,8 @@ def haproxy_log_since(log: pathlib.Path, offset: int) -> dict[str, t.Any]:
 def run_phase(what: str, argv: t.Optional[list[str]], client: t.Any, proxy: t.Any, name: str, image: str,
               args: argparse.Namespace, rng: random.Random) -> dict[str, t.Any]:
     """One playbook under load and reloads, then the convergence check."""
-    from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
+    from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.config import SamplerConfig
+    from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.recorder import TrafficRecorder
     from tests.support.fault_harness import PlaybookRun  # noqa: PLC0415
 
     began = time.monotonic()

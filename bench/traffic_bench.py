@@ -142,7 +142,8 @@ def run_wrk(url: str, seconds: float, threads: int = 2, connections: int = 8) ->
 
 
 def run_sampler(url: str, seconds: float, concurrency: int) -> Dict[str, Any]:
-    from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficSampler
+    from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.config import SamplerConfig
+    from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.sampler import TrafficSampler
 
     report = TrafficSampler(SamplerConfig(url=url, concurrency=concurrency)).run(duration=seconds)
     return {"concurrency": concurrency, "seconds": seconds, "requests": report.total,

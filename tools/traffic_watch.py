@@ -14,7 +14,7 @@ Needs only Python >= 3.9 and requests; it loads the collection's sampler from th
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import json
 import os
 import pathlib
@@ -23,19 +23,31 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from typing import Any, Dict, List, Optional
 
-_TRAFFIC_PATH = pathlib.Path(__file__).resolve().parent.parent / "plugins" / "module_utils" / "traffic.py"
+_CHECKOUT = pathlib.Path(__file__).resolve().parent.parent
+_COLLECTION = "ansible_collections.zerodown.rollout"
+_TRAFFIC = f"{_COLLECTION}.plugins.module_utils.traffic"
 
 
-def _load_traffic() -> Any:
-    spec = importlib.util.spec_from_file_location("zerodown_rollout_traffic", _TRAFFIC_PATH)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"traffic_watch: cannot load the sampler from {_TRAFFIC_PATH}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+def _load_traffic() -> types.SimpleNamespace:
+    """The sampler's modules from this checkout, imported under the collection's own names.
+
+    They import one another as ``ansible_collections.zerodown.rollout...``, which a bare Python (no Ansible's
+    collection loader) cannot resolve: this checkout is registered under that name first, so the tool runs
+    the code next to it rather than another installed copy of the collection.
+    """
+    for name, path in (("ansible_collections", None), ("ansible_collections.zerodown", None),
+                       (_COLLECTION, _CHECKOUT)):
+        package = types.ModuleType(name)
+        package.__path__ = [str(path)] if path else []
+        sys.modules.setdefault(name, package)
+    try:
+        return types.SimpleNamespace(**{part: importlib.import_module(f"{_TRAFFIC}.{part}")
+                                        for part in ("config", "report", "recorder", "timeline_svg")})
+    except ImportError as exc:
+        raise SystemExit(f"traffic_watch: cannot load the sampler from {_CHECKOUT}: {exc}") from None
 
 
 traffic = _load_traffic()
@@ -65,7 +77,7 @@ def _parse_headers(args: argparse.Namespace) -> Dict[str, str]:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    return traffic.SamplerConfig(
+    return traffic.config.SamplerConfig(
         url=args.url, method=args.method, headers=_parse_headers(args), timeout=args.timeout,
         validate_certs=not args.insecure, ca_path=args.ca_path,
         expected_status=args.expected_status or None, version_json_path=args.version_json_path,
@@ -85,9 +97,9 @@ def _write_atomic(path: pathlib.Path, text: str) -> None:
 
 
 def _thresholds(args: argparse.Namespace) -> Any:
-    return traffic.Thresholds(max_error_rate=args.max_error_rate, expect_version=args.expect_version,
-                              min_version_fraction=args.min_version_fraction, max_p95_ms=args.max_p95_ms,
-                              min_samples=args.min_samples)
+    return traffic.report.Thresholds(max_error_rate=args.max_error_rate, expect_version=args.expect_version,
+                                     min_version_fraction=args.min_version_fraction, max_p95_ms=args.max_p95_ms,
+                                     min_samples=args.min_samples)
 
 
 def _summary(timeline: Dict[str, Any], out: pathlib.Path, svg: pathlib.Path) -> Dict[str, Any]:
@@ -100,14 +112,14 @@ def _summary(timeline: Dict[str, Any], out: pathlib.Path, svg: pathlib.Path) -> 
 
 def _judge(timeline: Dict[str, Any], thresholds: Any) -> None:
     summary = timeline["summary"]
-    report = traffic.TrafficReport(
+    report = traffic.report.TrafficReport(
         url=summary["url"], total=summary["total"], responses=summary["responses"], ok=summary["ok"],
         status_counts=summary["status_counts"], errors=summary["errors"], error_kinds=summary["error_kinds"],
         error_examples=summary["error_examples"], versions=summary["versions"], latency_ms=summary["latency_ms"],
         duration_s=summary["duration_s"], requests_per_s=summary["requests_per_s"],
         concurrency=summary["concurrency"], version_source=summary["version_source"],
         expected_status=summary["expected_status"])
-    timeline["verdict"] = traffic.evaluate(report, thresholds).to_dict()
+    timeline["verdict"] = traffic.report.evaluate(report, thresholds).to_dict()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -116,7 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = pathlib.Path(args.out)
     svg = _svg_path(out, args.svg)
     max_duration = args.duration if args.duration else args.max_duration
-    recorder = traffic.TrafficRecorder(config, rate=args.rate, max_duration=max_duration)
+    recorder = traffic.recorder.TrafficRecorder(config, rate=args.rate, max_duration=max_duration)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -136,7 +148,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         timeline = recorder.stop()
         _judge(timeline, thresholds)
         _write_atomic(out, json.dumps(timeline, indent=1) + "\n")
-        _write_atomic(svg, traffic.render_timeline_svg(timeline))
+        _write_atomic(svg, traffic.timeline_svg.render_timeline_svg(timeline))
     finally:
         if args.pidfile:
             for path in (pathlib.Path(args.pidfile), _state_path(args.pidfile)):
@@ -184,8 +196,8 @@ def cmd_start(args: argparse.Namespace) -> int:
         if stale.exists():
             stale.unlink()
     # refuse bad options here, where the caller sees the message, rather than in the detached child
-    traffic.TrafficRecorder(_config(args), rate=args.rate,
-                            max_duration=args.duration if args.duration else args.max_duration)
+    traffic.recorder.TrafficRecorder(_config(args), rate=args.rate,
+                                     max_duration=args.duration if args.duration else args.max_duration)
     _thresholds(args).validate()
     out = pathlib.Path(args.out)
     log = pathlib.Path(args.log) if args.log else out.with_suffix(".log")
@@ -261,7 +273,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     source = pathlib.Path(args.timeline)
     svg = _svg_path(source, args.svg)
-    _write_atomic(svg, traffic.render_timeline_svg(json.loads(source.read_text())))
+    _write_atomic(svg, traffic.timeline_svg.render_timeline_svg(json.loads(source.read_text())))
     print(svg)
     return 0
 
@@ -319,7 +331,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
-    except (WatchError, traffic.TrafficError) as exc:
+    except (WatchError, traffic.config.TrafficError) as exc:
         print(f"traffic_watch: {exc}", file=sys.stderr)
         return 2
 

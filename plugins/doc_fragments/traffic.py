@@ -6,7 +6,7 @@ from __future__ import annotations
 
 class ModuleDocFragment:
     # How to sample HTTP traffic: shared by the traffic_check lookup and the modules and roles whose
-    # gates sample traffic. module_utils/traffic.py SAMPLER_ARGUMENT_SPEC is the matching argument spec.
+    # gates sample traffic. module_utils/traffic/args.py SAMPLER_ARGUMENT_SPEC is the matching argument spec.
     DOCUMENTATION = r"""
 options:
   concurrency:

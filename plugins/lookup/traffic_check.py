@@ -173,18 +173,9 @@ from ansible.errors import AnsibleLookupError, AnsibleOptionsError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import (
-    HAS_REQUESTS,
-    SamplerConfig,
-    Thresholds,
-    TrafficError,
-    TrafficSampler,
-    VERDICT_FAIL,
-    VERDICT_PASS,
-    evaluate,
-    missing_requests_message,
-    redact_url,
-)
+from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.config import SamplerConfig, TrafficError, redact_url
+from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.report import VERDICT_FAIL, VERDICT_PASS, Thresholds, evaluate
+from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.sampler import HAS_REQUESTS, TrafficSampler, missing_requests_message
 
 DEFAULT_REQUESTS = 100
 _SAMPLER_OPTIONS = ("concurrency", "rate", "timeout", "method", "headers", "validate_certs", "ca_path",

@@ -11,7 +11,8 @@ import typing as t
 
 import yaml
 
-from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
+from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.config import SamplerConfig
+from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.recorder import TrafficRecorder
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 VENV_BIN = pathlib.Path(sys.executable).parent

@@ -9,7 +9,8 @@ import urllib.request
 import pytest
 import yaml
 
-from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
+from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.config import SamplerConfig
+from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.recorder import TrafficRecorder
 from tests.support.docker_harness import IMAGE_V1, IMAGE_V2, Haproxy, container_of, container_spec, module_args, run_playbook
 
 pytestmark = pytest.mark.docker

@@ -6,7 +6,8 @@ import functools
 
 import pytest
 
-from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
+from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.config import SamplerConfig
+from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.recorder import TrafficRecorder
 from tests.support.docker_harness import IMAGE_SLOW_V1, IMAGE_SLOW_V2, IMAGE_V1, IMAGE_V2, container_spec, module_args, run_playbook
 
 pytestmark = pytest.mark.docker

@@ -16,7 +16,8 @@ import typing as t
 
 import pytest
 
-from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
+from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.config import SamplerConfig
+from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.recorder import TrafficRecorder
 from tests.support.docker_harness import (IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, WrkLoad, container_of, container_spec,
                                           free_port, module_args, run_playbook)
 

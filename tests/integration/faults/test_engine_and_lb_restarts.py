@@ -23,7 +23,8 @@ import time
 
 import pytest
 
-from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import SamplerConfig, TrafficRecorder
+from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.config import SamplerConfig
+from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.recorder import TrafficRecorder
 from tests.support.docker_harness import IMAGE_V1, IMAGE_V2, container_spec
 from tests.support.fault_harness import (PlaybookRun, backend_servers, check_converged, restartable_dockerd,
                                          wait_until, write_playbook)
