@@ -70,3 +70,14 @@ PATH=$PATH:/usr/sbin haproxy -v | sed -n '1s/^/>> /p'
 # nginx -v writes to stderr
 PATH=$PATH:/usr/sbin nginx -v 2>&1 | sed -n '1s/^/>> /p'
 echo ">> shellcheck $(shellcheck --version | sed -n 's/^version: //p')"
+
+# Bridges the tests' extra dockerds made (zd<hex>...) and that no running dockerd uses any more: a test run that
+# was killed left them. They are removed, so that their subnets and routes do not linger.
+if [ "$(id -u)" = 0 ] && command -v ip >/dev/null 2>&1; then
+  live=$(pgrep -a dockerd | sed -n 's/.*--bridge \([^ ]*\).*/\1/p' || true)
+  for bridge in $(ip -o link show type bridge | awk -F': ' '{print $2}' | grep -E '^zd[a-z]?[0-9a-f]{6}[0-9]*$' || true); do
+    if ! grep -qx "$bridge" <<<"$live"; then
+      ip link del "$bridge" && say "removed the bridge $bridge a killed test run left"
+    fi
+  done
+fi

@@ -23,6 +23,8 @@ RUN_ID = uuid.uuid4().hex[:8]
 IMAGE_V1 = "zerodown/demo-app:1.0"
 IMAGE_V2 = "zerodown/demo-app:2.0"
 IMAGE_BROKEN = "zerodown/demo-app:broken"
+# healthy, but /cgi-bin/version answers 500 to 20 % of requests (a release only a step's analysis catches)
+IMAGE_FLAKY = "zerodown/demo-app:flaky"
 # the slow app (images/slow-app): PID 1 ignores SIGTERM, so every docker stop lasts stop_timeout; ready 3 s after start
 IMAGE_SLOW_V1 = "zerodown/slow-app:1.0"
 IMAGE_SLOW_V2 = "zerodown/slow-app:2.0"
@@ -270,13 +272,48 @@ def bridge_mac() -> str:
 
 # the third octet of the loopback address an extra dockerd's containers publish on, by its tag (ExtraDockerd)
 PUBLISH_OCTETS = {"": 0, "f": 2, "s": 3}
+# held while an extra dockerd's bridge gets its subnet: the two streams of make test start dockerds side by side
+SUBNET_LOCK = pathlib.Path(tempfile.gettempdir()) / "zd-test-subnets.lock"
+# where a subnet is looked for when the preferred one is taken: 172.31.<third octet>.0/24
+SPARE_OCTETS = range(239, 150, -1)
+
+
+def subnets_in_use() -> set[str]:
+    """The first three octets of every IPv4 network an interface of this machine is on (``ip -o -4 addr``)."""
+    out = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, check=True).stdout
+    return {".".join(words[3].split("/")[0].split(".")[:3]) for words in (line.split() for line in out.splitlines())
+            if len(words) > 3 and words[2] == "inet"}
+
+
+def claim_bridge(bridge: str, preferred: str) -> str:
+    """Create and bring up ``bridge`` on a /24 no interface is on, ``preferred`` when it is free; returns the
+    subnet (gateway address/24). A bridge that a killed test run left behind keeps its subnet: a second bridge on
+    the same subnet would take its routes, and the containers behind the new one could not be reached."""
+    import fcntl
+
+    with open(SUBNET_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        taken = subnets_in_use()
+        candidates = [preferred] + [f"172.31.{octet}.1/24" for octet in SPARE_OCTETS]
+        subnet = next((c for c in candidates if ".".join(c.split(".")[:3]) not in taken), None)
+        if subnet is None:
+            raise RuntimeError(f"no free 172.31.x.0/24 subnet for a test dockerd's bridge (in use: {sorted(taken)})")
+        subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True, capture_output=True)
+        # A fixed MAC, as dockerd gives the bridges it creates: otherwise Linux gives the bridge the lowest MAC
+        # of its ports, which changes as containers come and go, and every container's ARP entry for the
+        # gateway goes stale: all their traffic (docker-proxy's replies included) stalls for seconds.
+        subprocess.run(["ip", "link", "set", bridge, "address", bridge_mac()], check=True, capture_output=True)
+        subprocess.run(["ip", "addr", "add", subnet, "dev", bridge], check=True, capture_output=True)
+        subprocess.run(["ip", "link", "set", bridge, "up"], check=True, capture_output=True)
+        return subnet
 
 
 class ExtraDockerd:
     """An extra dockerd standing for another host: own socket, data-root, exec-root, pidfile and bridge.
 
-    Instance ``index`` gets bridge ``zd<run><index>`` on subnet 172.31.(251 - index).1/24, so several can run
-    side by side (the fault tests' own dockerd uses 172.31.252.0/24). No iptables rules (published ports go
+    Instance ``index`` gets bridge ``zd<run><index>`` on subnet 172.31.(251 - index).1/24, or a free one when
+    an interface is on that subnet already (:func:`claim_bridge`), so several can run side by side (the fault
+    tests' own dockerd prefers 172.31.252.0/24). No iptables rules (published ports go
     through docker-proxy on loopback); the demo images are copied over with save/load (no registry is
     reachable) from ``image_archive`` when given (saved once for a whole fleet), else straight from the
     local engine.
@@ -289,7 +326,7 @@ class ExtraDockerd:
         self.index = index
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix=f"zd-d{tag}{index}-"))
         self.bridge = f"zd{tag}{RUN_ID[:6]}{index}" if index or tag else f"zd{RUN_ID[:6]}"
-        self.subnet = subnet or f"172.31.{251 - index}.1/24"
+        self.subnet = subnet or f"172.31.{251 - index}.1/24"  # preferred: claim_bridge may give another
         # Where its containers publish their ports: a loopback address of its own, as each host of a fleet has
         # its own address. Every dockerd allocates published ports upwards from the same first port and gives
         # up after 10 in use: on one shared address, a new engine fails to publish beside a busy one.
@@ -298,15 +335,8 @@ class ExtraDockerd:
         self.host = f"unix://{self.socket}"
         self.proc: t.Optional[subprocess.Popen] = None
         self.log: t.Optional[t.IO[bytes]] = None
-        subprocess.run(["ip", "link", "add", self.bridge, "type", "bridge"], check=True, capture_output=True)
         try:
-            # A fixed MAC, as dockerd gives the bridges it creates: otherwise Linux gives the bridge the lowest MAC
-            # of its ports, which changes as containers come and go, and every container's ARP entry for the
-            # gateway goes stale: all their traffic (docker-proxy's replies included) stalls for seconds.
-            subprocess.run(["ip", "link", "set", self.bridge, "address", bridge_mac()], check=True,
-                           capture_output=True)
-            subprocess.run(["ip", "addr", "add", self.subnet, "dev", self.bridge], check=True, capture_output=True)
-            subprocess.run(["ip", "link", "set", self.bridge, "up"], check=True, capture_output=True)
+            self.subnet = claim_bridge(self.bridge, self.subnet)
             self.log = open(self.dir / "dockerd.log", "ab")
             self._start_daemon(start_timeout)
             if image_archive is not None:
