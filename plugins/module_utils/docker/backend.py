@@ -99,7 +99,7 @@ class DockerPlatform(Platform):
         super().__init__(module, workload)
         check_workload_name(workload.name)
         self.params: dict[str, t.Any] = dict(module.params)
-        self._client: t.Any = None
+        self._engine: t.Optional[engine_mod.DockerEngine] = None
         self._balancer: t.Optional[Balancer] = None
         self._holding_lock = False
         self._ensured: dict[str, dict[str, t.Any]] = {}
@@ -114,12 +114,13 @@ class DockerPlatform(Platform):
 
     # -- connections -------------------------------------------------------------------------------
     @property
-    def client(self) -> t.Any:
-        if self._client is None:
+    def engine(self) -> engine_mod.DockerEngine:
+        """The Docker engine (docker/engine.py: every call it makes, one error mapping), connected on first use."""
+        if self._engine is None:
             if not engine_mod.HAS_DOCKER:
                 raise PlatformUnreachable(missing_required_lib("docker"), exception=engine_mod.DOCKER_IMPORT_ERROR)
-            self._client = engine_mod.connect(self.params)
-        return self._client
+            self._engine = engine_mod.connect(self.params)
+        return self._engine
 
     @property
     def balancer(self) -> Balancer:
@@ -132,23 +133,16 @@ class DockerPlatform(Platform):
         rc, out, err = self.module.run_command(argv)
         return rc, out, err
 
-    def _docker(self, what: str, func: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> t.Any:
-        """``func(...)`` (a method of ``self.client.api``) with SDK errors mapped, described as ``what``."""
-        return engine_mod.guarded_call(self._engine_label(), what, getattr(func, "zd_raw", func), *args, **kwargs)
-
     def _engine_label(self) -> str:
         return engine_mod.host_label(self.params)
 
     # -- reading -----------------------------------------------------------------------------------
     def load(self) -> History:
         """All containers of the workload, grouped by revision."""
-        api = self.client.api
-        found = self._docker("list containers", api.containers, all=True,
-                             filters={"label": f"{LABEL_WORKLOAD}={self.workload.name}"})
         replicas = []
-        for summary in found:
+        for summary in self.engine.containers(f"{LABEL_WORKLOAD}={self.workload.name}"):
             try:
-                attrs = self._docker(f"inspect container {summary['Id'][:12]}", api.inspect_container, summary["Id"])
+                attrs = self.engine.inspect_container(summary["Id"])
             except engine_mod.EngineNotFound:
                 continue  # removed between the list and the inspect
             replicas.append(Replica.from_attrs(attrs))
@@ -174,7 +168,7 @@ class DockerPlatform(Platform):
     def _scope(self, history: History) -> Scope:
         """The members this run owns: this workload's containers on this engine (see balancer/base.py)."""
         if self._engine_tag is None:
-            info = self._docker("read the engine's identity", self.client.api.info) or {}
+            info = self.engine.info()
             # the ID alone is not unique: it comes from the daemon's key file, which every daemon of a machine
             # (and every machine cloned from one image) shares; host name and data root tell those apart
             identity = "|".join(str(info.get(k) or "") for k in ("ID", "Name", "DockerRootDir"))
@@ -341,7 +335,7 @@ class DockerPlatform(Platform):
     # -- image handling ----------------------------------------------------------------------------
     def _local_image(self, ref: str) -> t.Optional[dict[str, t.Any]]:
         try:
-            return self._docker(f"inspect image {ref}", self.client.api.inspect_image, ref)
+            return self.engine.inspect_image(ref)
         except engine_mod.EngineNotFound:
             return None
 
@@ -359,8 +353,7 @@ class DockerPlatform(Platform):
             raise RolloutFailed(f"image {ref} is not on {self._host()} and pull=never; load or build it there first")
         parsed = parse_image_reference(ref)
         try:
-            self._docker(f"pull image {ref}", self.client.api.pull, parsed.repository,
-                         tag=parsed.digest or parsed.tag or "latest")
+            self.engine.pull(parsed.repository, parsed.digest or parsed.tag or "latest", f"pull image {ref}")
         except PlatformUnreachable:
             raise
         except RolloutFailed as exc:
@@ -374,14 +367,11 @@ class DockerPlatform(Platform):
     # -- container operations ----------------------------------------------------------------------
     def _create_and_start(self, config: dict[str, t.Any], name: str,
                           later: t.Sequence[tuple[str, list[str]]] = ()) -> str:
-        api = self.client.api
-        created = self._docker(f"create container {name}", api.create_container_from_config, config, name)
-        cid = created["Id"]
+        cid = self.engine.create(config, name)
         try:
             for net, aliases in later:
-                self._docker(f"connect {name} to network {net}", api.connect_container_to_network, cid, net,
-                             aliases=aliases or None)
-            self._docker(f"start container {name}", api.start, cid)
+                self.engine.connect(cid, net, aliases, f"connect {name} to network {net}")
+            self.engine.start(cid, f"start container {name}")
         except RolloutError:
             self._remove(cid)
             raise
@@ -389,9 +379,7 @@ class DockerPlatform(Platform):
 
     def _remove(self, cid: str) -> None:
         try:
-            self._docker(f"remove container {cid[:12]}", self.client.api.remove_container, cid, force=True, v=True)
-        except engine_mod.EngineNotFound:
-            pass
+            self.engine.remove(cid)
         except RolloutError as err:  # cleanup goes on; a re-run removes what is left
             self.module.warn(f"could not remove container {cid[:12]}: {err.msg}")
 
@@ -400,7 +388,7 @@ class DockerPlatform(Platform):
         return int(value) if value is not None else 10
 
     def _stop(self, rep: Replica) -> None:
-        self._docker(f"stop container {rep.name}", self.client.api.stop, rep.id, timeout=self._stop_timeout())
+        self.engine.stop(rep.id, self._stop_timeout(), f"stop container {rep.name}")
 
     def _stop_later(self, rep: Replica, names: t.Sequence[str] = ()) -> None:
         """``docker stop`` of ``rep``, already out of the load balancer (as ``names``), in the background: it
@@ -454,8 +442,7 @@ class DockerPlatform(Platform):
 
     def _image_config(self, image_id: str) -> t.Optional[dict[str, t.Any]]:
         try:
-            return (self._docker(f"inspect image {image_id[:19]}", self.client.api.inspect_image, image_id)
-                    or {}).get("Config") or {}
+            return (self.engine.inspect_image(image_id, f"inspect image {image_id[:19]}") or {}).get("Config") or {}
         except PlatformUnreachable:
             raise
         except RolloutFailed:  # only refines the clone; without it the new image's defaults apply
@@ -506,18 +493,6 @@ class DockerPlatform(Platform):
                                  f"this host takes it over; from elsewhere, remove it with `docker rm {lock.name}`")
 
     def _lock_creator(self, images: t.Sequence[str]) -> t.Callable[[str, dict[str, str]], t.Optional[str]]:
-        api = self.client.api
-        raw = getattr(api.create_container_from_config, "zd_raw", api.create_container_from_config)
-
-        def create_or_conflict(config: dict[str, t.Any], name: str) -> t.Optional[str]:
-            try:
-                return raw(config, name)["Id"]
-            except Exception as exc:  # only 409 Conflict (the lock exists) is an answer; guarded_call maps the rest
-                if getattr(exc, "status_code", None) == 409 and engine_mod.docker_errors is not None \
-                        and isinstance(exc, engine_mod.docker_errors.APIError):
-                    return None
-                raise
-
         def create(name: str, labels: dict[str, str]) -> t.Optional[str]:
             candidates = [i for i in dict.fromkeys(images) if i]
             for index, image in enumerate(candidates):
@@ -525,7 +500,7 @@ class DockerPlatform(Platform):
                 config = {"Image": image, "Labels": labels, "Entrypoint": ["/zerodown-lock"], "Cmd": [],
                           "HostConfig": {"NetworkMode": "none", "RestartPolicy": {"Name": "no"}}}
                 try:
-                    return self._docker(f"create the lock container {name}", create_or_conflict, config, name)
+                    return self.engine.create_unless_taken(config, name, f"create the lock container {name}")
                 except engine_mod.EngineNotFound:
                     if index == len(candidates) - 1:
                         raise
@@ -536,16 +511,13 @@ class DockerPlatform(Platform):
 
     def _lock_inspect(self, name: str) -> t.Optional[tuple[str, dict[str, str]]]:
         try:
-            attrs = self._docker(f"inspect the lock container {name}", self.client.api.inspect_container, name)
+            attrs = self.engine.inspect_container(name, f"inspect the lock container {name}")
         except engine_mod.EngineNotFound:
             return None
         return attrs["Id"], (attrs.get("Config") or {}).get("Labels") or {}
 
     def _lock_remove(self, cid: str) -> None:
-        try:
-            self._docker(f"remove the lock container {cid[:12]}", self.client.api.remove_container, cid, force=True)
-        except engine_mod.EngineNotFound:
-            pass
+        self.engine.remove(cid, volumes=False, what=f"remove the lock container {cid[:12]}")
 
     def _remove_half_made(self, history: History) -> History:
         """Under the lock: remove the workload's containers that were created and never started (a run cut off
@@ -566,7 +538,7 @@ class DockerPlatform(Platform):
         timeout = self._health_timeout()
         added: list[str] = []
         try:
-            attrs = wait_healthy(self.client, ids, timeout, self.params.get("health_check"))
+            attrs = wait_healthy(self.engine, ids, timeout, self.params.get("health_check"))
             reps = [Replica.from_attrs(attrs[cid]) for cid in ids]
             if lb is not None:
                 for rep in reps:
@@ -600,8 +572,7 @@ class DockerPlatform(Platform):
                 self._remove(cid)
             else:
                 try:
-                    self._docker(f"stop container {cid[:12]}", self.client.api.stop, cid,
-                                 timeout=self._stop_timeout())
+                    self.engine.stop(cid, self._stop_timeout())
                 except RolloutError as err:  # undo goes on with the rest; the original error is raised
                     self.module.warn(f"could not stop container {cid[:12]} while undoing the batch: {err.msg}")
 
@@ -690,11 +661,9 @@ class DockerPlatform(Platform):
         try:
             if old:
                 for rep in old:
-                    self._docker(f"restart container {rep.name}", self.client.api.start, rep.id)
+                    self.engine.start(rep.id, f"restart container {rep.name}")
                 self._take_in([r.id for r in old], [])
-            new_reps = [Replica.from_attrs(self._docker(f"inspect container {cid[:12]}",
-                                                        self.client.api.inspect_container, cid))
-                        for cid in new_ids]
+            new_reps = [Replica.from_attrs(self.engine.inspect_container(cid)) for cid in new_ids]
             self._take_out([r for r in new_reps if r.id not in fresh])
             self._take_out([r for r in new_reps if r.id in fresh], remove=True)
             err.msg += "; the batches that had completed were swapped back, so the workload runs what it ran before"
@@ -962,7 +931,7 @@ class DockerPlatform(Platform):
             for _index in range(k):
                 if retained:
                     rep = retained.pop(0)
-                    self._docker(f"start retained container {rep.name}", self.client.api.start, rep.id)
+                    self.engine.start(rep.id, f"start retained container {rep.name}")
                     ids.append(rep.id)
                 else:  # the workload was scaled up after this revision: more replicas than it kept
                     config, later = clone_config(template, image_config, group.image, group.number, cause, desired)

@@ -31,21 +31,18 @@ def rep(cid, rev=1):
                    created=None)
 
 
-class Api:
+class Engine:
+    """Stands for docker/engine.py's DockerEngine."""
+
     def __init__(self, log):
         self.log = log
 
-    def start(self, cid):
+    def start(self, cid, what=""):
         self.log.append(("start", cid))
 
-    def inspect_container(self, cid):
+    def inspect_container(self, cid, what=""):
         return {"Id": cid, "Name": f"/w-r2-{cid}", "Config": {"Labels": {"zerodown.revision": "2"}},
                 "State": {"Status": "running"}}
-
-
-class Client:
-    def __init__(self, log):
-        self.api = Api(log)
 
 
 class Recording(DockerPlatform):
@@ -55,7 +52,7 @@ class Recording(DockerPlatform):
         super().__init__(Module(batch_size=params.pop("batch_size", 1), **params), WorkloadRef("docker", "w"))
         self.log = []
         self.fail_on = fail_on
-        self._client = Client(self.log)
+        self._engine = Engine(self.log)
         self.batches = 0
 
     def _take_in(self, ids, fresh):
@@ -180,7 +177,7 @@ def test_docker_timeout_below_one_is_refused_before_connecting(value):
 
 
 # -- old containers stopped in the background ------------------------------------------------------------------
-class StoppingApi(Api):
+class StoppingEngine(Engine):
     """``stop`` blocks until ``gate`` is set (an app that ignores SIGTERM); ``fail`` ids answer with an error."""
 
     def __init__(self, log, gate, fail=()):
@@ -189,7 +186,7 @@ class StoppingApi(Api):
         self.fail = set(fail)
         self.stopping = set()
 
-    def stop(self, cid, timeout):
+    def stop(self, cid, timeout, what=""):
         self.stopping.add(cid)
         self.gate.wait(30)
         self.stopping.discard(cid)
@@ -197,10 +194,10 @@ class StoppingApi(Api):
             raise RolloutFailed(f"the Docker engine refused to stop container {cid}")
         self.log.append(("stopped", cid, timeout))
 
-    def start(self, cid):
+    def start(self, cid, what=""):
         self.log.append(("start", cid, "while its stop runs" if cid in self.stopping else "stopped"))
 
-    def remove_container(self, cid, force, v):
+    def remove(self, cid, volumes=True, what=""):
         self.log.append(("removed", cid))
 
 
@@ -209,7 +206,7 @@ class Stopping(Recording):
 
     def __init__(self, gate, fail=(), fail_on=None, **params):
         super().__init__(fail_on=fail_on, **params)
-        self._client.api = StoppingApi(self.log, gate, fail)
+        self._engine = StoppingEngine(self.log, gate, fail)
 
     _take_out = DockerPlatform._take_out
 

@@ -24,7 +24,7 @@ def engine_answering(states):
         calls.append(cid)
         return attrs(states[min(len(calls), len(states)) - 1])
 
-    return types.SimpleNamespace(api=types.SimpleNamespace(inspect_container=inspect_container)), calls
+    return types.SimpleNamespace(inspect_container=inspect_container), calls
 
 
 @pytest.fixture(autouse=True)
