@@ -124,8 +124,13 @@ class DockerPlatform(Platform):
 
     @property
     def balancer(self) -> Balancer:
+        """The load balancer's driver, built and checked on first use; without one, the null driver
+        (balancer/none.py), which every step drives the same way and which does nothing."""
         if self._balancer is None:
-            self._balancer = make_balancer(self.params.get("load_balancer"), self.workload.name, self._run_command)
+            spec = self.params.get("load_balancer")
+            if ((spec or {}).get("type") or "none") == "none":
+                spec = None  # as before the null driver: type none ignores the suboptions given with it
+            self._balancer = make_balancer(spec, self.workload.name, self._run_command)
             self._balancer.check()
         return self._balancer
 
@@ -161,9 +166,6 @@ class DockerPlatform(Platform):
     def _host(self) -> str:
         return self.params.get("docker_host") or "the default Docker engine"
 
-    def _uses_balancer(self) -> bool:
-        return ((self.params.get("load_balancer") or {}).get("type") or "none") != "none"
-
     # -- load balancer membership ------------------------------------------------------------------
     def _scope(self, history: History) -> Scope:
         """The members this run owns: this workload's containers on this engine (see balancer/base.py)."""
@@ -175,19 +177,13 @@ class DockerPlatform(Platform):
             self._engine_tag = engine_tag(identity if identity.strip("|") else self._engine_label())
         return Scope(self.workload.name, self._engine_tag, {server_name(r.name) for r in history.replicas})
 
-    def _member_names(self, rep: Replica) -> tuple[str, str]:
-        """(the member name of ``rep``, the untagged name earlier versions gave it)."""
-        scope = self.balancer.scope
-        if scope is None:  # _lb_begin binds it under the lock, before any change
-            raise RolloutFailed("internal error: the load balancer was changed before the workload's members "
-                                "were read; please report it")
-        return scope.name(rep.name), server_name(rep.name)
-
     def _lb_view(self, history: History, members: t.Optional[t.Mapping[str, Member]] = None) -> Balancer:
         """The balancer bound to the intent ``history`` implies: every running replica with an address that
         is already a member, or that is ready and of the current revision (a replica an interrupted run started
         and never gated stays out, and so does an old one it had taken out and was stopping)."""
         lb = self.balancer
+        if not lb.routes:
+            return lb  # the null driver's pool holds nothing: no member to read or name (no engine identity)
         scope = self._scope(history)
         members = lb.members() if members is None else members
         current = history.current
@@ -205,21 +201,19 @@ class DockerPlatform(Platform):
 
     def _lb_begin(self, history: History) -> None:
         """Under the lock, before any change: take the intent from the workload and repair the pool to it."""
-        if not self._uses_balancer():
-            return
         self._lb_view(history)
         self._lb_bound = True
         self._lb_fixes += self.balancer.reconcile()
 
     def _lb_sync(self, last: bool = False) -> None:
         """After a step: bring the pool back to the run's intent (a reload may have loaded an older set)."""
-        if self._uses_balancer() and self._lb_bound:
+        if self._lb_bound:
             self._lb_fixes += self.balancer.reconcile(settle=last)
 
     def _lb_divergence(self, history: History, members: t.Optional[t.Mapping[str, Member]] = None) -> list[str]:
         """What differs between the pool and the workload (read-only): the run's intent while it holds the
         lock, else the intent ``history`` implies. ``members``: the pool as just read, if the caller has it."""
-        if not self._uses_balancer() or not history.exists:
+        if not history.exists:
             return []
         lb = self.balancer if self._lb_bound else self._lb_view(history, members)
         return lb.divergence(members)
@@ -242,7 +236,7 @@ class DockerPlatform(Platform):
         running_all = [r for r in history.replicas if r.running]
         updated = group.running if group else []
         ready = [r for r in updated if r.ready]
-        members = self.balancer.members() if self._uses_balancer() else None
+        members = self.balancer.members() if self.balancer.routes else None
         diverged = self._lb_divergence(history, members) if members is not None else []
         if members is None:
             available = ready
@@ -328,8 +322,9 @@ class DockerPlatform(Platform):
         value = self.params.get("health_timeout")
         return float(value) if value is not None else 60.0
 
-    def _warn_without_balancer(self) -> None:
-        if not self._uses_balancer():
+    def _check_balancer(self) -> None:
+        """Before any change: fail on a load balancer that cannot be driven; warn when there is none."""
+        if not self.balancer.routes:
             self.module.warn(NO_BALANCER_WARNING)
 
     # -- image handling ----------------------------------------------------------------------------
@@ -401,9 +396,8 @@ class DockerPlatform(Platform):
 
     def _release(self, names: t.Sequence[str]) -> None:
         """Wait until no load balancer process routes to ``names`` any more (see Balancer.release)."""
-        if names and self._uses_balancer():
-            for warning in self.balancer.release(names):
-                self.module.warn(warning)
+        for warning in self.balancer.release(names):
+            self.module.warn(warning)
 
     def _stop_released(self, rep: Replica, names: t.Sequence[str]) -> None:
         self._release(names)
@@ -534,33 +528,27 @@ class DockerPlatform(Platform):
     # -- the swap ----------------------------------------------------------------------------------
     def _take_in(self, ids: list[str], fresh: list[str]) -> list[Replica]:
         """Gate freshly started containers and add them to the LB; on failure undo them and raise."""
-        lb = self.balancer if self._uses_balancer() else None
+        lb = self.balancer
         timeout = self._health_timeout()
         added: list[str] = []
         try:
             attrs = wait_healthy(self.engine, ids, timeout, self.params.get("health_check"))
             reps = [Replica.from_attrs(attrs[cid]) for cid in ids]
-            if lb is not None:
-                for rep in reps:
-                    if not rep.address:
-                        raise RolloutFailed(f"container {rep.name} publishes no port, so the load balancer cannot reach it")
-                    name = self._member_names(rep)[0]
-                    lb.add(name, rep.address)
-                    added.append(name)
-                for name in added:
-                    lb.wait_up(name, timeout)
+            for rep in reps:
+                added += lb.admit(rep.name, rep.address)
+            for name in added:
+                lb.wait_up(name, timeout)
             return reps
         except RolloutError:
             self._undo_started(ids, fresh, added)
             raise
 
     def _undo_started(self, ids: t.Sequence[str], fresh: t.Sequence[str], in_lb: t.Sequence[str]) -> None:
-        lb = self.balancer if self._uses_balancer() else None
+        lb = self.balancer
         for name in in_lb:
             try:
-                if lb is not None:
-                    lb.drain(name)
-                    lb.remove(name)
+                lb.drain(name)
+                lb.remove(name)
             except RolloutError as err:
                 self.module.warn(f"could not take {name} out of the load balancer: {err.msg}")
         try:
@@ -578,29 +566,27 @@ class DockerPlatform(Platform):
 
     def _take_out(self, reps: t.Sequence[Replica], remove: bool = False) -> None:
         """Drain old replicas, take them out of the LB, then stop (and keep, unless ``remove``) them."""
-        lb = self.balancer if self._uses_balancer() else None
+        lb = self.balancer
         drain_timeout = float(self.params.get("drain_timeout") if self.params.get("drain_timeout") is not None else 30)
-        names: dict[str, list[str]] = {}
-        if lb is not None:
-            members = lb.members()
-            names = {r.id: [n for n in self._member_names(r) if n in members or n in lb.intent] for r in reps}
-            taken = [n for r in reps for n in names[r.id]]
-            for name in taken:
-                lb.drain(name)
-            deadline = Deadline(drain_timeout)
-            for name in taken:
-                if not lb.wait_drained(name, deadline.remaining):
-                    self.module.warn(f"{name} still had sessions after drain_timeout={drain_timeout:g}s; they are cut")
-            for name in taken:
-                lb.remove(name)
+        members = lb.members()
+        names = {r.id: [n for n in lb.member_names(r.name) if n in members or n in lb.intent] for r in reps}
+        taken = [n for r in reps for n in names[r.id]]
+        for name in taken:
+            lb.drain(name)
+        deadline = Deadline(drain_timeout)
+        for name in taken:
+            if not lb.wait_drained(name, deadline.remaining):
+                self.module.warn(f"{name} still had sessions after drain_timeout={drain_timeout:g}s; they are cut")
+        for name in taken:
+            lb.remove(name)
         # a container stops once no process of the load balancer routes to it: a reload that parsed the file
         # before the take-out, and old workers finishing their connections, may still do (Balancer.release)
         for rep in reps:
             if remove:
-                self._release(names.get(rep.id, []))
+                self._release(names[rep.id])
                 self._remove(rep.id)
             else:
-                self._stop_later(rep, names.get(rep.id, []))
+                self._stop_later(rep, names[rep.id])
 
     def _swap(self, old: list[Replica], desired: int, start: t.Callable[[int], tuple[list[str], list[str]]],
               cap: t.Optional[int] = None) -> int:
@@ -644,7 +630,7 @@ class DockerPlatform(Platform):
                 raise
             steps.append(_Step(ids, fresh, going))
             self._progress.note(f"batch {batches}: {started} of {desired} new replica(s) healthy"
-                                f"{' and in the load balancer' if self._uses_balancer() else ''}, "
+                                f"{' and in the load balancer' if self.balancer.routes else ''}, "
                                 f"{len(remaining_old)} old one(s) left")
         return batches
 
@@ -689,9 +675,7 @@ class DockerPlatform(Platform):
             raise InvalidInput("container applies to platform=kubernetes only; a Docker workload runs one "
                                "container per replica")
         history = self.load()
-        self._warn_without_balancer()
-        if self._uses_balancer():
-            self.balancer  # noqa: B018 - fail on an unreachable load balancer before any change
+        self._check_balancer()
         return self._plan_upgrade(image, history)
 
     def _plan_upgrade(self, image: str, history: History) -> ActionResult:
@@ -903,10 +887,11 @@ class DockerPlatform(Platform):
     def _take_in_missing(self, current: RevisionGroup) -> None:
         """Gate and add running replicas of ``current`` the load balancer does not have (started by an
         interrupted run, never gated)."""
-        if not self._uses_balancer():
-            return
-        members = self.balancer.members()
-        missing = [r.id for r in current.running if not any(n in members for n in self._member_names(r))]
+        lb = self.balancer
+        members = lb.members()
+        # a replica with member names (the null driver gives none: nothing to take in) of which the pool has none
+        missing = [r.id for r in current.running
+                   if (names := lb.member_names(r.name)) and not any(n in members for n in names)]
         if missing:
             self._take_in(missing, [])
 
@@ -995,9 +980,7 @@ class DockerPlatform(Platform):
         self._validate_rollout_params()
         check_non_negative(p, "to_revision")
         history = self._existing()
-        self._warn_without_balancer()
-        if self._uses_balancer():
-            self.balancer  # noqa: B018
+        self._check_balancer()
         return self._plan_rollback(history)
 
     def _plan_rollback(self, history: History) -> ActionResult:
@@ -1154,10 +1137,11 @@ class DockerPlatform(Platform):
         self.params.update(params)
         history = self.load()
         balancer: t.Optional[str] = None
-        if history.exists and self._uses_balancer():
+        if history.exists:
             try:
-                self.balancer.check()
-                balancer = ""
+                lb = self.balancer  # built and checked on first use: an unusable one is a finding, not a failure
+                lb.check()
+                balancer = "" if lb.routes else None
             except RolloutError as err:
                 balancer = err.msg
         return preflight_mod.lint(history, self.workload.describe(), self._host(), balancer,
