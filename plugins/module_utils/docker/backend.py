@@ -31,7 +31,6 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.registry
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker import preflight as preflight_mod
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.lock import (
     LockHeld,
-    LockOwner,
     WorkloadLock,
     lock_name,
     this_process,
@@ -50,10 +49,12 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas i
     wait_healthy,
 )
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History, RevisionGroup
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.status import (
+    implied_intent,
+    note_lock,
+    rollout_status,
+)
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
-    STATE_COMPLETE,
-    STATE_FAILED,
-    STATE_PROGRESSING,
     ActionResult,
     Deadline,
     Finding,
@@ -178,24 +179,14 @@ class DockerPlatform(Platform):
         return Scope(self.workload.name, self._engine_tag, {server_name(r.name) for r in history.replicas})
 
     def _lb_view(self, history: History, members: t.Optional[t.Mapping[str, Member]] = None) -> Balancer:
-        """The balancer bound to the intent ``history`` implies: every running replica with an address that
-        is already a member, or that is ready and of the current revision (a replica an interrupted run started
-        and never gated stays out, and so does an old one it had taken out and was stopping)."""
+        """The balancer bound to the intent ``history`` implies (status.implied_intent)."""
         lb = self.balancer
         if not lb.routes:
             return lb  # the null driver's pool holds nothing: no member to read or name (no engine identity)
         scope = self._scope(history)
         members = lb.members() if members is None else members
-        current = history.current
-        intent = {}
-        for rep in history.replicas:
-            if rep.running and rep.address:
-                name = scope.name(rep.name)
-                member = name in members or server_name(rep.name) in members
-                if member or (rep.ready and current is not None and rep.revision == current.number):
-                    intent[name] = rep.address
         drain = self.params.get("drain_timeout")
-        lb.bind(scope, intent, float(drain if drain is not None else 30),
+        lb.bind(scope, implied_intent(history, scope, members), float(drain if drain is not None else 30),
                 self._health_timeout())
         return lb
 
@@ -220,68 +211,20 @@ class DockerPlatform(Platform):
 
     def status(self) -> RolloutStatus:
         status = self._status(self._existing())
-        # a run changing the workload right now (or one that died holding the lock) is worth knowing about
         name = lock_name(self.workload.name)
         found = self._lock_inspect(name)
         if found is not None:
-            owner = LockOwner.from_labels(found[1])
-            status.extra["lock"] = owner.to_dict() if owner else {"container": name}
-            status.message += f"; locked by {owner.describe() if owner else 'a run'} (lock container {name})"
+            note_lock(status, name, found[1])
         return status
 
     def _status(self, history: History, target: t.Optional[int] = None) -> RolloutStatus:
-        current = history.current
-        number = target if target is not None else (current.number if current else None)
-        group = history.groups.get(number) if number is not None else None
-        running_all = [r for r in history.replicas if r.running]
-        updated = group.running if group else []
-        ready = [r for r in updated if r.ready]
-        members = self.balancer.members() if self.balancer.routes else None
+        """docker/status.py's verdict on ``history``, with the pool's members read once (none without a load
+        balancer that routes)."""
+        lb = self.balancer
+        members = lb.members() if lb.routes else None
         diverged = self._lb_divergence(history, members) if members is not None else []
-        if members is None:
-            available = ready
-        else:
-            scope = self.balancer.scope or self._scope(history)
-            available = [r for r in ready
-                         if (m := members.get(scope.name(r.name)) or members.get(server_name(r.name))) is not None
-                         and m.status.startswith("UP")]
-        others = [r for r in running_all if group is None or r.revision != group.number]
-        desired = len(updated)
-        if others:
-            # mid-swap: the run that created this revision recorded how many replicas it aimed for
-            desired = max((r.desired for r in updated if r.desired), default=len(updated) + len(others))
-        name = self.workload.name
-        extra = {"replicas": [r.to_dict() for r in sorted(history.replicas, key=lambda r: (r.revision, r.name))
-                              if r.running],
-                 "image": group.image if group else None}
-        broken = [r for r in updated if r.health == "unhealthy" or r.state in ("restarting", "dead")]
-        counts = dict(desired=desired, updated=len(updated), ready=len(ready), available=len(available),
-                      revision=number)
-        if broken:
-            return RolloutStatus(**counts, state=STATE_FAILED, reason="ReplicaUnhealthy", extra=extra,
-                                 message=f"Docker workload {name!r} revision {number}: "
-                                         f"{', '.join(r.name for r in broken)} unhealthy ({broken[0].health or broken[0].state})")
-        if not updated:
-            return RolloutStatus(**counts, state=STATE_FAILED, reason="NoReplicaRunning", extra=extra,
-                                 message=f"Docker workload {name!r}: no container of revision {number} is running")
-        if others:
-            return RolloutStatus(**counts, state=STATE_PROGRESSING, extra=extra,
-                                 message=f"Waiting for Docker workload {name!r} rollout to finish: {len(updated)} "
-                                         f"replicas run revision {number}, {len(others)} still run revision(s) "
-                                         f"{', '.join(sorted({str(r.revision) for r in others}))}...")
-        if diverged:
-            extra["lb_divergence"] = diverged
-            return RolloutStatus(**counts, state=STATE_PROGRESSING, reason="LoadBalancerOutOfStep", extra=extra,
-                                 message=f"Docker workload {name!r} revision {number}: the load balancer does not "
-                                         f"hold what the workload runs ({'; '.join(diverged)}); a run of "
-                                         "image_upgrade or rollback with the same options repairs it")
-        if len(available) < len(updated):
-            return RolloutStatus(**counts, state=STATE_PROGRESSING, extra=extra,
-                                 message=f"Waiting for Docker workload {name!r} rollout to finish: {len(available)} of "
-                                         f"{len(updated)} updated replicas are available...")
-        return RolloutStatus(**counts, state=STATE_COMPLETE, extra=extra,
-                             message=f"Docker workload {name!r} successfully rolled out (revision {number}, "
-                                     f"{len(updated)} replicas)")
+        scope = (lb.scope or self._scope(history)) if members is not None else None
+        return rollout_status(history, self.workload.name, target, members, scope, diverged)
 
     def history(self) -> list:
         return self._existing().revisions(self.workload.name)
