@@ -31,7 +31,8 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.registry
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker import preflight as preflight_mod
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.lock import (
     LockHeld,
-    WorkloadLock,
+    engine_lock,
+    lock_container,
     lock_name,
     this_process,
 )
@@ -212,7 +213,7 @@ class DockerPlatform(Platform):
     def status(self) -> RolloutStatus:
         status = self._status(self._existing())
         name = lock_name(self.workload.name)
-        found = self._lock_inspect(name)
+        found = lock_container(self.engine, name)
         if found is not None:
             note_lock(status, name, found[1])
         return status
@@ -395,8 +396,7 @@ class DockerPlatform(Platform):
         """
         if self._holding_lock:
             return action()
-        name = self.workload.name
-        lock = WorkloadLock(name, self._lock_creator(images), self._lock_inspect, self._lock_remove, self.module.warn)
+        lock = engine_lock(self.engine, self.workload, images, self.module.warn, self._host())
         timeout = float(self.params["lock_timeout"] if self.params.get("lock_timeout") is not None else 300)
         try:
             lock.acquire(this_process(operation, target), timeout)
@@ -428,33 +428,6 @@ class DockerPlatform(Platform):
             except RolloutError as err:  # the outcome stands; a later run on this host takes the lock over
                 self.module.warn(f"could not remove the lock container {lock.name}: {err.msg}. A later run from "
                                  f"this host takes it over; from elsewhere, remove it with `docker rm {lock.name}`")
-
-    def _lock_creator(self, images: t.Sequence[str]) -> t.Callable[[str, dict[str, str]], t.Optional[str]]:
-        def create(name: str, labels: dict[str, str]) -> t.Optional[str]:
-            candidates = [i for i in dict.fromkeys(images) if i]
-            for index, image in enumerate(candidates):
-                # never started: no command runs, no network, no port; the image is only what create requires
-                config = {"Image": image, "Labels": labels, "Entrypoint": ["/zerodown-lock"], "Cmd": [],
-                          "HostConfig": {"NetworkMode": "none", "RestartPolicy": {"Name": "no"}}}
-                try:
-                    return self.engine.create_unless_taken(config, name, f"create the lock container {name}")
-                except engine_mod.EngineNotFound:
-                    if index == len(candidates) - 1:
-                        raise
-            raise RolloutFailed(f"no image of {self.workload.describe()} is on {self._host()} to create the lock "
-                                f"container {name} from")
-
-        return create
-
-    def _lock_inspect(self, name: str) -> t.Optional[tuple[str, dict[str, str]]]:
-        try:
-            attrs = self.engine.inspect_container(name, f"inspect the lock container {name}")
-        except engine_mod.EngineNotFound:
-            return None
-        return attrs["Id"], (attrs.get("Config") or {}).get("Labels") or {}
-
-    def _lock_remove(self, cid: str) -> None:
-        self.engine.remove(cid, volumes=False, what=f"remove the lock container {cid[:12]}")
 
     def _remove_half_made(self, history: History) -> History:
         """Under the lock: remove the workload's containers that were created and never started (a run cut off
