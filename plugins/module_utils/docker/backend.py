@@ -38,8 +38,6 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker.lock impor
 )
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import (
     LABEL_CAUSE,
-    LABEL_CREATED,
-    LABEL_REPLICAS,
     LABEL_REVISION,
     LABEL_WORKLOAD,
     Replica,
@@ -49,7 +47,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas i
     creation_config,
     wait_healthy,
 )
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History, RevisionGroup
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History, RevisionGroup, reusable
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.status import (
     implied_intent,
     note_lock,
@@ -656,7 +654,7 @@ class DockerPlatform(Platform):
         image_id = (local or {}).get("Id")
         if pull == "always" and not self.module.check_mode:
             image_id = self._ensure_image(image, pull).get("Id")
-        reuse = self._reusable(history, current, image, image_id)
+        reuse = reusable(history, current, image, image_id, self._image_config)
         if reuse is not None:
             return self._upgrade_to_retained(history, current, stale, reuse, desired, before, partial)
         number = history.next_number
@@ -842,35 +840,6 @@ class DockerPlatform(Platform):
             return ids, fresh
 
         return start
-
-    def _comparable(self, attrs: dict[str, t.Any], image: str) -> tuple[t.Any, ...]:
-        """What a container copied from ``attrs`` with ``image`` would be created with, bookkeeping labels
-        (revision, creation time, change cause, replicas) left out: equal for two containers of the same
-        configuration, whichever revision they belong to."""
-        config, later = clone_config(attrs, self._image_config(attrs.get("Image", "")), image, 0, None)
-        labels = config.get("Labels") or {}
-        config["Labels"] = {k: v for k, v in labels.items()
-                            if k not in (LABEL_REVISION, LABEL_CREATED, LABEL_CAUSE, LABEL_REPLICAS)}
-        return config, sorted(later)
-
-    def _reusable(self, history: History, current: RevisionGroup, image: str,
-                  image_id: t.Optional[str]) -> t.Optional[RevisionGroup]:
-        """The retained revision whose containers are what a new revision of ``image`` would run: stopped, of
-        that image reference and image id, configured as a copy of the current revision's newest container with
-        ``image`` would be. An upgrade restarts it instead of creating one more revision (as Kubernetes reuses
-        the ReplicaSet whose template matches)."""
-        if not image_id:
-            return None
-        candidates = [g for g in history.groups.values()
-                      if g.number != current.number and g.replicas and not g.running and g.image == image
-                      and all(r.image_id == image_id for r in g.replicas)]
-        if not candidates:
-            return None
-        wanted = self._comparable(current.newest.attrs, image)
-        for group in sorted(candidates, key=lambda g: (g.last_stopped, g.number), reverse=True):
-            if all(self._comparable(r.attrs, image) == wanted for r in group.replicas):
-                return group
-        return None
 
     def _cloner(self, current: RevisionGroup, desired: int) -> t.Callable[[int], tuple[list[str], list[str]]]:
         """``start(k)`` for :meth:`_swap`: k more replicas of ``current``, cloned from its newest container

@@ -268,7 +268,7 @@ def test_a_failed_batch_waits_for_the_stops_before_restarting_the_old_replicas()
     platform._close_stopper()
 
 
-# -- an upgrade to a retained revision -------------------------------------------------------------------------
+# -- planning ---------------------------------------------------------------------------------------------------
 def container(cid, rev, image, image_id, running, env=("A=1",), created="2024-01-01T00:00:00Z"):
     labels = {"zerodown.workload": "w", "zerodown.revision": str(rev), "zerodown.image": image,
               "zerodown.change-cause": f"cause {rev}", "zerodown.created": created, "zerodown.replicas": "2",
@@ -286,42 +286,10 @@ class Planning(DockerPlatform):
     def __init__(self):
         super().__init__(Module(), WorkloadRef("docker", "w"))
 
-    def _image_config(self, image_id):
-        return {}
-
 
 def _history(*replicas):
     from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History
     return History(list(replicas))
-
-
-def test_a_retained_revision_of_the_same_image_and_configuration_is_reused():
-    history = _history(container("a", 1, "app:1", "sha:1", False), container("b", 1, "app:1", "sha:1", False),
-                       container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
-    platform = Planning()
-    found = platform._reusable(history, history.current, "app:1", "sha:1")
-    assert found is not None and found.number == 1
-    # another image id behind the same tag (rebuilt), or another reference: a new revision
-    assert platform._reusable(history, history.current, "app:1", "sha:other") is None
-    assert platform._reusable(history, history.current, "app:1-again", "sha:1") is None
-    assert platform._reusable(history, history.current, "app:1", None) is None
-
-
-def test_a_retained_revision_with_another_configuration_is_not_reused():
-    history = _history(container("a", 1, "app:1", "sha:1", False, env=("A=0",)),
-                       container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
-    assert Planning()._reusable(history, history.current, "app:1", "sha:1") is None
-    # one container of the revision differing is enough
-    history = _history(container("a", 1, "app:1", "sha:1", False), container("b", 1, "app:1", "sha:1", False,
-                                                                             env=("A=0",)),
-                       container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
-    assert Planning()._reusable(history, history.current, "app:1", "sha:1") is None
-
-
-def test_a_revision_with_running_containers_is_not_a_retained_one():
-    history = _history(container("a", 1, "app:1", "sha:1", True),
-                       container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
-    assert Planning()._reusable(history, history.current, "app:1", "sha:1") is None
 
 
 # -- the end of a run: waiting for the new revision -----------------------------------------------------------

@@ -1,10 +1,11 @@
-"""Docker label model: revisions (current, previous, pruning), config cloning, creation configs."""
+"""Docker label model: revisions (current, previous, pruning, a retained one reused), config cloning, creation configs."""
 from __future__ import annotations
 
 import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker import replicas as rp
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import Replica
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History, reusable
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import InvalidInput
 
 
@@ -130,3 +131,53 @@ def test_workload_names(name, ok):
 def test_health_log_lines():
     a = {"State": {"Health": {"Log": [{"ExitCode": 1, "Output": "wget: server returned error: HTTP/1.0 404 Not Found\n"}]}}}
     assert rp.health_log(a) == ["exit 1: wget: server returned error: HTTP/1.0 404 Not Found"]
+
+
+# -- an upgrade to a retained revision -------------------------------------------------------------------------
+def container(cid, rev, image, image_id, running, env=("A=1",), created="2024-01-01T00:00:00Z"):
+    labels = {"zerodown.workload": "w", "zerodown.revision": str(rev), "zerodown.image": image,
+              "zerodown.change-cause": f"cause {rev}", "zerodown.created": created, "zerodown.replicas": "2",
+              "zerodown.port": "8080/tcp", "team": "shop"}
+    return Replica.from_attrs({
+        "Id": cid, "Name": f"/w-r{rev}-{cid}", "Image": image_id,
+        "Config": {"Image": image, "Env": list(env), "Labels": labels, "ExposedPorts": {"8080/tcp": {}}},
+        "HostConfig": {"PortBindings": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}},
+        "State": {"Status": "running" if running else "exited", "StartedAt": f"2024-01-0{rev}T00:00:00Z",
+                  "FinishedAt": "" if running else f"2024-01-0{rev}T01:00:00Z"},
+    })
+
+
+def retained(*replicas):
+    return History(list(replicas))
+
+
+def no_image_config(image_id):
+    return {}
+
+
+def test_a_retained_revision_of_the_same_image_and_configuration_is_reused():
+    history = retained(container("a", 1, "app:1", "sha:1", False), container("b", 1, "app:1", "sha:1", False),
+                       container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
+    found = reusable(history, history.current, "app:1", "sha:1", no_image_config)
+    assert found is not None and found.number == 1
+    # another image id behind the same tag (rebuilt), or another reference: a new revision
+    assert reusable(history, history.current, "app:1", "sha:other", no_image_config) is None
+    assert reusable(history, history.current, "app:1-again", "sha:1", no_image_config) is None
+    assert reusable(history, history.current, "app:1", None, no_image_config) is None
+
+
+def test_a_retained_revision_with_another_configuration_is_not_reused():
+    history = retained(container("a", 1, "app:1", "sha:1", False, env=("A=0",)),
+                       container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
+    assert reusable(history, history.current, "app:1", "sha:1", no_image_config) is None
+    # one container of the revision differing is enough
+    history = retained(container("a", 1, "app:1", "sha:1", False), container("b", 1, "app:1", "sha:1", False,
+                                                                             env=("A=0",)),
+                       container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
+    assert reusable(history, history.current, "app:1", "sha:1", no_image_config) is None
+
+
+def test_a_revision_with_running_containers_is_not_a_retained_one():
+    history = retained(container("a", 1, "app:1", "sha:1", True),
+                       container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
+    assert reusable(history, history.current, "app:1", "sha:1", no_image_config) is None
