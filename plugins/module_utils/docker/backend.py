@@ -4,16 +4,13 @@
 # Note that this module util is PRIVATE to the collection. It can change at any time.
 """The Docker-host backend: a workload is a labelled set of containers behind a load balancer.
 
-Every change (create, scale, upgrade, rollback) goes through one start-first batch swap:
-start the new replicas -> health gate -> add them to the load balancer (and wait until it sends them
-traffic) -> drain the replicas they replace -> take those out of the load balancer -> stop them and
-keep them. A failure before the switch removes what was started and leaves the old replicas serving;
-batches that had already completed are swapped back the same way.
+Every change (create, scale, upgrade, rollback) goes through one start-first batch swap (swap.py), fed by one
+replica factory: start the new replicas -> health gate -> add them to the load balancer -> drain the replicas
+they replace -> take those out -> stop them (in the background) and keep them.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import time
 import typing as t
@@ -37,21 +34,27 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker.lock impor
     this_process,
 )
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import (
-    LABEL_CAUSE,
     LABEL_REVISION,
     LABEL_WORKLOAD,
     Replica,
     check_workload_name,
     clone_config,
-    container_name,
     creation_config,
-    wait_healthy,
 )
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History, RevisionGroup, reusable
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.status import (
     implied_intent,
     note_lock,
     rollout_status,
+)
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.swap import (
+    BackgroundStops,
+    BatchSwap,
+    ReplicaFactory,
+    discard,
+    drain_timeout,
+    health_timeout,
+    stops_failed,
 )
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     ActionResult,
@@ -78,16 +81,6 @@ except ImportError:  # pragma: no cover - always there inside a module
         return f"Failed to import the required Python library ({library})"
 
 WAIT_POLL = 0.5
-# Old containers stopped at once in the background (each ``docker stop`` may take ``stop_timeout``)
-STOP_WORKERS = 4
-
-
-class _Step(t.NamedTuple):
-    """One batch that completed: what it started and what it stopped."""
-
-    started: list[str]
-    fresh: list[str]
-    stopped: list[Replica]
 
 
 class DockerPlatform(Platform):
@@ -109,8 +102,8 @@ class DockerPlatform(Platform):
         self._half_made_removed: list[str] = []  # containers an interrupted run created and never started
         self._progress = ProgressLog()  # the batches of a swap, then the final wait: returned as progress
         # ``docker stop`` of old containers already out of the load balancer, joined before the module returns
-        self._stopper: t.Optional[concurrent.futures.ThreadPoolExecutor] = None
-        self._stops: list[tuple[Replica, concurrent.futures.Future]] = []
+        self._stops = BackgroundStops()
+        self._swap: t.Optional[BatchSwap] = None
 
     # -- connections -------------------------------------------------------------------------------
     @property
@@ -133,6 +126,14 @@ class DockerPlatform(Platform):
             self._balancer = make_balancer(spec, self.workload.name, self._run_command)
             self._balancer.check()
         return self._balancer
+
+    @property
+    def _batch_swap(self) -> BatchSwap:
+        """This run's swap (docker/swap.py), on the engine and the load balancer; used under the lock only."""
+        if self._swap is None:
+            self._swap = BatchSwap(self.engine, self.balancer, self.params, self.module.warn, self._lb_sync,
+                                   self._progress, self._stops)
+        return self._swap
 
     def _run_command(self, argv: list[str]) -> tuple[int, str, str]:
         rc, out, err = self.module.run_command(argv)
@@ -184,9 +185,7 @@ class DockerPlatform(Platform):
             return lb  # the null driver's pool holds nothing: no member to read or name (no engine identity)
         scope = self._scope(history)
         members = lb.members() if members is None else members
-        drain = self.params.get("drain_timeout")
-        lb.bind(scope, implied_intent(history, scope, members), float(drain if drain is not None else 30),
-                self._health_timeout())
+        lb.bind(scope, implied_intent(history, scope, members), drain_timeout(self.params), health_timeout(self.params))
         return lb
 
     def _lb_begin(self, history: History) -> None:
@@ -260,10 +259,6 @@ class DockerPlatform(Platform):
             raise InvalidInput("health_timeout must be more than 0: the seconds a new container may take to become "
                                "healthy (and UP in the load balancer); no container is healthy the instant it starts")
 
-    def _health_timeout(self) -> float:
-        value = self.params.get("health_timeout")
-        return float(value) if value is not None else 60.0
-
     def _check_balancer(self) -> None:
         """Before any change: fail on a load balancer that cannot be driven; warn when there is none."""
         if not self.balancer.routes:
@@ -301,81 +296,6 @@ class DockerPlatform(Platform):
             raise RolloutFailed(f"image {ref} is still missing after the pull")
         return image
 
-    # -- container operations ----------------------------------------------------------------------
-    def _create_and_start(self, config: dict[str, t.Any], name: str,
-                          later: t.Sequence[tuple[str, list[str]]] = ()) -> str:
-        cid = self.engine.create(config, name)
-        try:
-            for net, aliases in later:
-                self.engine.connect(cid, net, aliases, f"connect {name} to network {net}")
-            self.engine.start(cid, f"start container {name}")
-        except RolloutError:
-            self._remove(cid)
-            raise
-        return cid
-
-    def _remove(self, cid: str) -> None:
-        try:
-            self.engine.remove(cid)
-        except RolloutError as err:  # cleanup goes on; a re-run removes what is left
-            self.module.warn(f"could not remove container {cid[:12]}: {err.msg}")
-
-    def _stop_timeout(self) -> int:
-        value = self.params.get("stop_timeout")
-        return int(value) if value is not None else 10
-
-    def _stop(self, rep: Replica) -> None:
-        self.engine.stop(rep.id, self._stop_timeout(), f"stop container {rep.name}")
-
-    def _stop_later(self, rep: Replica, names: t.Sequence[str] = ()) -> None:
-        """``docker stop`` of ``rep``, already out of the load balancer (as ``names``), in the background: it
-        takes no traffic, so the next batch need not wait ``stop_timeout`` for an app that ignores SIGTERM.
-        Joined by :meth:`_join_stops` before the run prunes, reports or releases the lock."""
-        if self._stopper is None:
-            self._stopper = concurrent.futures.ThreadPoolExecutor(max_workers=STOP_WORKERS,
-                                                                  thread_name_prefix="zerodown-stop")
-        self._stops.append((rep, self._stopper.submit(self._stop_released, rep, names)))
-
-    def _release(self, names: t.Sequence[str]) -> None:
-        """Wait until no load balancer process routes to ``names`` any more (see Balancer.release)."""
-        for warning in self.balancer.release(names):
-            self.module.warn(warning)
-
-    def _stop_released(self, rep: Replica, names: t.Sequence[str]) -> None:
-        self._release(names)
-        self._stop(rep)
-
-    def _join_stops(self) -> list[str]:
-        """Wait for every background stop; returns those that failed, as "<container>: <why>"."""
-        stops, self._stops = self._stops, []
-        failed = []
-        for rep, future in stops:
-            try:
-                future.result()
-            except engine_mod.EngineNotFound:
-                pass  # removed meanwhile: nothing left to stop
-            except RolloutError as err:
-                failed.append(f"{rep.name}: {err.msg}")
-        return failed
-
-    @staticmethod
-    def _stops_failed(failed: t.Sequence[str]) -> str:
-        return (f"could not stop {len(failed)} old container(s) after taking them out of the load balancer "
-                f"({'; '.join(failed)}); they take no traffic. Run the task again: it takes them out and stops "
-                "them, and converges")
-
-    def _settle_stops(self) -> None:
-        """Join the background stops; one that failed fails the run, once all the others have ended."""
-        failed = self._join_stops()
-        if failed:
-            raise RolloutFailed(self._stops_failed(failed), containers=[f.split(":", 1)[0] for f in failed])
-
-    def _close_stopper(self) -> None:
-        self._join_stops()
-        if self._stopper is not None:
-            self._stopper.shutdown(wait=True)
-            self._stopper = None
-
     def _image_config(self, image_id: str) -> t.Optional[dict[str, t.Any]]:
         try:
             return (self.engine.inspect_image(image_id, f"inspect image {image_id[:19]}") or {}).get("Config") or {}
@@ -410,15 +330,15 @@ class DockerPlatform(Platform):
         try:
             self._lb_begin(self._remove_half_made(self.load()))
             result = action()
-            self._settle_stops()  # _finish joined them already; this is for any other way out
+            self._stops.settle()  # _finish joined them already; this is for any other way out
             return result
         except RolloutError as err:
-            failed = self._join_stops()
+            failed = self._stops.join()
             if failed:
-                err.msg += f"; also {self._stops_failed(failed)}"
+                err.msg += f"; also {stops_failed(failed)}"
             raise
         finally:
-            self._close_stopper()  # no stop outlives the lock
+            self._stops.close()  # no stop outlives the lock
             self._holding_lock = False
             self._lb_bound = False
             try:
@@ -433,142 +353,11 @@ class DockerPlatform(Platform):
         rollback could use. Returns the history without them."""
         half = [r for r in history.replicas if r.state == "created"]
         for rep in half:
-            self._remove(rep.id)
+            discard(self.engine, rep.id, self.module.warn)
         if not half:
             return history
         self._half_made_removed = sorted(r.name for r in half)
         return self.load()
-
-    # -- the swap ----------------------------------------------------------------------------------
-    def _take_in(self, ids: list[str], fresh: list[str]) -> list[Replica]:
-        """Gate freshly started containers and add them to the LB; on failure undo them and raise."""
-        lb = self.balancer
-        timeout = self._health_timeout()
-        added: list[str] = []
-        try:
-            attrs = wait_healthy(self.engine, ids, timeout, self.params.get("health_check"))
-            reps = [Replica.from_attrs(attrs[cid]) for cid in ids]
-            for rep in reps:
-                added += lb.admit(rep.name, rep.address)
-            for name in added:
-                lb.wait_up(name, timeout)
-            return reps
-        except RolloutError:
-            self._undo_started(ids, fresh, added)
-            raise
-
-    def _undo_started(self, ids: t.Sequence[str], fresh: t.Sequence[str], in_lb: t.Sequence[str]) -> None:
-        lb = self.balancer
-        for name in in_lb:
-            try:
-                lb.drain(name)
-                lb.remove(name)
-            except RolloutError as err:
-                self.module.warn(f"could not take {name} out of the load balancer: {err.msg}")
-        try:
-            self._release(in_lb)
-        except RolloutError as err:
-            self.module.warn(f"could not make sure the load balancer no longer routes to {', '.join(in_lb)}: {err.msg}")
-        for cid in ids:
-            if cid in fresh:
-                self._remove(cid)
-            else:
-                try:
-                    self.engine.stop(cid, self._stop_timeout())
-                except RolloutError as err:  # undo goes on with the rest; the original error is raised
-                    self.module.warn(f"could not stop container {cid[:12]} while undoing the batch: {err.msg}")
-
-    def _take_out(self, reps: t.Sequence[Replica], remove: bool = False) -> None:
-        """Drain old replicas, take them out of the LB, then stop (and keep, unless ``remove``) them."""
-        lb = self.balancer
-        drain_timeout = float(self.params.get("drain_timeout") if self.params.get("drain_timeout") is not None else 30)
-        members = lb.members()
-        names = {r.id: [n for n in lb.member_names(r.name) if n in members or n in lb.intent] for r in reps}
-        taken = [n for r in reps for n in names[r.id]]
-        for name in taken:
-            lb.drain(name)
-        deadline = Deadline(drain_timeout)
-        for name in taken:
-            if not lb.wait_drained(name, deadline.remaining):
-                self.module.warn(f"{name} still had sessions after drain_timeout={drain_timeout:g}s; they are cut")
-        for name in taken:
-            lb.remove(name)
-        # a container stops once no process of the load balancer routes to it: a reload that parsed the file
-        # before the take-out, and old workers finishing their connections, may still do (Balancer.release)
-        for rep in reps:
-            if remove:
-                self._release(names[rep.id])
-                self._remove(rep.id)
-            else:
-                self._stop_later(rep, names[rep.id])
-
-    def _swap(self, old: list[Replica], desired: int, start: t.Callable[[int], tuple[list[str], list[str]]],
-              cap: t.Optional[int] = None) -> int:
-        """Replace ``old`` by ``desired`` replicas from ``start(k)`` (-> (ids, ids of fresh containers)),
-        ``batch_size`` at a time; returns the number of batches. On failure, swaps completed batches back.
-
-        With ``cap``, stops once that many new replicas are in (each batch replacing as many old ones):
-        what is left of ``old`` keeps serving next to the new replicas (a canary); a later run finishes."""
-        batch = int(self.params.get("batch_size") or 1)
-        interval = float(self.params.get("batch_interval") or 0)
-        remaining_old = list(old)
-        started = 0
-        steps: list[_Step] = []
-        batches = 0
-        while started < desired or remaining_old:
-            if cap is not None and started >= cap:
-                break
-            if batches and interval:
-                time.sleep(interval)
-            batches += 1
-            k = min(batch, desired - started, (cap - started) if cap is not None else batch)
-            ids: list[str] = []
-            fresh: list[str] = []
-            if k > 0:
-                try:
-                    ids, fresh = start(k)
-                    self._take_in(ids, fresh)
-                except RolloutError as err:
-                    self._revert(steps, err)
-                    raise
-                started += k
-            out_count = len(remaining_old) if started >= desired else min(len(ids), len(remaining_old))
-            if k <= 0:
-                out_count = min(batch, len(remaining_old))
-            going, remaining_old = remaining_old[:out_count], remaining_old[out_count:]
-            try:
-                self._take_out(going)
-                self._lb_sync()
-            except RolloutError as err:
-                self._revert(steps + [_Step(ids, fresh, [])], err)
-                raise
-            steps.append(_Step(ids, fresh, going))
-            self._progress.note(f"batch {batches}: {started} of {desired} new replica(s) healthy"
-                                f"{' and in the load balancer' if self.balancer.routes else ''}, "
-                                f"{len(remaining_old)} old one(s) left")
-        return batches
-
-    def _revert(self, steps: list[_Step], err: RolloutError) -> None:
-        """Put back what completed batches replaced (start-first again), then remove what they started."""
-        failed = self._join_stops()  # a container is restarted only once its stop has ended
-        if failed:
-            err.msg += f"; also {self._stops_failed(failed)}"
-        if not steps:
-            return
-        old = [rep for step in steps for rep in step.stopped]
-        new_ids = [cid for step in steps for cid in step.started]
-        fresh = {cid for step in steps for cid in step.fresh}
-        try:
-            if old:
-                for rep in old:
-                    self.engine.start(rep.id, f"restart container {rep.name}")
-                self._take_in([r.id for r in old], [])
-            new_reps = [Replica.from_attrs(self.engine.inspect_container(cid)) for cid in new_ids]
-            self._take_out([r for r in new_reps if r.id not in fresh])
-            self._take_out([r for r in new_reps if r.id in fresh], remove=True)
-            err.msg += "; the batches that had completed were swapped back, so the workload runs what it ran before"
-        except RolloutError as undo:
-            err.msg += f"; swapping the completed batches back failed too ({undo.msg}): check the workload"
 
     # -- upgrade -----------------------------------------------------------------------------------
     def upgrade(self, params: dict[str, t.Any]) -> ActionResult:
@@ -633,18 +422,18 @@ class DockerPlatform(Platform):
                 return self._finish(current.number, current.number, before, f"scaled {what}")
             # a canary or an interrupted run left old replicas serving: swap them out batch by batch, as the
             # upgrade itself would have
-            self._take_in_missing(current)
+            self._batch_swap.take_in_missing(current.running)
             running = len(current.running)
             batches = 0
             with self._failure_says_what(f"finishing the rollout of {self.workload.describe()} to revision {current.number}",
                                          current.number):
                 if running < desired:
-                    batches = self._swap(sorted(stale, key=lambda r: r.name), desired - running,
-                                         self._restarter(current, desired))
+                    batches = self._batch_swap.run(sorted(stale, key=lambda r: r.name), desired - running,
+                                                   self._replicas_of(current, desired))
                 else:
                     if running > desired:
                         self._scale(current, desired)
-                    self._take_out(stale)
+                    self._batch_swap.take_out(stale)
             return self._finish(current.number, current.number, before,
                                 f"finished the rollout of {self.workload.describe()} to revision {current.number} "
                                 f"({current.image}): {desired} replicas"
@@ -673,19 +462,10 @@ class DockerPlatform(Platform):
         info = self._ensure_image(image, pull)
         if not self._holding_lock:
             return self._upgrade_under_lock(image, [current.newest.image_id, info.get("Id", "")])
-        template = current.newest.attrs
-        old_image_config = self._image_config(template.get("Image", ""))
-
-        def start(k: int) -> tuple[list[str], list[str]]:
-            ids = []
-            for _index in range(k):
-                config, later = clone_config(template, old_image_config, image, number, cause, desired)
-                ids.append(self._create_and_start(config, container_name(self.workload.name, number), later))
-            return ids, list(ids)
-
+        start = self._copies(number, image, current.newest.attrs, cause, desired)
         old = sorted(current.running, key=lambda r: r.name) + sorted(stale, key=lambda r: r.name)
         with self._failure_says_what(f"upgrade of {self.workload.describe()} to {image}", current.number):
-            batches = self._swap(old, desired, start, limit * batch if limit is not None else None)
+            batches = self._batch_swap.run(old, desired, start, limit * batch if limit is not None else None)
         return self._finish(number, current.number, before,
                             f"{self.workload.describe()} upgraded from revision {current.number} ({current.image}) to "
                             f"revision {number} ({image}) in {batches} batch(es)")
@@ -719,8 +499,8 @@ class DockerPlatform(Platform):
         old = sorted(current.running, key=lambda r: r.name) + sorted(stale, key=lambda r: r.name)
         with self._failure_says_what(f"upgrade of {self.workload.describe()} to {target.image} (revision {target.number})",
                                      current.number):
-            batches = self._swap(old, desired, self._restarter(target, desired),
-                                 limit * batch if limit is not None else None)
+            batches = self._batch_swap.run(old, desired, self._replicas_of(target, desired),
+                                           limit * batch if limit is not None else None)
         return self._finish(target.number, current.number, before,
                             f"{self.workload.describe()} upgraded from revision {current.number} ({current.image}) to "
                             f"{target.image} by {how} in {batches} batch(es): revision {target.number} is current "
@@ -763,11 +543,11 @@ class DockerPlatform(Platform):
             return result
         if not self._holding_lock:
             return self._upgrade_under_lock(current.image, [current.newest.image_id])
-        self._take_in_missing(current)
+        self._batch_swap.take_in_missing(current.running)
         old = sorted(stale, key=lambda r: r.name)
         # the swap runs until ``more`` new replicas are in (no batch beyond them): old ones left keep serving
         with self._failure_says_what(f"upgrade of {what}", current.number):
-            batches = self._swap(old, desired - running, self._restarter(current, desired), more)
+            batches = self._batch_swap.run(old, desired - running, self._replicas_of(current, desired), more)
         return self._finish(current.number, current.number, before,
                             f"swapped {batches} more batch(es) of {what}, {target} of {desired} replicas")
 
@@ -789,74 +569,32 @@ class DockerPlatform(Platform):
         cause = p.get("change_cause") or f"created with {image}"
         config, later_names = creation_config(image, self.workload.name, 1, cause, p.get("docker_container") or {},
                                               info.get("Config") or {}, replicas)
-
-        def start(k: int) -> tuple[list[str], list[str]]:
-            ids = [self._create_and_start(dict(config), container_name(self.workload.name, 1),
-                                          [(n, []) for n in later_names]) for _index in range(k)]
-            return ids, list(ids)
-
-        self._swap([], replicas, start)
+        start = ReplicaFactory(self.engine, self.module.warn, self.workload.name, 1,
+                               lambda: (dict(config), [(n, []) for n in later_names]))
+        self._batch_swap.run([], replicas, start)
         return self._finish(1, None, {}, f"created {self.workload.describe()} with {replicas} replicas of {image}")
-
-    def _take_in_missing(self, current: RevisionGroup) -> None:
-        """Gate and add running replicas of ``current`` the load balancer does not have (started by an
-        interrupted run, never gated)."""
-        lb = self.balancer
-        members = lb.members()
-        # a replica with member names (the null driver gives none: nothing to take in) of which the pool has none
-        missing = [r.id for r in current.running
-                   if (names := lb.member_names(r.name)) and not any(n in members for n in names)]
-        if missing:
-            self._take_in(missing, [])
 
     def _scale(self, current: RevisionGroup, desired: int) -> None:
         running = sorted(current.running, key=lambda r: (r.created or "", r.name))
         if desired < len(running):
-            self._take_out(running[desired:], remove=True)
+            self._batch_swap.take_out(running[desired:], remove=True)
             return
-        self._swap([], desired - len(running), self._cloner(current, desired))
+        self._batch_swap.run([], desired - len(running), self._replicas_of(current, desired, restart=False))
 
-    def _restarter(self, group: RevisionGroup, desired: int) -> t.Callable[[int], tuple[list[str], list[str]]]:
-        """``start(k)`` for :meth:`_swap`: k replicas of ``group``, its retained (stopped) containers restarted
-        first (``docker start``: no pull, no new container), then copies of its newest one if it kept fewer."""
-        retained = list(group.stopped)
-        template = group.newest.attrs
+    def _replicas_of(self, group: RevisionGroup, desired: int, restart: bool = True) -> ReplicaFactory:
+        """Replicas of ``group`` for the swap: its retained (stopped) containers restarted first (unless not
+        ``restart``: a scale-up only adds copies), then copies of its newest container if it kept fewer."""
+        newest = group.newest
+        return self._copies(group.number, group.image, newest.attrs, newest.change_cause, desired,
+                            group.stopped if restart else ())
+
+    def _copies(self, revision: int, image: str, template: dict[str, t.Any], cause: t.Optional[str], desired: int,
+                retained: t.Sequence[Replica] = ()) -> ReplicaFactory:
+        """Replicas of ``revision`` for the swap: ``retained`` containers restarted first, then copies of the
+        container ``template`` (inspected) with ``image``; what it got from its own image is left out."""
         image_config = self._image_config(template.get("Image", ""))
-        cause = (template.get("Config") or {}).get("Labels", {}).get(LABEL_CAUSE)
-
-        def start(k: int) -> tuple[list[str], list[str]]:
-            ids: list[str] = []
-            fresh: list[str] = []
-            for _index in range(k):
-                if retained:
-                    rep = retained.pop(0)
-                    self.engine.start(rep.id, f"start retained container {rep.name}")
-                    ids.append(rep.id)
-                else:  # the workload was scaled up after this revision: more replicas than it kept
-                    config, later = clone_config(template, image_config, group.image, group.number, cause, desired)
-                    cid = self._create_and_start(config, container_name(self.workload.name, group.number), later)
-                    ids.append(cid)
-                    fresh.append(cid)
-            return ids, fresh
-
-        return start
-
-    def _cloner(self, current: RevisionGroup, desired: int) -> t.Callable[[int], tuple[list[str], list[str]]]:
-        """``start(k)`` for :meth:`_swap`: k more replicas of ``current``, cloned from its newest container
-        (everything but the bookkeeping labels stays as it is)."""
-        template = current.newest.attrs
-        image_config = self._image_config(template.get("Image", ""))
-        labels = (template.get("Config") or {}).get("Labels") or {}
-
-        def start(k: int) -> tuple[list[str], list[str]]:
-            ids = []
-            for _index in range(k):
-                config, later = clone_config(template, image_config, current.image, current.number,
-                                             labels.get(LABEL_CAUSE), desired)
-                ids.append(self._create_and_start(config, container_name(self.workload.name, current.number), later))
-            return ids, list(ids)
-
-        return start
+        return ReplicaFactory(self.engine, self.module.warn, self.workload.name, revision,
+                              lambda: clone_config(template, image_config, image, revision, cause, desired), retained)
 
     # -- rollback ----------------------------------------------------------------------------------
     def rollback(self, params: dict[str, t.Any]) -> ActionResult:
@@ -906,12 +644,12 @@ class DockerPlatform(Platform):
         if self._local_image(target.newest.attrs.get("Image", "")) is None:
             raise RolloutFailed(f"the image of revision {target.number} ({target.image}) is no longer on "
                                 f"{self._host()}; a rollback does not pull. Load it, or upgrade to it instead")
-        start = self._restarter(target, desired)
+        start = self._replicas_of(target, desired)
         old = sorted([r for r in history.replicas if r.running and r.revision != target.number], key=lambda r: r.name)
         if target.number == current.number:
             desired = max(desired - len(target.running), 0)
         with self._failure_says_what(f"rollback of {self.workload.describe()} to revision {target.number}", current.number):
-            batches = self._swap(old, desired, start)
+            batches = self._batch_swap.run(old, desired, start)
         return self._finish(target.number, current.number, before,
                             f"{self.workload.describe()} rolled back from revision {current.number} ({current.image}) "
                             f"to revision {target.number} ({target.image}) in {batches} batch(es)")
@@ -962,7 +700,7 @@ class DockerPlatform(Platform):
         if not self._holding_lock:
             return relock()  # the lock's start repairs the load balancer (_lb_begin)
         for rep in extra:
-            self._remove(rep.id)
+            discard(self.engine, rep.id, self.module.warn)
         self._lb_sync(last=True)
         history = self.load()
         left = {r.id for r in history.replicas}
@@ -980,14 +718,14 @@ class DockerPlatform(Platform):
 
     def _finish(self, revision: int, previous: t.Optional[int], before: dict[str, t.Any], message: str) -> ActionResult:
         # every old container stopped before pruning counts revisions, and before the final reconcile and status
-        failed = self._join_stops()
+        failed = self._stops.join()
         if failed:
-            raise RolloutFailed(f"{message}, but {self._stops_failed(failed)}", revision=revision,
+            raise RolloutFailed(f"{message}, but {stops_failed(failed)}", revision=revision,
                                 containers=[f.split(":", 1)[0] for f in failed])
         history = self.load()
         extra = history.to_prune(self._retain())
         for rep in extra:
-            self._remove(rep.id)
+            discard(self.engine, rep.id, self.module.warn)
         pruned = [r.name for r in extra]
         self._lb_sync(last=True)
         if pruned:

@@ -1,4 +1,5 @@
-"""Engine errors: every docker SDK / transport failure of an engine call becomes a clean RolloutError."""
+"""docker/engine.py: every docker SDK / transport failure of an engine call becomes a clean RolloutError (one
+layer, in DockerEngine); connect refuses unusable settings before it connects."""
 from __future__ import annotations
 
 import pytest
@@ -7,6 +8,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker import eng
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.backend import DockerPlatform
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import wait_healthy
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
+    InvalidInput,
     PlatformUnreachable,
     RolloutFailed,
     WorkloadRef,
@@ -160,6 +162,23 @@ def test_backend_calls_describe_what_they_were_doing():
     with pytest.raises(PlatformUnreachable) as err:
         platform.load()
     assert "list containers" in err.value.msg and HOST in err.value.msg
-    # cleanup after a lost engine warns and carries on instead of raising a second error
-    platform._remove("0123456789abcdef")
-    assert platform.module.warnings and "could not remove container 0123456789ab" in platform.module.warnings[0]
+
+
+# -- connecting ------------------------------------------------------------------------------------------------
+def test_connect_rejects_unusable_tls_settings(tmp_path):
+    cert = tmp_path / "cert.pem"
+    cert.write_text("x")
+    with pytest.raises(InvalidInput, match="must start with"):
+        engine.connect({"docker_host": "http://host:2375"})
+    with pytest.raises(InvalidInput, match="tcp:// hosts only"):
+        engine.connect({"docker_host": "unix:///var/run/docker.sock", "docker_tls": True})
+    with pytest.raises(InvalidInput, match="go together"):
+        engine.connect({"docker_host": "tcp://127.0.0.1:1", "docker_client_cert": str(cert)})
+    with pytest.raises(InvalidInput, match="not a readable file"):
+        engine.connect({"docker_host": "tcp://127.0.0.1:1", "docker_ca_path": str(tmp_path / "missing.pem")})
+
+
+@pytest.mark.parametrize("value", [0, -3])
+def test_docker_timeout_below_one_is_refused_before_connecting(value):
+    with pytest.raises(InvalidInput, match="docker_timeout must be 1 or more"):
+        engine.connect({"docker_host": "tcp://127.0.0.1:1", "docker_timeout": value})
