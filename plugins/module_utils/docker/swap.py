@@ -62,6 +62,12 @@ def stop_timeout(params: t.Mapping[str, t.Any]) -> int:
     return int(value) if value is not None else 10
 
 
+def batch_limit(params: t.Mapping[str, t.Any]) -> t.Optional[int]:
+    """``max_batches``: the batches an upgrade swaps before it stops, the rest left serving (None: all)."""
+    value = params.get("max_batches")
+    return int(value) if value is not None else None
+
+
 def discard(engine: DockerEngine, cid: str, warn: t.Callable[[str], None]) -> None:
     """Remove container ``cid`` for good; one that cannot be warns, and the cleanup goes on (a re-run removes what
     is left)."""

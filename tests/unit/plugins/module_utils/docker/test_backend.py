@@ -1,5 +1,5 @@
-"""DockerPlatform: input checks, planning (rollback targets) and the end of a run, with the engine stood in for
-(the swap itself: test_swap.py)."""
+"""DockerPlatform: input checks, the load balancer it drives, planning (a retained revision reused, rollback targets)
+and the end of a run, with the engine stood in for (the swap itself: test_swap.py)."""
 from __future__ import annotations
 
 import pytest
@@ -9,7 +9,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas i
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     InvalidInput,
-    RolloutStatus,
+    RolloutError,
     WorkloadRef,
 )
 
@@ -46,6 +46,20 @@ def test_health_timeout_zero_is_refused():
         platform_with(health_timeout=-5)._validate_rollout_params()
 
 
+# -- the load balancer it drives -------------------------------------------------------------------------------
+def test_without_a_load_balancer_the_change_is_warned_about():
+    platform = platform_with(load_balancer={"type": "none"})
+    platform._check_balancer()
+    assert len(platform.module.warnings) == 1 and "Zero downtime needs a load balancer" in platform.module.warnings[0]
+
+
+def test_a_load_balancer_that_cannot_be_driven_fails_before_anything():
+    platform = platform_with(load_balancer={"type": "haproxy", "socket": "/nonexistent/zerodown/admin.sock"})
+    with pytest.raises(RolloutError, match="admin.sock"):
+        platform._check_balancer()
+    assert platform.module.warnings == []
+
+
 # -- planning ---------------------------------------------------------------------------------------------------
 def container(cid, rev, image, image_id, running, env=("A=1",), created="2024-01-01T00:00:00Z"):
     labels = {"zerodown.workload": "w", "zerodown.revision": str(rev), "zerodown.image": image,
@@ -60,69 +74,82 @@ def container(cid, rev, image, image_id, running, env=("A=1",), created="2024-01
     })
 
 
-class Planning(DockerPlatform):
-    def __init__(self):
-        super().__init__(Module(), WorkloadRef("docker", "w"))
+def planning(history, local=None, check_mode=True, **params):
+    """A platform that plans on ``history`` in check mode, its engine answering ``local`` (image reference ->
+    image id) for the images it has."""
+    platform = platform_with(**params)
+    platform.module.check_mode = check_mode
+    platform.docker.load = lambda: history
+    platform.docker.existing = lambda: history
+    platform.docker.local_image = lambda ref: {"Id": local[ref]} if ref in (local or {}) else None
+    platform.docker.image_config = lambda image_id: {}
+    platform.docker.divergence = lambda history, members=None: []
+    platform.docker.status = lambda history, target=None: None
+    return platform
 
 
 def _history(*replicas):
     return History(list(replicas))
 
 
-# -- the end of a run: waiting for the new revision -----------------------------------------------------------
-class Finishing(DockerPlatform):
-    """``_finish`` over a history whose revision 2 is not done yet; records the timeout it waits with."""
-
-    def __init__(self, **params):
-        super().__init__(Module(**params), WorkloadRef("docker", "w"))
-        self.waited = []
-
-    def load(self):
-        return _history(container("c", 2, "app:2", "sha:2", True))
-
-    def _status(self, history, target=None):
-        return RolloutStatus(desired=1, updated=1, ready=0, available=0, revision=2, state="Progressing",
-                             message="waiting")
-
-    def wait(self, revision, timeout, progress=None):
-        self.waited.append((revision, timeout))
-        return self._status(self.load(), revision)
+TWO_REVISIONS = (container("a", 1, "app:1", "sha:1", False), container("b", 1, "app:1", "sha:1", False),
+                 container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"),
+                 container("d", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
 
 
-def test_progress_has_each_batch_then_the_final_wait():
-    finishing = Finishing(retain=5)
-    finishing._progress.note("batch 1: 1 of 1 new replica(s) healthy, 0 old one(s) left")
-
-    def wait(revision, timeout, progress=None):  # the final wait reports its statuses through progress
-        progress(finishing._status(None))
-        progress(finishing._status(None))  # the same message again: kept once
-        return finishing._status(None)
-    finishing.wait = wait
-    result = finishing._finish(2, 1, {"image": "app:1"}, "upgraded")
-    assert [e["message"] for e in result.extra["progress"]] == [
-        "batch 1: 1 of 1 new replica(s) healthy, 0 old one(s) left", "waiting"]
+def test_check_mode_predicts_a_new_revision_and_the_pull():
+    result = planning(_history(*TWO_REVISIONS), {"app:2": "sha:2"}).upgrade({"image": "app:3"})
+    assert result.changed and (result.revision, result.previous_revision) == (3, 2)
+    assert result.message == ("would upgrade Docker workload 'w' from app:2 (revision 2) to app:3 (revision 3); "
+                              "app:3 would be pulled")
+    assert result.after == {"revision": 3, "image": "app:3", "replicas": 2} and result.extra["partial"] is False
 
 
-@pytest.mark.parametrize("given, waited", [(0, 0.0), (7, 7.0), (None, 300.0)])
-def test_wait_timeout_is_honoured_zero_included(given, waited):
-    platform = Finishing(wait_timeout=given, retain=5)
-    platform._finish(2, 1, {"image": "app:1"}, "upgraded")
-    assert platform.waited == [(2, waited)]
+def test_check_mode_predicts_a_partial_upgrade():
+    result = planning(_history(*TWO_REVISIONS), {"app:3": "sha:3"}, max_batches=1, batch_size=1).upgrade(
+        {"image": "app:3"})
+    assert result.message.endswith("(revision 3), 1 of 2 replicas in the first 1 batch(es)"), result.message
+    assert result.after["replicas"] == 1 and result.extra["partial"] is True
 
 
+def test_check_mode_predicts_the_restart_of_a_retained_revision():
+    result = planning(_history(*TWO_REVISIONS), {"app:1": "sha:1"}).upgrade({"image": "app:1"})
+    assert (result.revision, result.previous_revision) == (1, 2)
+    assert "it would restart revision 1 (restarting the 2 retained container(s) of revision 1)" in result.message
+    assert "no pull, no new revision" in result.message
+
+
+def test_check_mode_predicts_a_scale_and_a_create_and_nothing_to_do():
+    history = _history(*TWO_REVISIONS)
+    result = planning(history, {"app:2": "sha:2"}, replicas=3).upgrade({"image": "app:2"})
+    assert result.message == "would scale Docker workload 'w' from 2 to 3 replicas"
+    result = planning(history, {"app:2": "sha:2"}).upgrade({"image": "app:2"})
+    assert not result.changed and result.message == "Docker workload 'w' already runs app:2 (revision 2) with 2 replicas"
+    result = planning(_history(), replicas=2).upgrade({"image": "app:2"})
+    assert result.changed and result.message == "would create Docker workload 'w' with 2 replicas of app:2"
+
+
+def test_a_change_outside_check_mode_takes_the_lock_first():
+    platform = planning(_history(*TWO_REVISIONS), {"app:1": "sha:1"}, check_mode=False)
+    asked = []
+    platform.run.locked = lambda operation, target, images, action: asked.append((operation, target, images))
+    platform.rollback({})
+    assert asked == [("rollback", "revision 1 (app:1)", ["sha:2", "sha:1"])]
+
+
+# -- rollback targets ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("given", [0, None])
 def test_rollback_to_revision_zero_means_the_previous_one_as_kubectl(given):
     history = _history(container("a", 1, "app:1", "sha:1", False),
                        container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
-    platform = Planning()
-    platform.module.check_mode = True
+    platform = planning(history)
     platform.params["to_revision"] = given
     result = platform._plan_rollback(history)
     assert result.changed and "back from revision 2 to revision 1" in result.message, result.message
 
 
 def test_rollback_to_a_negative_revision_is_refused():
-    platform = Planning()
-    platform._existing = lambda: pytest.fail("read the engine before refusing the input")
+    platform = platform_with()
+    platform.docker.existing = lambda: pytest.fail("read the engine before refusing the input")
     with pytest.raises(InvalidInput, match="to_revision must be zero or more"):
         platform.rollback({"to_revision": -1})

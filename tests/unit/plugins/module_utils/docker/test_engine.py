@@ -158,9 +158,9 @@ def test_backend_calls_describe_what_they_were_doing():
     platform = DockerPlatform(Module(docker_host=HOST), WorkloadRef("docker", "w"))
     raw = RawClient()
     raw.api.raises = requests.exceptions.ConnectionError("('Connection aborted.', RemoteDisconnected())")
-    platform._engine = engine.DockerEngine(raw, HOST)
+    platform.docker._engine = engine.DockerEngine(raw, HOST)
     with pytest.raises(PlatformUnreachable) as err:
-        platform.load()
+        platform.docker.load()
     assert "list containers" in err.value.msg and HOST in err.value.msg
 
 
