@@ -1,12 +1,10 @@
-"""Docker label model: revisions (current, previous, pruning, a retained one reused), config cloning, creation configs."""
+"""docker/revisions.py: current, previous, retention and the history in the model's shape, worked out from the
+containers' labels and states; the retained revision an upgrade restarts instead of creating one more."""
 from __future__ import annotations
-
-import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker import replicas as rp
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import Replica
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History, reusable
-from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import InvalidInput
 
 
 def attrs(cid, rev, running, started="", finished="", image="app:1", port=None, name=None):
@@ -57,80 +55,6 @@ def test_revisions_in_model_shape():
     revs = h.revisions("w")
     assert [(r.number, r.current, r.replicas, r.images) for r in revs] == [
         (1, False, 0, {"w": "app:1"}), (2, True, 2, {"w": "app:2"})]
-
-
-def test_published_address():
-    assert rp.published_address(attrs("a", 1, True, port=32768), "8080/tcp") == "127.0.0.1:32768"
-    assert rp.published_address(attrs("a", 1, True), "8080/tcp") is None
-    wildcard = attrs("a", 1, True, port=1)
-    wildcard["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostIp"] = "0.0.0.0"
-    assert rp.published_address(wildcard, None) == "127.0.0.1:1"
-
-
-def test_clone_keeps_what_was_set_and_drops_what_the_image_gave():
-    old = {
-        "Id": "abcdef123456" + "0" * 52,
-        "Config": {
-            "Hostname": "abcdef123456",
-            "Env": ["PATH=/bin", "APP_VERSION=1.0", "DB_URL=postgres://db"],
-            "Labels": {"org.opencontainers.image.version": "1.0", "team": "shop", rp.LABEL_REVISION: "1",
-                       rp.LABEL_WORKLOAD: "w", rp.LABEL_CAUSE: "old"},
-            "Cmd": None, "Entrypoint": ["/bin/busybox", "sh", "/app.sh"],
-            "Healthcheck": {"Test": ["CMD", "true"]},
-            "ExposedPorts": {"8080/tcp": {}},
-        },
-        "HostConfig": {"PortBindings": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]},
-                       "RestartPolicy": {"Name": "unless-stopped"}, "NetworkMode": "shopnet"},
-        "NetworkSettings": {"Networks": {"shopnet": {"Aliases": ["web", "abcdef123456"]}, "other": {"Aliases": None}}},
-    }
-    image_config = {"Env": ["PATH=/bin", "APP_VERSION=1.0"], "Labels": {"org.opencontainers.image.version": "1.0"},
-                    "Entrypoint": ["/bin/busybox", "sh", "/app.sh"], "Healthcheck": {"Test": ["CMD", "true"]}}
-    config, later = rp.clone_config(old, image_config, "app:2", 2, "release 2")
-    assert config["Image"] == "app:2"
-    assert config["Env"] == ["DB_URL=postgres://db"]  # APP_VERSION comes from the new image now
-    assert config["Labels"]["team"] == "shop" and "org.opencontainers.image.version" not in config["Labels"]
-    assert config["Labels"][rp.LABEL_REVISION] == "2" and config["Labels"][rp.LABEL_CAUSE] == "release 2"
-    assert "Entrypoint" not in config and "Healthcheck" not in config and "Hostname" not in config
-    assert config["HostConfig"]["PortBindings"] == old["HostConfig"]["PortBindings"]
-    assert config["NetworkingConfig"] == {"EndpointsConfig": {"shopnet": {"Aliases": ["web"]}}}
-    assert later == [("other", [])]
-
-
-def test_creation_config_from_options():
-    config, later = rp.creation_config(
-        "app:1", "w", 1, "created", {"port": 8080, "env": {"B": "2", "A": "1"}, "networks": ["n1", "n2"],
-                                     "healthcheck": {"test": ["wget", "-q", "http://127.0.0.1:8080/"], "interval": 0.5}},
-        {"ExposedPorts": {"8080/tcp": {}}})
-    assert config["Env"] == ["A=1", "B=2"]
-    assert config["HostConfig"]["PortBindings"] == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}
-    assert config["HostConfig"]["NetworkMode"] == "n1" and later == ["n2"]
-    assert config["Healthcheck"]["Test"][0] == "CMD" and config["Healthcheck"]["Interval"] == 500_000_000
-    assert config["Labels"][rp.LABEL_WORKLOAD] == "w" and config["Labels"][rp.LABEL_PORT] == "8080/tcp"
-
-
-def test_creation_config_rejects_what_cannot_work():
-    with pytest.raises(InvalidInput, match="port is required"):
-        rp.creation_config("app:1", "w", 1, "c", {}, {"ExposedPorts": {}})
-    with pytest.raises(InvalidInput, match="zerodown.workload"):
-        rp.creation_config("app:1", "w", 1, "c", {"port": 80, "labels": {"zerodown.workload": "x"}}, {})
-    # the only exposed TCP port is used when port is not given
-    config, later = rp.creation_config("app:1", "w", 1, "c", {}, {"ExposedPorts": {"9000/tcp": {}}})
-    assert config["ExposedPorts"] == {"9000/tcp": {}} and later == []
-
-
-@pytest.mark.parametrize("name,ok", [("shop", True), ("shop-web_1.x", True), ("-shop", False), ("a b", False),
-                                     ("x" * 41, False)])
-def test_workload_names(name, ok):
-    if ok:
-        rp.check_workload_name(name)
-    else:
-        with pytest.raises(InvalidInput):
-            rp.check_workload_name(name)
-
-
-def test_health_log_lines():
-    a = {"State": {"Health": {"Log": [{"ExitCode": 1, "Output": "wget: server returned error: HTTP/1.0 404 Not Found\n"}]}}}
-    assert rp.health_log(a) == ["exit 1: wget: server returned error: HTTP/1.0 404 Not Found"]
 
 
 # -- an upgrade to a retained revision -------------------------------------------------------------------------
