@@ -60,8 +60,8 @@ class DockerPlatform(Platform):
         self.params: dict[str, t.Any] = dict(module.params)
         # its containers, images and load balancer members on the engine (workload.py); params are read when used
         self.docker = DockerWorkload(workload, self.params, self._run_command)
-        # a change: the lock, the swap, the background stops, the result (change.py)
-        self.run = ChangeRun(self.docker, module, self.params)
+        # the change it makes: the lock, the swap, the background stops, the result (change.py)
+        self.change = ChangeRun(self.docker, module, self.params)
 
     def _run_command(self, argv: list[str]) -> tuple[int, str, str]:
         rc, out, err = self.module.run_command(argv)
@@ -133,10 +133,10 @@ class DockerPlatform(Platform):
         before = {"revision": current.number, "image": current.image, "replicas": len(current.running)}
         cause = p.get("change_cause") or f"image_upgrade to {image}"
         if same_image and len(current.running) == desired and not stale:
-            return self.run.nothing_to_swap(history, current.number, before,
-                                            f"{self.workload.describe()} already runs {image} (revision {current.number}) "
-                                            f"with {desired} replicas",
-                                            lambda: self._upgrade_under_lock(image, [current.newest.image_id]))
+            return self.change.nothing_to_swap(history, current.number, before,
+                                               f"{self.workload.describe()} already runs {image} (revision {current.number}) "
+                                               f"with {desired} replicas",
+                                               lambda: self._upgrade_under_lock(image, [current.newest.image_id]))
         limit = batch_limit(self.params)
         if same_image and stale and limit is not None:
             return self._continue_partial(history, current, stale, desired, limit, before)
@@ -147,31 +147,31 @@ class DockerPlatform(Platform):
                 what = (f"the rollout of {self.workload.describe()} to revision {current.number}: swap the "
                         f"{len(stale)} replica(s) of older revisions still serving, {desired} replicas in the end")
             if self.module.check_mode:
-                return self.run.result(True, history, current.number, current.number, before, after,
-                                       f"would {'finish' if stale else 'scale'} {what}")
-            if not self.run.holding_lock:
+                return self.change.result(True, history, current.number, current.number, before, after,
+                                          f"would {'finish' if stale else 'scale'} {what}")
+            if not self.change.holding_lock:
                 return self._upgrade_under_lock(image, [current.newest.image_id])
             if not stale:
                 self._scale(current, desired)
-                return self.run.finish(current.number, current.number, before, f"scaled {what}")
+                return self.change.finish(current.number, current.number, before, f"scaled {what}")
             # a canary or an interrupted run left old replicas serving: swap them out batch by batch, as the
             # upgrade itself would have
-            self.run.swap.take_in_missing(current.running)
+            self.change.swap.take_in_missing(current.running)
             running = len(current.running)
             batches = 0
             with self._failure_says_what(f"finishing the rollout of {self.workload.describe()} to revision {current.number}",
                                          current.number):
                 if running < desired:
-                    batches = self.run.swap.run(sorted(stale, key=lambda r: r.name), desired - running,
-                                                self._replicas_of(current, desired))
+                    batches = self.change.swap.run(sorted(stale, key=lambda r: r.name), desired - running,
+                                                   self._replicas_of(current, desired))
                 else:
                     if running > desired:
                         self._scale(current, desired)
-                    self.run.swap.take_out(stale)
-            return self.run.finish(current.number, current.number, before,
-                                   f"finished the rollout of {self.workload.describe()} to revision {current.number} "
-                                   f"({current.image}): {desired} replicas"
-                                   + (f", {batches} more batch(es)" if batches else ""))
+                    self.change.swap.take_out(stale)
+            return self.change.finish(current.number, current.number, before,
+                                      f"finished the rollout of {self.workload.describe()} to revision {current.number} "
+                                      f"({current.image}): {desired} replicas"
+                                      + (f", {batches} more batch(es)" if batches else ""))
         batch = int(p.get("batch_size") or 1)
         partial = limit is not None and limit * batch < desired
         image_id = (local or {}).get("Id")
@@ -185,24 +185,24 @@ class DockerPlatform(Platform):
         if partial:
             after["replicas"] = min(limit * batch, desired)
         if self.module.check_mode:
-            result = self.run.result(True, history, number, current.number, before, after,
-                                     f"would upgrade {self.workload.describe()} from {current.image} (revision "
-                                     f"{current.number}) to {image} (revision {number})"
-                                     + (f", {after['replicas']} of {desired} replicas in the first {limit} batch(es)"
-                                        if partial else "")
-                                     + ("" if local is not None else f"; {image} would be pulled"))
+            result = self.change.result(True, history, number, current.number, before, after,
+                                        f"would upgrade {self.workload.describe()} from {current.image} (revision "
+                                        f"{current.number}) to {image} (revision {number})"
+                                        + (f", {after['replicas']} of {desired} replicas in the first {limit} batch(es)"
+                                           if partial else "")
+                                        + ("" if local is not None else f"; {image} would be pulled"))
             result.extra["partial"] = partial
             return result
         info = self.docker.ensure_image(image, pull)
-        if not self.run.holding_lock:
+        if not self.change.holding_lock:
             return self._upgrade_under_lock(image, [current.newest.image_id, info.get("Id", "")])
         start = self._copies(number, image, current.newest.attrs, cause, desired)
         old = sorted(current.running, key=lambda r: r.name) + sorted(stale, key=lambda r: r.name)
         with self._failure_says_what(f"upgrade of {self.workload.describe()} to {image}", current.number):
-            batches = self.run.swap.run(old, desired, start, limit * batch if limit is not None else None)
-        return self.run.finish(number, current.number, before,
-                               f"{self.workload.describe()} upgraded from revision {current.number} ({current.image}) to "
-                               f"revision {number} ({image}) in {batches} batch(es)")
+            batches = self.change.swap.run(old, desired, start, limit * batch if limit is not None else None)
+        return self.change.finish(number, current.number, before,
+                                  f"{self.workload.describe()} upgraded from revision {current.number} ({current.image}) to "
+                                  f"revision {number} ({image}) in {batches} batch(es)")
 
     def _upgrade_to_retained(self, history: History, current: RevisionGroup, stale: list[Replica],
                              target: RevisionGroup, desired: int, before: dict[str, t.Any],
@@ -221,24 +221,24 @@ class DockerPlatform(Platform):
         what = (f"{self.workload.describe()} from {current.image} (revision {current.number}) to {target.image}, "
                 f"the image and configuration of retained revision {target.number}")
         if self.module.check_mode:
-            result = self.run.result(True, history, target.number, current.number, before, after,
-                                     f"would upgrade {what}: it would restart revision {target.number} ({how}), which "
-                                     "keeps its number; no pull, no new revision"
-                                     + (f", {after['replicas']} of {desired} replicas in the first {limit} batch(es)"
-                                        if partial else ""))
+            result = self.change.result(True, history, target.number, current.number, before, after,
+                                        f"would upgrade {what}: it would restart revision {target.number} ({how}), which "
+                                        "keeps its number; no pull, no new revision"
+                                        + (f", {after['replicas']} of {desired} replicas in the first {limit} batch(es)"
+                                           if partial else ""))
             result.extra["partial"] = partial
             return result
-        if not self.run.holding_lock:
+        if not self.change.holding_lock:
             return self._upgrade_under_lock(target.image, [current.newest.image_id, target.newest.image_id])
         old = sorted(current.running, key=lambda r: r.name) + sorted(stale, key=lambda r: r.name)
         with self._failure_says_what(f"upgrade of {self.workload.describe()} to {target.image} (revision {target.number})",
                                      current.number):
-            batches = self.run.swap.run(old, desired, self._replicas_of(target, desired),
-                                        limit * batch if limit is not None else None)
-        return self.run.finish(target.number, current.number, before,
-                               f"{self.workload.describe()} upgraded from revision {current.number} ({current.image}) to "
-                               f"{target.image} by {how} in {batches} batch(es): revision {target.number} is current "
-                               "again under its own number")
+            batches = self.change.swap.run(old, desired, self._replicas_of(target, desired),
+                                           limit * batch if limit is not None else None)
+        return self.change.finish(target.number, current.number, before,
+                                  f"{self.workload.describe()} upgraded from revision {current.number} ({current.image}) to "
+                                  f"{target.image} by {how} in {batches} batch(es): revision {target.number} is current "
+                                  "again under its own number")
 
     @contextlib.contextmanager
     def _failure_says_what(self, what: str, revision: int) -> t.Iterator[None]:
@@ -251,7 +251,7 @@ class DockerPlatform(Platform):
             raise
 
     def _upgrade_under_lock(self, image: str, images: t.Sequence[str]) -> ActionResult:
-        return self.run.locked("image_upgrade", image, images, lambda: self._plan_upgrade(image, self.docker.load()))
+        return self.change.locked("image_upgrade", image, images, lambda: self._plan_upgrade(image, self.docker.load()))
 
     def _continue_partial(self, history: History, current: RevisionGroup, stale: list[Replica], desired: int,
                           limit: int, before: dict[str, t.Any]) -> ActionResult:
@@ -262,28 +262,28 @@ class DockerPlatform(Platform):
         running = len(current.running)
         what = f"{self.workload.describe()} revision {current.number} ({current.image})"
         if running >= target:
-            result = self.run.nothing_to_swap(history, current.number, before,
-                                              f"{what} already runs {running} of {desired} replicas, at least max_batches="
-                                              f"{limit} batch(es) of {batch}; run without max_batches to finish the upgrade",
-                                              lambda: self._upgrade_under_lock(current.image, [current.newest.image_id]))
+            result = self.change.nothing_to_swap(history, current.number, before,
+                                                 f"{what} already runs {running} of {desired} replicas, at least max_batches="
+                                                 f"{limit} batch(es) of {batch}; run without max_batches to finish the upgrade",
+                                                 lambda: self._upgrade_under_lock(current.image, [current.newest.image_id]))
             result.extra["partial"] = True
             return result
         more = target - running
         after = dict(before, replicas=target)
         if self.module.check_mode:
-            result = self.run.result(True, history, current.number, current.number, before, after,
-                                     f"would swap {more} more replica(s) of {what}, {target} of {desired}")
+            result = self.change.result(True, history, current.number, current.number, before, after,
+                                        f"would swap {more} more replica(s) of {what}, {target} of {desired}")
             result.extra["partial"] = target < desired
             return result
-        if not self.run.holding_lock:
+        if not self.change.holding_lock:
             return self._upgrade_under_lock(current.image, [current.newest.image_id])
-        self.run.swap.take_in_missing(current.running)
+        self.change.swap.take_in_missing(current.running)
         old = sorted(stale, key=lambda r: r.name)
         # the swap runs until ``more`` new replicas are in (no batch beyond them): old ones left keep serving
         with self._failure_says_what(f"upgrade of {what}", current.number):
-            batches = self.run.swap.run(old, desired - running, self._replicas_of(current, desired), more)
-        return self.run.finish(current.number, current.number, before,
-                               f"swapped {batches} more batch(es) of {what}, {target} of {desired} replicas")
+            batches = self.change.swap.run(old, desired - running, self._replicas_of(current, desired), more)
+        return self.change.finish(current.number, current.number, before,
+                                  f"swapped {batches} more batch(es) of {what}, {target} of {desired} replicas")
 
     def _create(self, image: str, p: dict[str, t.Any]) -> ActionResult:
         replicas = p.get("replicas")
@@ -298,22 +298,22 @@ class DockerPlatform(Platform):
                                 images={self.workload.name: image}, before={}, after=after,
                                 message=f"would create {self.workload.describe()} with {replicas} replicas of {image}")
         info = self.docker.ensure_image(image, p.get("pull") or "missing")
-        if not self.run.holding_lock:  # a run that waited finds the workload created: it plans as for any other
+        if not self.change.holding_lock:  # a run that waited finds the workload created: it plans as for any other
             return self._upgrade_under_lock(image, [info.get("Id", "")])
         cause = p.get("change_cause") or f"created with {image}"
         config, later_names = creation_config(image, self.workload.name, 1, cause, p.get("docker_container") or {},
                                               info.get("Config") or {}, replicas)
         start = ReplicaFactory(self.docker.engine, self.module.warn, self.workload.name, 1,
                                lambda: (dict(config), [(n, []) for n in later_names]))
-        self.run.swap.run([], replicas, start)
-        return self.run.finish(1, None, {}, f"created {self.workload.describe()} with {replicas} replicas of {image}")
+        self.change.swap.run([], replicas, start)
+        return self.change.finish(1, None, {}, f"created {self.workload.describe()} with {replicas} replicas of {image}")
 
     def _scale(self, current: RevisionGroup, desired: int) -> None:
         running = sorted(current.running, key=lambda r: (r.created or "", r.name))
         if desired < len(running):
-            self.run.swap.take_out(running[desired:], remove=True)
+            self.change.swap.take_out(running[desired:], remove=True)
             return
-        self.run.swap.run([], desired - len(running), self._replicas_of(current, desired, restart=False))
+        self.change.swap.run([], desired - len(running), self._replicas_of(current, desired, restart=False))
 
     def _replicas_of(self, group: RevisionGroup, desired: int, restart: bool = True) -> ReplicaFactory:
         """Replicas of ``group`` for the swap: its retained (stopped) containers restarted first (unless not
@@ -361,20 +361,20 @@ class DockerPlatform(Platform):
         desired = len(current.running) or len(current.replicas)
         if target.number == current.number and len(target.running) >= desired and not [
                 r for r in history.replicas if r.running and r.revision != current.number]:
-            return self.run.nothing_to_swap(history, current.number, before,
-                                            f"{self.workload.describe()} already runs revision {current.number} ({current.image})",
-                                            lambda: self.run.locked("rollback", f"revision {current.number} ({current.image})",
-                                                                    [current.newest.image_id],
-                                                                    lambda: self._plan_rollback(self.docker.existing())))
+            return self.change.nothing_to_swap(history, current.number, before,
+                                               f"{self.workload.describe()} already runs revision {current.number} ({current.image})",
+                                               lambda: self.change.locked("rollback", f"revision {current.number} ({current.image})",
+                                                                          [current.newest.image_id],
+                                                                          lambda: self._plan_rollback(self.docker.existing())))
         after = {"revision": target.number, "image": target.image, "replicas": desired}
         if self.module.check_mode:
-            return self.run.result(True, history, target.number, current.number, before, after,
-                                   f"would roll {self.workload.describe()} back from revision {current.number} to "
-                                   f"revision {target.number} ({target.image})")
-        if not self.run.holding_lock:
-            return self.run.locked("rollback", f"revision {target.number} ({target.image})",
-                                   [current.newest.image_id, target.newest.image_id],
-                                   lambda: self._plan_rollback(self.docker.existing()))
+            return self.change.result(True, history, target.number, current.number, before, after,
+                                      f"would roll {self.workload.describe()} back from revision {current.number} to "
+                                      f"revision {target.number} ({target.image})")
+        if not self.change.holding_lock:
+            return self.change.locked("rollback", f"revision {target.number} ({target.image})",
+                                      [current.newest.image_id, target.newest.image_id],
+                                      lambda: self._plan_rollback(self.docker.existing()))
         if self.docker.local_image(target.newest.attrs.get("Image", "")) is None:
             raise RolloutFailed(f"the image of revision {target.number} ({target.image}) is no longer on "
                                 f"{self.docker.host()}; a rollback does not pull. Load it, or upgrade to it instead")
@@ -383,10 +383,10 @@ class DockerPlatform(Platform):
         if target.number == current.number:
             desired = max(desired - len(target.running), 0)
         with self._failure_says_what(f"rollback of {self.workload.describe()} to revision {target.number}", current.number):
-            batches = self.run.swap.run(old, desired, start)
-        return self.run.finish(target.number, current.number, before,
-                               f"{self.workload.describe()} rolled back from revision {current.number} ({current.image}) "
-                               f"to revision {target.number} ({target.image}) in {batches} batch(es)")
+            batches = self.change.swap.run(old, desired, start)
+        return self.change.finish(target.number, current.number, before,
+                                  f"{self.workload.describe()} rolled back from revision {current.number} ({current.image}) "
+                                  f"to revision {target.number} ({target.image}) in {batches} batch(es)")
 
     # -- pre-flight --------------------------------------------------------------------------------
     checks = preflight_mod.CHECKS

@@ -132,7 +132,7 @@ def test_check_mode_predicts_a_scale_and_a_create_and_nothing_to_do():
 def test_a_change_outside_check_mode_takes_the_lock_first():
     platform = planning(_history(*TWO_REVISIONS), {"app:1": "sha:1"}, check_mode=False)
     asked = []
-    platform.run.locked = lambda operation, target, images, action: asked.append((operation, target, images))
+    platform.change.locked = lambda operation, target, images, action: asked.append((operation, target, images))
     platform.rollback({})
     assert asked == [("rollback", "revision 1 (app:1)", ["sha:2", "sha:1"])]
 
