@@ -1,11 +1,16 @@
-"""DockerPlatform: input checks, the load balancer it drives, planning (a retained revision reused, rollback targets)
-and the end of a run, with the engine stood in for (the swap itself: test_swap.py)."""
+"""DockerPlatform: input checks, the load balancer it drives, planning (check mode's predictions, rollback targets,
+the lock taken first), and an upgrade and a rollback end to end on an engine in memory, with and without a load
+balancer (the swap's own order and failures: test_swap.py)."""
 from __future__ import annotations
+
+import copy
 
 import pytest
 
+from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import Balancer, Member, engine_tag
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.backend import DockerPlatform
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import Replica
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.engine import EngineNotFound
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import Replica, creation_config
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     InvalidInput,
@@ -153,3 +158,152 @@ def test_rollback_to_a_negative_revision_is_refused():
     platform.docker.existing = lambda: pytest.fail("read the engine before refusing the input")
     with pytest.raises(InvalidInput, match="to_revision must be zero or more"):
         platform.rollback({"to_revision": -1})
+
+
+# -- end to end on a stand-in engine, without a load balancer ---------------------------------------------------
+class Engine:
+    """An engine in memory, as DockerEngine answers: containers by id (each inspect a fresh copy), images by
+    reference and id; a clock ticks on every change, for StartedAt and FinishedAt."""
+
+    def __init__(self):
+        self.images = {"app:1": {"Id": "sha:1", "Config": {}}, "app:2": {"Id": "sha:2", "Config": {}}}
+        self.by_id = {}
+        self.created = 0
+        self.tick = 0
+        self.calls = []
+
+    def _now(self):
+        self.tick += 1
+        return f"2024-01-01T00:00:{self.tick:02d}Z"
+
+    def info(self):
+        return {"ID": "E", "Name": "host", "DockerRootDir": "/d"}
+
+    def containers(self, label):
+        key, value = label.split("=", 1)
+        return [{"Id": cid} for cid, c in self.by_id.items() if c["Config"]["Labels"].get(key) == value]
+
+    def inspect_container(self, ref, what=""):
+        found = self.by_id.get(ref) or next((c for c in self.by_id.values() if c["Name"] == f"/{ref}"), None)
+        if found is None:
+            raise EngineNotFound(f"the Docker engine found nothing to {what or 'inspect'}")
+        return copy.deepcopy(found)
+
+    def inspect_image(self, ref, what=""):
+        image = self.images.get(ref) or next((i for i in self.images.values() if i["Id"] == ref), None)
+        if image is None:
+            raise EngineNotFound(f"the Docker engine found nothing to {what or 'inspect image'}")
+        return copy.deepcopy(image)
+
+    def create(self, config, name):
+        self.created += 1
+        cid = f"c{self.created}"
+        self.calls.append(("create", name.rsplit("-", 1)[0]))
+        self.by_id[cid] = {"Id": cid, "Name": f"/{name}", "Image": self.images[config["Image"]]["Id"],
+                           "Config": {k: v for k, v in config.items() if k not in ("HostConfig", "NetworkingConfig")},
+                           "HostConfig": config.get("HostConfig") or {}, "State": {"Status": "created"}}
+        return cid
+
+    def create_unless_taken(self, config, name, what):
+        if any(c["Name"] == f"/{name}" for c in self.by_id.values()):
+            return None
+        self.calls.append(("lock",))
+        return self.create(dict(config, Image="app:1"), name)
+
+    def start(self, cid, what=""):
+        self.calls.append(("start", self.by_id[cid]["Name"][1:]))
+        self.by_id[cid]["State"] = {"Status": "running", "StartedAt": self._now(), "FinishedAt": ""}
+        self.by_id[cid]["NetworkSettings"] = {"Ports": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": cid[1:]}]}}
+
+    def stop(self, cid, timeout, what=""):
+        self.calls.append(("stop", self.by_id[cid]["Name"][1:]))
+        self.by_id[cid]["State"] = dict(self.by_id[cid]["State"], Status="exited", FinishedAt=self._now())
+
+    def remove(self, cid, volumes=True, what=""):
+        self.calls.append(("remove", self.by_id.pop(cid)["Name"][1:]))
+
+    def running(self):
+        return sorted((c["Config"]["Labels"]["zerodown.revision"], c["Name"][1:]) for c in self.by_id.values()
+                      if c["State"]["Status"] == "running")
+
+
+def test_an_upgrade_and_a_rollback_end_to_end_without_a_load_balancer():
+    engine = Engine()
+    for index in (1, 2):
+        config, _later = creation_config("app:1", "w", 1, "created", {"port": 8080}, {}, 2)
+        engine.start(engine.create(config, f"w-r1-old{index}"), "")
+    platform = platform_with(batch_size=1, stop_timeout=0, retain=2, lock_timeout=0)
+    platform.docker._engine = engine
+
+    result = platform.upgrade({"image": "app:2"})
+    assert result.message == "Docker workload 'w' upgraded from revision 1 (app:1) to revision 2 (app:2) in 2 batch(es)"
+    assert (result.revision, result.previous_revision, result.status.state) == (2, 1, "complete")
+    assert [r[0] for r in engine.running()] == ["2", "2"] and len(engine.by_id) == 4  # the old ones kept, no lock
+    # start-first, one batch at a time: a new one started before an old one stops
+    steps = [c[0] for c in engine.calls if c[0] in ("create", "stop")]
+    assert steps[:2] == ["create", "create"] and steps.count("stop") == 2
+    assert [e["message"] for e in result.extra["progress"]][:2] == [
+        "batch 1: 1 of 2 new replica(s) healthy, 1 old one(s) left",
+        "batch 2: 2 of 2 new replica(s) healthy, 0 old one(s) left"]
+    assert any("Zero downtime needs a load balancer" in w for w in platform.module.warnings)
+
+    engine.calls.clear()
+    back = platform_with(batch_size=1, stop_timeout=0, lock_timeout=0)
+    back.docker._engine = engine
+    result = back.rollback({})
+    assert (result.revision, result.previous_revision) == (1, 2)
+    assert engine.running() == [("1", "w-r1-old1"), ("1", "w-r1-old2")]  # the very containers, restarted
+    assert not any(c[0] == "create" and c[1] != "zerodown-lock" for c in engine.calls), engine.calls
+
+
+class Pool(Balancer):
+    """A load balancer in memory that routes: what it holds is what it was asked to hold, UP at once."""
+
+    kind = "pool"
+
+    def __init__(self, log):
+        super().__init__()
+        self.log = log
+        self.pool = {}
+
+    def members(self):
+        return {n: Member(n, a, "UP") for n, a in self.pool.items()}
+
+    def add(self, name, address):
+        self.intent[name] = address
+        self.pool[name] = address
+        self.log.append(("add", name.split(".")[0]))
+
+    def drain(self, name):
+        self.intent.pop(name, None)
+        self.log.append(("drain", name.split(".")[0]))
+
+    def remove(self, name):
+        self.intent.pop(name, None)
+        self.pool.pop(name, None)
+
+    def reconcile(self, settle=False):
+        return []
+
+
+def test_an_upgrade_end_to_end_behind_a_load_balancer_ends_with_the_new_containers_as_its_members():
+    engine = Engine()
+    for index in (1, 2):
+        config, _later = creation_config("app:1", "w", 1, "created", {"port": 8080}, {}, 2)
+        engine.start(engine.create(config, f"w-r1-old{index}"), "")
+    platform = platform_with(batch_size=1, stop_timeout=0, lock_timeout=0)
+    platform.docker._engine = engine
+    platform.docker._balancer = pool = Pool(engine.calls)
+    tag = engine_tag("E|host|/d")
+    pool.pool = {f"w-r1-old{i}.{tag}": f"127.0.0.1:{i}" for i in (1, 2)}
+
+    result = platform.upgrade({"image": "app:2"})
+    assert result.status.state == "complete" and result.status.available == 2
+    running = [name for _revision, name in engine.running()]
+    assert sorted(pool.pool) == sorted(f"{name}.{tag}" for name in running)
+    # a batch: the new one in, then the old one drained; its stop runs in the background, after its drain
+    calls = engine.calls
+    assert [c[0] for c in calls if c[0] in ("add", "drain")] == ["add", "drain", "add", "drain"], calls
+    for old in ("w-r1-old1", "w-r1-old2"):
+        assert calls.index(("drain", old)) < calls.index(("stop", old)), calls
+    assert not platform.module.warnings
