@@ -15,6 +15,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions 
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     InvalidInput,
     RolloutError,
+    RolloutFailed,
     WorkloadRef,
 )
 
@@ -307,3 +308,26 @@ def test_an_upgrade_end_to_end_behind_a_load_balancer_ends_with_the_new_containe
     for old in ("w-r1-old1", "w-r1-old2"):
         assert calls.index(("drain", old)) < calls.index(("stop", old)), calls
     assert not platform.module.warnings
+
+
+def test_a_new_revision_that_does_not_start_leaves_the_old_one_serving_and_the_lock_released():
+    engine = Engine()
+    for index in (1, 2):
+        config, _later = creation_config("app:1", "w", 1, "created", {"port": 8080}, {}, 2)
+        engine.start(engine.create(config, f"w-r1-old{index}"), "")
+    crashing = engine.start
+
+    def start(cid, what=""):  # app:2 exits at once
+        crashing(cid, what)
+        if engine.by_id[cid]["Image"] == "sha:2":
+            engine.by_id[cid]["State"].update(Status="exited", ExitCode=1)
+    engine.start = start
+    platform = platform_with(batch_size=1, stop_timeout=0, lock_timeout=0)
+    platform.docker._engine = engine
+    with pytest.raises(RolloutFailed) as err:
+        platform.upgrade({"image": "app:2"})
+    assert err.value.msg.startswith("upgrade of Docker workload 'w' to app:2 failed: new container w-r2-")
+    assert "stopped (state exited, exit code 1) before it became healthy" in err.value.msg
+    assert err.value.details["revision"] == 1
+    assert engine.running() == [("1", "w-r1-old1"), ("1", "w-r1-old2")] and len(engine.by_id) == 2  # new one removed
+    assert not any(c[0] == "stop" for c in engine.calls)
