@@ -87,7 +87,8 @@ class Scope:
 class Balancer:
     """Base driver; ``kind`` is the ``load_balancer.type`` value.
 
-    Subclasses implement the read (``members``) and the intent-driven changes; the base keeps the intent.
+    Subclasses implement the read (``members``) and the intent-driven changes; the base keeps the intent and
+    names the members of containers (:meth:`member_names`, :meth:`admit`).
     """
 
     kind = ""
@@ -96,6 +97,9 @@ class Balancer:
     MAX_WEIGHT = 256
     # whether counters() gives per-member request counters (what the analysis of a step reads)
     counted = False
+    # whether the driver routes traffic to the members it holds: False only for the null driver (none.py), whose
+    # pool never holds anything, so that a caller can treat "no load balancer" as one more driver
+    routes = True
     # the load_balancer suboptions this driver takes (argument-spec style, without defaults: the driver applies
     # its documented defaults, so that a suboption of another driver can be told apart and refused)
     OPTIONS: t.Dict[str, t.Dict[str, t.Any]] = {}
@@ -129,6 +133,23 @@ class Balancer:
 
     def check(self) -> None:
         """Raise PlatformUnreachable / InvalidInput when the load balancer cannot be driven."""
+
+    def member_names(self, container: str) -> list[str]:
+        """The names ``container`` may have in the pool: its member name in this run's scope (with the engine
+        tag), then the untagged one earlier versions gave it. Only once bound to a scope (:meth:`bind`)."""
+        if self.scope is None:
+            raise RolloutFailed("internal error: the load balancer was changed before the workload's members "
+                                "were read; please report it")
+        return [self.scope.name(container), server_name(container)]
+
+    def admit(self, container: str, address: t.Optional[str]) -> list[str]:
+        """Intend ``container``, published at ``address``, under its member name and put it in the pool (as
+        :meth:`add`); returns the member names added, for :meth:`wait_up` and for an undo."""
+        if not address:
+            raise RolloutFailed(f"container {container} publishes no port, so the load balancer cannot reach it")
+        name = self.member_names(container)[0]
+        self.add(name, address)
+        return [name]
 
     def members(self) -> dict[str, Member]:
         """The pool's servers by name (all of them, owned or not)."""
@@ -190,8 +211,10 @@ class Balancer:
         is what :meth:`members` just returned, when the caller has it."""
         return []
 
-    def reconcile(self) -> list[str]:
-        """Make the running pool and what a reload loads match the intent; returns what was fixed."""
+    def reconcile(self, settle: bool = False) -> list[str]:
+        """Make the running pool and what a reload loads match the intent; returns what was fixed. ``settle``:
+        the last reconcile of a run, which first lets a reload that read the rendered file before its last rewrite
+        come up (:meth:`settle`)."""
         return []
 
     def describe(self) -> str:

@@ -4,90 +4,49 @@
 # Note that this module util is PRIVATE to the collection. It can change at any time.
 """The Docker-host backend: a workload is a labelled set of containers behind a load balancer.
 
-Every change (create, scale, upgrade, rollback) goes through one start-first batch swap:
-start the new replicas -> health gate -> add them to the load balancer (and wait until it sends them
-traffic) -> drain the replicas they replace -> take those out of the load balancer -> stop them and
-keep them. A failure before the switch removes what was started and leaves the old replicas serving;
-batches that had already completed are swapped back the same way.
+DockerPlatform answers the Platform interface and plans each change: create, scale, upgrade (to a new revision,
+or to a retained one, restarted), finishing an interrupted or partial rollout, rollback. Planning is read-only
+until the first change; that takes the workload's lock and plans again from a fresh read, so that a run that
+waited for another acts on what that one left. Check mode stops before the lock and says what would be done.
+
+What it plans on and with: workload.py (the containers, images and load balancer members as found, the status
+and the wait), change.py (the lock, the end of a change and its result), swap.py (the start-first batch swap,
+one replica factory), status.py and preflight.py (pure verdicts), engine.py (every engine call).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
-import time
 import typing as t
 
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker import engine as engine_mod
-from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import (
-    Balancer,
-    Member,
-    Scope,
-    engine_tag,
-    server_name,
-)
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.none import NO_BALANCER_WARNING
-from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.registry import make_balancer
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker import preflight as preflight_mod
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.lock import (
-    LockHeld,
-    LockOwner,
-    WorkloadLock,
-    lock_name,
-    this_process,
-)
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.change import ChangeRun
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.lock import lock_container, lock_name
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import (
-    LABEL_CAUSE,
-    LABEL_CREATED,
-    LABEL_REPLICAS,
     LABEL_REVISION,
-    LABEL_WORKLOAD,
     Replica,
     check_workload_name,
     clone_config,
-    container_name,
     creation_config,
-    wait_healthy,
 )
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History, RevisionGroup
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History, RevisionGroup, reusable
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.status import note_lock
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.swap import ReplicaFactory, batch_limit
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.workload import DockerWorkload
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
-    STATE_COMPLETE,
-    STATE_FAILED,
-    STATE_PROGRESSING,
     ActionResult,
-    Deadline,
     Finding,
     InvalidInput,
     Platform,
-    PlatformUnreachable,
-    ProgressLog,
     RolloutError,
     RolloutFailed,
     RolloutStatus,
-    WaitTimeout,
     WorkloadNotFound,
     check_non_negative,
     check_positive,
     parse_image_reference,
 )
-
-try:
-    from ansible.module_utils.basic import missing_required_lib
-except ImportError:  # pragma: no cover - always there inside a module
-    def missing_required_lib(library: str, **_: t.Any) -> str:
-        return f"Failed to import the required Python library ({library})"
-
-WAIT_POLL = 0.5
-# Old containers stopped at once in the background (each ``docker stop`` may take ``stop_timeout``)
-STOP_WORKERS = 4
-
-
-class _Step(t.NamedTuple):
-    """One batch that completed: what it started and what it stopped."""
-
-    started: list[str]
-    fresh: list[str]
-    stopped: list[Replica]
 
 
 class DockerPlatform(Platform):
@@ -99,226 +58,29 @@ class DockerPlatform(Platform):
         super().__init__(module, workload)
         check_workload_name(workload.name)
         self.params: dict[str, t.Any] = dict(module.params)
-        self._client: t.Any = None
-        self._balancer: t.Optional[Balancer] = None
-        self._holding_lock = False
-        self._ensured: dict[str, dict[str, t.Any]] = {}
-        self._engine_tag: t.Optional[str] = None
-        self._lb_bound = False  # the balancer holds this run's intent (set under the lock)
-        self._lb_fixes: list[str] = []  # what this run repaired in the load balancer
-        self._half_made_removed: list[str] = []  # containers an interrupted run created and never started
-        self._progress = ProgressLog()  # the batches of a swap, then the final wait: returned as progress
-        # ``docker stop`` of old containers already out of the load balancer, joined before the module returns
-        self._stopper: t.Optional[concurrent.futures.ThreadPoolExecutor] = None
-        self._stops: list[tuple[Replica, concurrent.futures.Future]] = []
-
-    # -- connections -------------------------------------------------------------------------------
-    @property
-    def client(self) -> t.Any:
-        if self._client is None:
-            if not engine_mod.HAS_DOCKER:
-                raise PlatformUnreachable(missing_required_lib("docker"), exception=engine_mod.DOCKER_IMPORT_ERROR)
-            self._client = engine_mod.connect(self.params)
-        return self._client
-
-    @property
-    def balancer(self) -> Balancer:
-        if self._balancer is None:
-            self._balancer = make_balancer(self.params.get("load_balancer"), self.workload.name, self._run_command)
-            self._balancer.check()
-        return self._balancer
+        # its containers, images and load balancer members on the engine (workload.py); params are read when used
+        self.docker = DockerWorkload(workload, self.params, self._run_command)
+        # the change it makes: the lock, the swap, the background stops, the result (change.py)
+        self.change = ChangeRun(self.docker, module, self.params)
 
     def _run_command(self, argv: list[str]) -> tuple[int, str, str]:
         rc, out, err = self.module.run_command(argv)
         return rc, out, err
 
-    def _docker(self, what: str, func: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> t.Any:
-        """``func(...)`` (a method of ``self.client.api``) with SDK errors mapped, described as ``what``."""
-        return engine_mod.guarded_call(self._engine_label(), what, getattr(func, "zd_raw", func), *args, **kwargs)
-
-    def _engine_label(self) -> str:
-        return engine_mod.host_label(self.params)
-
     # -- reading -----------------------------------------------------------------------------------
-    def load(self) -> History:
-        """All containers of the workload, grouped by revision."""
-        api = self.client.api
-        found = self._docker("list containers", api.containers, all=True,
-                             filters={"label": f"{LABEL_WORKLOAD}={self.workload.name}"})
-        replicas = []
-        for summary in found:
-            try:
-                attrs = self._docker(f"inspect container {summary['Id'][:12]}", api.inspect_container, summary["Id"])
-            except engine_mod.EngineNotFound:
-                continue  # removed between the list and the inspect
-            replicas.append(Replica.from_attrs(attrs))
-        return History(replicas)
-
-    def _existing(self) -> History:
-        history = self.load()
-        if not history.exists:
-            raise WorkloadNotFound(
-                f"{self.workload.describe()} does not exist on {self._host()}: no container is labelled "
-                f"{LABEL_WORKLOAD}={self.workload.name}. Create it with zerodown.rollout.image_upgrade "
-                "(image, replicas and docker_container)"
-            )
-        return history
-
-    def _host(self) -> str:
-        return self.params.get("docker_host") or "the default Docker engine"
-
-    def _uses_balancer(self) -> bool:
-        return ((self.params.get("load_balancer") or {}).get("type") or "none") != "none"
-
-    # -- load balancer membership ------------------------------------------------------------------
-    def _scope(self, history: History) -> Scope:
-        """The members this run owns: this workload's containers on this engine (see balancer/base.py)."""
-        if self._engine_tag is None:
-            info = self._docker("read the engine's identity", self.client.api.info) or {}
-            # the ID alone is not unique: it comes from the daemon's key file, which every daemon of a machine
-            # (and every machine cloned from one image) shares; host name and data root tell those apart
-            identity = "|".join(str(info.get(k) or "") for k in ("ID", "Name", "DockerRootDir"))
-            self._engine_tag = engine_tag(identity if identity.strip("|") else self._engine_label())
-        return Scope(self.workload.name, self._engine_tag, {server_name(r.name) for r in history.replicas})
-
-    def _member_names(self, rep: Replica) -> tuple[str, str]:
-        """(the member name of ``rep``, the untagged name earlier versions gave it)."""
-        scope = self.balancer.scope
-        if scope is None:  # _lb_begin binds it under the lock, before any change
-            raise RolloutFailed("internal error: the load balancer was changed before the workload's members "
-                                "were read; please report it")
-        return scope.name(rep.name), server_name(rep.name)
-
-    def _lb_view(self, history: History, members: t.Optional[t.Mapping[str, Member]] = None) -> Balancer:
-        """The balancer bound to the intent ``history`` implies: every running replica with an address that
-        is already a member, or that is ready and of the current revision (a replica an interrupted run started
-        and never gated stays out, and so does an old one it had taken out and was stopping)."""
-        lb = self.balancer
-        scope = self._scope(history)
-        members = lb.members() if members is None else members
-        current = history.current
-        intent = {}
-        for rep in history.replicas:
-            if rep.running and rep.address:
-                name = scope.name(rep.name)
-                member = name in members or server_name(rep.name) in members
-                if member or (rep.ready and current is not None and rep.revision == current.number):
-                    intent[name] = rep.address
-        drain = self.params.get("drain_timeout")
-        lb.bind(scope, intent, float(drain if drain is not None else 30),
-                self._health_timeout())
-        return lb
-
-    def _lb_begin(self, history: History) -> None:
-        """Under the lock, before any change: take the intent from the workload and repair the pool to it."""
-        if not self._uses_balancer():
-            return
-        self._lb_view(history)
-        self._lb_bound = True
-        self._lb_fixes += self.balancer.reconcile()
-
-    def _lb_sync(self, last: bool = False) -> None:
-        """After a step: bring the pool back to the run's intent (a reload may have loaded an older set)."""
-        if self._uses_balancer() and self._lb_bound:
-            self._lb_fixes += self.balancer.reconcile(settle=last)
-
-    def _lb_divergence(self, history: History, members: t.Optional[t.Mapping[str, Member]] = None) -> list[str]:
-        """What differs between the pool and the workload (read-only): the run's intent while it holds the
-        lock, else the intent ``history`` implies. ``members``: the pool as just read, if the caller has it."""
-        if not self._uses_balancer() or not history.exists:
-            return []
-        lb = self.balancer if self._lb_bound else self._lb_view(history, members)
-        return lb.divergence(members)
-
     def status(self) -> RolloutStatus:
-        status = self._status(self._existing())
-        # a run changing the workload right now (or one that died holding the lock) is worth knowing about
+        status = self.docker.status(self.docker.existing())
         name = lock_name(self.workload.name)
-        found = self._lock_inspect(name)
+        found = lock_container(self.docker.engine, name)
         if found is not None:
-            owner = LockOwner.from_labels(found[1])
-            status.extra["lock"] = owner.to_dict() if owner else {"container": name}
-            status.message += f"; locked by {owner.describe() if owner else 'a run'} (lock container {name})"
+            note_lock(status, name, found[1])
         return status
 
-    def _status(self, history: History, target: t.Optional[int] = None) -> RolloutStatus:
-        current = history.current
-        number = target if target is not None else (current.number if current else None)
-        group = history.groups.get(number) if number is not None else None
-        running_all = [r for r in history.replicas if r.running]
-        updated = group.running if group else []
-        ready = [r for r in updated if r.ready]
-        members = self.balancer.members() if self._uses_balancer() else None
-        diverged = self._lb_divergence(history, members) if members is not None else []
-        if members is None:
-            available = ready
-        else:
-            scope = self.balancer.scope or self._scope(history)
-            available = [r for r in ready
-                         if (m := members.get(scope.name(r.name)) or members.get(server_name(r.name))) is not None
-                         and m.status.startswith("UP")]
-        others = [r for r in running_all if group is None or r.revision != group.number]
-        desired = len(updated)
-        if others:
-            # mid-swap: the run that created this revision recorded how many replicas it aimed for
-            desired = max((r.desired for r in updated if r.desired), default=len(updated) + len(others))
-        name = self.workload.name
-        extra = {"replicas": [r.to_dict() for r in sorted(history.replicas, key=lambda r: (r.revision, r.name))
-                              if r.running],
-                 "image": group.image if group else None}
-        broken = [r for r in updated if r.health == "unhealthy" or r.state in ("restarting", "dead")]
-        counts = dict(desired=desired, updated=len(updated), ready=len(ready), available=len(available),
-                      revision=number)
-        if broken:
-            return RolloutStatus(**counts, state=STATE_FAILED, reason="ReplicaUnhealthy", extra=extra,
-                                 message=f"Docker workload {name!r} revision {number}: "
-                                         f"{', '.join(r.name for r in broken)} unhealthy ({broken[0].health or broken[0].state})")
-        if not updated:
-            return RolloutStatus(**counts, state=STATE_FAILED, reason="NoReplicaRunning", extra=extra,
-                                 message=f"Docker workload {name!r}: no container of revision {number} is running")
-        if others:
-            return RolloutStatus(**counts, state=STATE_PROGRESSING, extra=extra,
-                                 message=f"Waiting for Docker workload {name!r} rollout to finish: {len(updated)} "
-                                         f"replicas run revision {number}, {len(others)} still run revision(s) "
-                                         f"{', '.join(sorted({str(r.revision) for r in others}))}...")
-        if diverged:
-            extra["lb_divergence"] = diverged
-            return RolloutStatus(**counts, state=STATE_PROGRESSING, reason="LoadBalancerOutOfStep", extra=extra,
-                                 message=f"Docker workload {name!r} revision {number}: the load balancer does not "
-                                         f"hold what the workload runs ({'; '.join(diverged)}); a run of "
-                                         "image_upgrade or rollback with the same options repairs it")
-        if len(available) < len(updated):
-            return RolloutStatus(**counts, state=STATE_PROGRESSING, extra=extra,
-                                 message=f"Waiting for Docker workload {name!r} rollout to finish: {len(available)} of "
-                                         f"{len(updated)} updated replicas are available...")
-        return RolloutStatus(**counts, state=STATE_COMPLETE, extra=extra,
-                             message=f"Docker workload {name!r} successfully rolled out (revision {number}, "
-                                     f"{len(updated)} replicas)")
-
     def history(self) -> list:
-        return self._existing().revisions(self.workload.name)
+        return self.docker.existing().revisions(self.workload.name)
 
     def wait(self, revision: t.Optional[int], timeout: float, progress: t.Any = None) -> RolloutStatus:
-        deadline = Deadline(timeout)
-        while True:
-            history = self._existing()
-            if revision is not None and revision not in history.groups:
-                known = ", ".join(str(n) for n in history.groups) or "none"
-                raise InvalidInput(f"{self.workload.describe()} has no revision {revision} (retained: {known})")
-            current = history.current
-            if revision is not None and current is not None and current.number != revision and not history.groups[revision].running:
-                raise RolloutFailed(f"{self.workload.describe()} runs revision {current.number}, not revision "
-                                    f"{revision}: it was rolled back or upgraded again", revision=current.number)
-            status = self._status(history, revision)
-            if progress is not None:
-                progress(status)
-            if status.done:
-                return status
-            if status.failed:
-                raise RolloutFailed(status.message, status=status.to_dict())
-            if deadline.expired:
-                raise WaitTimeout(f"timed out after {timeout:g}s: {status.message}", status=status.to_dict())
-            time.sleep(min(WAIT_POLL, max(deadline.remaining, 0.05)))
+        return self.docker.wait(revision, timeout, progress)
 
     # -- validation --------------------------------------------------------------------------------
     def _validate_rollout_params(self) -> None:
@@ -330,386 +92,16 @@ class DockerPlatform(Platform):
             raise InvalidInput("health_timeout must be more than 0: the seconds a new container may take to become "
                                "healthy (and UP in the load balancer); no container is healthy the instant it starts")
 
-    def _health_timeout(self) -> float:
-        value = self.params.get("health_timeout")
-        return float(value) if value is not None else 60.0
-
-    def _warn_without_balancer(self) -> None:
-        if not self._uses_balancer():
+    def _check_balancer(self) -> None:
+        """Before any change: fail on a load balancer that cannot be driven; warn when there is none."""
+        if not self.docker.balancer.routes:
             self.module.warn(NO_BALANCER_WARNING)
-
-    # -- image handling ----------------------------------------------------------------------------
-    def _local_image(self, ref: str) -> t.Optional[dict[str, t.Any]]:
-        try:
-            return self._docker(f"inspect image {ref}", self.client.api.inspect_image, ref)
-        except engine_mod.EngineNotFound:
-            return None
-
-    def _ensure_image(self, ref: str, pull: str) -> dict[str, t.Any]:
-        if ref in self._ensured:  # planned again under the lock: pull=always pulls once per run
-            return self._ensured[ref]
-        self._ensured[ref] = self._fetch_image(ref, pull)
-        return self._ensured[ref]
-
-    def _fetch_image(self, ref: str, pull: str) -> dict[str, t.Any]:
-        image = self._local_image(ref) if pull != "always" else None
-        if image is not None:
-            return image
-        if pull == "never":
-            raise RolloutFailed(f"image {ref} is not on {self._host()} and pull=never; load or build it there first")
-        parsed = parse_image_reference(ref)
-        try:
-            self._docker(f"pull image {ref}", self.client.api.pull, parsed.repository,
-                         tag=parsed.digest or parsed.tag or "latest")
-        except PlatformUnreachable:
-            raise
-        except RolloutFailed as exc:
-            raise RolloutFailed(f"image {ref} is not on {self._host()} and pulling it failed: "
-                                f"{exc.msg}. Push it to a registry the host can reach, or load it on the host")
-        image = self._local_image(ref)
-        if image is None:
-            raise RolloutFailed(f"image {ref} is still missing after the pull")
-        return image
-
-    # -- container operations ----------------------------------------------------------------------
-    def _create_and_start(self, config: dict[str, t.Any], name: str,
-                          later: t.Sequence[tuple[str, list[str]]] = ()) -> str:
-        api = self.client.api
-        created = self._docker(f"create container {name}", api.create_container_from_config, config, name)
-        cid = created["Id"]
-        try:
-            for net, aliases in later:
-                self._docker(f"connect {name} to network {net}", api.connect_container_to_network, cid, net,
-                             aliases=aliases or None)
-            self._docker(f"start container {name}", api.start, cid)
-        except RolloutError:
-            self._remove(cid)
-            raise
-        return cid
-
-    def _remove(self, cid: str) -> None:
-        try:
-            self._docker(f"remove container {cid[:12]}", self.client.api.remove_container, cid, force=True, v=True)
-        except engine_mod.EngineNotFound:
-            pass
-        except RolloutError as err:  # cleanup goes on; a re-run removes what is left
-            self.module.warn(f"could not remove container {cid[:12]}: {err.msg}")
-
-    def _stop_timeout(self) -> int:
-        value = self.params.get("stop_timeout")
-        return int(value) if value is not None else 10
-
-    def _stop(self, rep: Replica) -> None:
-        self._docker(f"stop container {rep.name}", self.client.api.stop, rep.id, timeout=self._stop_timeout())
-
-    def _stop_later(self, rep: Replica, names: t.Sequence[str] = ()) -> None:
-        """``docker stop`` of ``rep``, already out of the load balancer (as ``names``), in the background: it
-        takes no traffic, so the next batch need not wait ``stop_timeout`` for an app that ignores SIGTERM.
-        Joined by :meth:`_join_stops` before the run prunes, reports or releases the lock."""
-        if self._stopper is None:
-            self._stopper = concurrent.futures.ThreadPoolExecutor(max_workers=STOP_WORKERS,
-                                                                  thread_name_prefix="zerodown-stop")
-        self._stops.append((rep, self._stopper.submit(self._stop_released, rep, names)))
-
-    def _release(self, names: t.Sequence[str]) -> None:
-        """Wait until no load balancer process routes to ``names`` any more (see Balancer.release)."""
-        if names and self._uses_balancer():
-            for warning in self.balancer.release(names):
-                self.module.warn(warning)
-
-    def _stop_released(self, rep: Replica, names: t.Sequence[str]) -> None:
-        self._release(names)
-        self._stop(rep)
-
-    def _join_stops(self) -> list[str]:
-        """Wait for every background stop; returns those that failed, as "<container>: <why>"."""
-        stops, self._stops = self._stops, []
-        failed = []
-        for rep, future in stops:
-            try:
-                future.result()
-            except engine_mod.EngineNotFound:
-                pass  # removed meanwhile: nothing left to stop
-            except RolloutError as err:
-                failed.append(f"{rep.name}: {err.msg}")
-        return failed
-
-    @staticmethod
-    def _stops_failed(failed: t.Sequence[str]) -> str:
-        return (f"could not stop {len(failed)} old container(s) after taking them out of the load balancer "
-                f"({'; '.join(failed)}); they take no traffic. Run the task again: it takes them out and stops "
-                "them, and converges")
-
-    def _settle_stops(self) -> None:
-        """Join the background stops; one that failed fails the run, once all the others have ended."""
-        failed = self._join_stops()
-        if failed:
-            raise RolloutFailed(self._stops_failed(failed), containers=[f.split(":", 1)[0] for f in failed])
-
-    def _close_stopper(self) -> None:
-        self._join_stops()
-        if self._stopper is not None:
-            self._stopper.shutdown(wait=True)
-            self._stopper = None
-
-    def _image_config(self, image_id: str) -> t.Optional[dict[str, t.Any]]:
-        try:
-            return (self._docker(f"inspect image {image_id[:19]}", self.client.api.inspect_image, image_id)
-                    or {}).get("Config") or {}
-        except PlatformUnreachable:
-            raise
-        except RolloutFailed:  # only refines the clone; without it the new image's defaults apply
-            return None
-
-    # -- the lock ----------------------------------------------------------------------------------
-    def _locked(self, operation: str, target: str, images: t.Sequence[str],
-                action: t.Callable[[], ActionResult]) -> ActionResult:
-        """``action()`` while holding the workload's lock (see lock.py); it must read the workload again.
-
-        ``images`` are image ids already on the engine, tried in turn for the lock container (no pull).
-        A lock that stays held fails before anything changed; the lock is released however ``action`` ends.
-        """
-        if self._holding_lock:
-            return action()
-        name = self.workload.name
-        lock = WorkloadLock(name, self._lock_creator(images), self._lock_inspect, self._lock_remove, self.module.warn)
-        timeout = float(self.params["lock_timeout"] if self.params.get("lock_timeout") is not None else 300)
-        try:
-            lock.acquire(this_process(operation, target), timeout)
-        except LockHeld as held:
-            holder = held.owner.describe() if held.owner else "an unknown owner"
-            raise RolloutFailed(
-                f"{self.workload.describe()} is locked by another run: {holder} (lock container {lock.name} on "
-                f"{self._engine_label()}; {held.why}); gave up after lock_timeout={timeout:g}s and changed nothing. "
-                f"Wait for that run to finish and run again (or raise lock_timeout); if you are sure no run is in "
-                f"progress, remove the lock with `docker rm {lock.name}`",
-                lock=held.owner.to_dict() if held.owner else {"container": lock.name})
-        self._holding_lock = True
-        try:
-            self._lb_begin(self._remove_half_made(self.load()))
-            result = action()
-            self._settle_stops()  # _finish joined them already; this is for any other way out
-            return result
-        except RolloutError as err:
-            failed = self._join_stops()
-            if failed:
-                err.msg += f"; also {self._stops_failed(failed)}"
-            raise
-        finally:
-            self._close_stopper()  # no stop outlives the lock
-            self._holding_lock = False
-            self._lb_bound = False
-            try:
-                lock.release()
-            except RolloutError as err:  # the outcome stands; a later run on this host takes the lock over
-                self.module.warn(f"could not remove the lock container {lock.name}: {err.msg}. A later run from "
-                                 f"this host takes it over; from elsewhere, remove it with `docker rm {lock.name}`")
-
-    def _lock_creator(self, images: t.Sequence[str]) -> t.Callable[[str, dict[str, str]], t.Optional[str]]:
-        api = self.client.api
-        raw = getattr(api.create_container_from_config, "zd_raw", api.create_container_from_config)
-
-        def create_or_conflict(config: dict[str, t.Any], name: str) -> t.Optional[str]:
-            try:
-                return raw(config, name)["Id"]
-            except Exception as exc:  # only 409 Conflict (the lock exists) is an answer; guarded_call maps the rest
-                if getattr(exc, "status_code", None) == 409 and engine_mod.docker_errors is not None \
-                        and isinstance(exc, engine_mod.docker_errors.APIError):
-                    return None
-                raise
-
-        def create(name: str, labels: dict[str, str]) -> t.Optional[str]:
-            candidates = [i for i in dict.fromkeys(images) if i]
-            for index, image in enumerate(candidates):
-                # never started: no command runs, no network, no port; the image is only what create requires
-                config = {"Image": image, "Labels": labels, "Entrypoint": ["/zerodown-lock"], "Cmd": [],
-                          "HostConfig": {"NetworkMode": "none", "RestartPolicy": {"Name": "no"}}}
-                try:
-                    return self._docker(f"create the lock container {name}", create_or_conflict, config, name)
-                except engine_mod.EngineNotFound:
-                    if index == len(candidates) - 1:
-                        raise
-            raise RolloutFailed(f"no image of {self.workload.describe()} is on {self._host()} to create the lock "
-                                f"container {name} from")
-
-        return create
-
-    def _lock_inspect(self, name: str) -> t.Optional[tuple[str, dict[str, str]]]:
-        try:
-            attrs = self._docker(f"inspect the lock container {name}", self.client.api.inspect_container, name)
-        except engine_mod.EngineNotFound:
-            return None
-        return attrs["Id"], (attrs.get("Config") or {}).get("Labels") or {}
-
-    def _lock_remove(self, cid: str) -> None:
-        try:
-            self._docker(f"remove the lock container {cid[:12]}", self.client.api.remove_container, cid, force=True)
-        except engine_mod.EngineNotFound:
-            pass
-
-    def _remove_half_made(self, history: History) -> History:
-        """Under the lock: remove the workload's containers that were created and never started (a run cut off
-        between create and start, by a kill or an engine restart, could not remove them); they hold nothing a
-        rollback could use. Returns the history without them."""
-        half = [r for r in history.replicas if r.state == "created"]
-        for rep in half:
-            self._remove(rep.id)
-        if not half:
-            return history
-        self._half_made_removed = sorted(r.name for r in half)
-        return self.load()
-
-    # -- the swap ----------------------------------------------------------------------------------
-    def _take_in(self, ids: list[str], fresh: list[str]) -> list[Replica]:
-        """Gate freshly started containers and add them to the LB; on failure undo them and raise."""
-        lb = self.balancer if self._uses_balancer() else None
-        timeout = self._health_timeout()
-        added: list[str] = []
-        try:
-            attrs = wait_healthy(self.client, ids, timeout, self.params.get("health_check"))
-            reps = [Replica.from_attrs(attrs[cid]) for cid in ids]
-            if lb is not None:
-                for rep in reps:
-                    if not rep.address:
-                        raise RolloutFailed(f"container {rep.name} publishes no port, so the load balancer cannot reach it")
-                    name = self._member_names(rep)[0]
-                    lb.add(name, rep.address)
-                    added.append(name)
-                for name in added:
-                    lb.wait_up(name, timeout)
-            return reps
-        except RolloutError:
-            self._undo_started(ids, fresh, added)
-            raise
-
-    def _undo_started(self, ids: t.Sequence[str], fresh: t.Sequence[str], in_lb: t.Sequence[str]) -> None:
-        lb = self.balancer if self._uses_balancer() else None
-        for name in in_lb:
-            try:
-                if lb is not None:
-                    lb.drain(name)
-                    lb.remove(name)
-            except RolloutError as err:
-                self.module.warn(f"could not take {name} out of the load balancer: {err.msg}")
-        try:
-            self._release(in_lb)
-        except RolloutError as err:
-            self.module.warn(f"could not make sure the load balancer no longer routes to {', '.join(in_lb)}: {err.msg}")
-        for cid in ids:
-            if cid in fresh:
-                self._remove(cid)
-            else:
-                try:
-                    self._docker(f"stop container {cid[:12]}", self.client.api.stop, cid,
-                                 timeout=self._stop_timeout())
-                except RolloutError as err:  # undo goes on with the rest; the original error is raised
-                    self.module.warn(f"could not stop container {cid[:12]} while undoing the batch: {err.msg}")
-
-    def _take_out(self, reps: t.Sequence[Replica], remove: bool = False) -> None:
-        """Drain old replicas, take them out of the LB, then stop (and keep, unless ``remove``) them."""
-        lb = self.balancer if self._uses_balancer() else None
-        drain_timeout = float(self.params.get("drain_timeout") if self.params.get("drain_timeout") is not None else 30)
-        names: dict[str, list[str]] = {}
-        if lb is not None:
-            members = lb.members()
-            names = {r.id: [n for n in self._member_names(r) if n in members or n in lb.intent] for r in reps}
-            taken = [n for r in reps for n in names[r.id]]
-            for name in taken:
-                lb.drain(name)
-            deadline = Deadline(drain_timeout)
-            for name in taken:
-                if not lb.wait_drained(name, deadline.remaining):
-                    self.module.warn(f"{name} still had sessions after drain_timeout={drain_timeout:g}s; they are cut")
-            for name in taken:
-                lb.remove(name)
-        # a container stops once no process of the load balancer routes to it: a reload that parsed the file
-        # before the take-out, and old workers finishing their connections, may still do (Balancer.release)
-        for rep in reps:
-            if remove:
-                self._release(names.get(rep.id, []))
-                self._remove(rep.id)
-            else:
-                self._stop_later(rep, names.get(rep.id, []))
-
-    def _swap(self, old: list[Replica], desired: int, start: t.Callable[[int], tuple[list[str], list[str]]],
-              cap: t.Optional[int] = None) -> int:
-        """Replace ``old`` by ``desired`` replicas from ``start(k)`` (-> (ids, ids of fresh containers)),
-        ``batch_size`` at a time; returns the number of batches. On failure, swaps completed batches back.
-
-        With ``cap``, stops once that many new replicas are in (each batch replacing as many old ones):
-        what is left of ``old`` keeps serving next to the new replicas (a canary); a later run finishes."""
-        batch = int(self.params.get("batch_size") or 1)
-        interval = float(self.params.get("batch_interval") or 0)
-        remaining_old = list(old)
-        started = 0
-        steps: list[_Step] = []
-        batches = 0
-        while started < desired or remaining_old:
-            if cap is not None and started >= cap:
-                break
-            if batches and interval:
-                time.sleep(interval)
-            batches += 1
-            k = min(batch, desired - started, (cap - started) if cap is not None else batch)
-            ids: list[str] = []
-            fresh: list[str] = []
-            if k > 0:
-                try:
-                    ids, fresh = start(k)
-                    self._take_in(ids, fresh)
-                except RolloutError as err:
-                    self._revert(steps, err)
-                    raise
-                started += k
-            out_count = len(remaining_old) if started >= desired else min(len(ids), len(remaining_old))
-            if k <= 0:
-                out_count = min(batch, len(remaining_old))
-            going, remaining_old = remaining_old[:out_count], remaining_old[out_count:]
-            try:
-                self._take_out(going)
-                self._lb_sync()
-            except RolloutError as err:
-                self._revert(steps + [_Step(ids, fresh, [])], err)
-                raise
-            steps.append(_Step(ids, fresh, going))
-            self._progress.note(f"batch {batches}: {started} of {desired} new replica(s) healthy"
-                                f"{' and in the load balancer' if self._uses_balancer() else ''}, "
-                                f"{len(remaining_old)} old one(s) left")
-        return batches
-
-    def _revert(self, steps: list[_Step], err: RolloutError) -> None:
-        """Put back what completed batches replaced (start-first again), then remove what they started."""
-        failed = self._join_stops()  # a container is restarted only once its stop has ended
-        if failed:
-            err.msg += f"; also {self._stops_failed(failed)}"
-        if not steps:
-            return
-        old = [rep for step in steps for rep in step.stopped]
-        new_ids = [cid for step in steps for cid in step.started]
-        fresh = {cid for step in steps for cid in step.fresh}
-        try:
-            if old:
-                for rep in old:
-                    self._docker(f"restart container {rep.name}", self.client.api.start, rep.id)
-                self._take_in([r.id for r in old], [])
-            new_reps = [Replica.from_attrs(self._docker(f"inspect container {cid[:12]}",
-                                                        self.client.api.inspect_container, cid))
-                        for cid in new_ids]
-            self._take_out([r for r in new_reps if r.id not in fresh])
-            self._take_out([r for r in new_reps if r.id in fresh], remove=True)
-            err.msg += "; the batches that had completed were swapped back, so the workload runs what it ran before"
-        except RolloutError as undo:
-            err.msg += f"; swapping the completed batches back failed too ({undo.msg}): check the workload"
 
     # -- upgrade -----------------------------------------------------------------------------------
     def upgrade(self, params: dict[str, t.Any]) -> ActionResult:
         result = self._upgrade(params)
         result.extra.setdefault("partial", False)
         return result
-
-    def _batch_limit(self) -> t.Optional[int]:
-        value = self.params.get("max_batches")
-        return int(value) if value is not None else None
 
     def _upgrade(self, params: dict[str, t.Any]) -> ActionResult:
         self.params.update(params)
@@ -719,10 +111,8 @@ class DockerPlatform(Platform):
         if p.get("container"):
             raise InvalidInput("container applies to platform=kubernetes only; a Docker workload runs one "
                                "container per replica")
-        history = self.load()
-        self._warn_without_balancer()
-        if self._uses_balancer():
-            self.balancer  # noqa: B018 - fail on an unreachable load balancer before any change
+        history = self.docker.load()
+        self._check_balancer()
         return self._plan_upgrade(image, history)
 
     def _plan_upgrade(self, image: str, history: History) -> ActionResult:
@@ -738,16 +128,16 @@ class DockerPlatform(Platform):
         aimed = max((r.desired for r in current.running if r.desired), default=None) if stale else None
         desired = p.get("replicas") or aimed or len(current.running) or len(current.replicas)
         pull = p.get("pull") or "missing"
-        local = self._local_image(image)
+        local = self.docker.local_image(image)
         same_image = current.image == image and (local is None or local.get("Id") == current.newest.image_id)
         before = {"revision": current.number, "image": current.image, "replicas": len(current.running)}
         cause = p.get("change_cause") or f"image_upgrade to {image}"
         if same_image and len(current.running) == desired and not stale:
-            return self._nothing_to_swap(history, current.number, before,
-                                         f"{self.workload.describe()} already runs {image} (revision {current.number}) "
-                                         f"with {desired} replicas",
-                                         lambda: self._upgrade_under_lock(image, [current.newest.image_id]))
-        limit = self._batch_limit()
+            return self.change.nothing_to_swap(history, current.number, before,
+                                               f"{self.workload.describe()} already runs {image} (revision {current.number}) "
+                                               f"with {desired} replicas",
+                                               lambda: self._upgrade_under_lock(image, [current.newest.image_id]))
+        limit = batch_limit(self.params)
         if same_image and stale and limit is not None:
             return self._continue_partial(history, current, stale, desired, limit, before)
         if same_image:
@@ -757,37 +147,37 @@ class DockerPlatform(Platform):
                 what = (f"the rollout of {self.workload.describe()} to revision {current.number}: swap the "
                         f"{len(stale)} replica(s) of older revisions still serving, {desired} replicas in the end")
             if self.module.check_mode:
-                return self._result(True, history, current.number, current.number, before, after,
-                                    f"would {'finish' if stale else 'scale'} {what}")
-            if not self._holding_lock:
+                return self.change.result(True, history, current.number, current.number, before, after,
+                                          f"would {'finish' if stale else 'scale'} {what}")
+            if not self.change.holding_lock:
                 return self._upgrade_under_lock(image, [current.newest.image_id])
             if not stale:
                 self._scale(current, desired)
-                return self._finish(current.number, current.number, before, f"scaled {what}")
+                return self.change.finish(current.number, current.number, before, f"scaled {what}")
             # a canary or an interrupted run left old replicas serving: swap them out batch by batch, as the
             # upgrade itself would have
-            self._take_in_missing(current)
+            self.change.swap.take_in_missing(current.running)
             running = len(current.running)
             batches = 0
             with self._failure_says_what(f"finishing the rollout of {self.workload.describe()} to revision {current.number}",
                                          current.number):
                 if running < desired:
-                    batches = self._swap(sorted(stale, key=lambda r: r.name), desired - running,
-                                         self._restarter(current, desired))
+                    batches = self.change.swap.run(sorted(stale, key=lambda r: r.name), desired - running,
+                                                   self._replicas_of(current, desired))
                 else:
                     if running > desired:
                         self._scale(current, desired)
-                    self._take_out(stale)
-            return self._finish(current.number, current.number, before,
-                                f"finished the rollout of {self.workload.describe()} to revision {current.number} "
-                                f"({current.image}): {desired} replicas"
-                                + (f", {batches} more batch(es)" if batches else ""))
+                    self.change.swap.take_out(stale)
+            return self.change.finish(current.number, current.number, before,
+                                      f"finished the rollout of {self.workload.describe()} to revision {current.number} "
+                                      f"({current.image}): {desired} replicas"
+                                      + (f", {batches} more batch(es)" if batches else ""))
         batch = int(p.get("batch_size") or 1)
         partial = limit is not None and limit * batch < desired
         image_id = (local or {}).get("Id")
         if pull == "always" and not self.module.check_mode:
-            image_id = self._ensure_image(image, pull).get("Id")
-        reuse = self._reusable(history, current, image, image_id)
+            image_id = self.docker.ensure_image(image, pull).get("Id")
+        reuse = reusable(history, current, image, image_id, self.docker.image_config)
         if reuse is not None:
             return self._upgrade_to_retained(history, current, stale, reuse, desired, before, partial)
         number = history.next_number
@@ -795,40 +185,31 @@ class DockerPlatform(Platform):
         if partial:
             after["replicas"] = min(limit * batch, desired)
         if self.module.check_mode:
-            result = self._result(True, history, number, current.number, before, after,
-                                  f"would upgrade {self.workload.describe()} from {current.image} (revision "
-                                  f"{current.number}) to {image} (revision {number})"
-                                  + (f", {after['replicas']} of {desired} replicas in the first {limit} batch(es)"
-                                     if partial else "")
-                                  + ("" if local is not None else f"; {image} would be pulled"))
+            result = self.change.result(True, history, number, current.number, before, after,
+                                        f"would upgrade {self.workload.describe()} from {current.image} (revision "
+                                        f"{current.number}) to {image} (revision {number})"
+                                        + (f", {after['replicas']} of {desired} replicas in the first {limit} batch(es)"
+                                           if partial else "")
+                                        + ("" if local is not None else f"; {image} would be pulled"))
             result.extra["partial"] = partial
             return result
-        info = self._ensure_image(image, pull)
-        if not self._holding_lock:
+        info = self.docker.ensure_image(image, pull)
+        if not self.change.holding_lock:
             return self._upgrade_under_lock(image, [current.newest.image_id, info.get("Id", "")])
-        template = current.newest.attrs
-        old_image_config = self._image_config(template.get("Image", ""))
-
-        def start(k: int) -> tuple[list[str], list[str]]:
-            ids = []
-            for _index in range(k):
-                config, later = clone_config(template, old_image_config, image, number, cause, desired)
-                ids.append(self._create_and_start(config, container_name(self.workload.name, number), later))
-            return ids, list(ids)
-
+        start = self._copies(number, image, current.newest.attrs, cause, desired)
         old = sorted(current.running, key=lambda r: r.name) + sorted(stale, key=lambda r: r.name)
         with self._failure_says_what(f"upgrade of {self.workload.describe()} to {image}", current.number):
-            batches = self._swap(old, desired, start, limit * batch if limit is not None else None)
-        return self._finish(number, current.number, before,
-                            f"{self.workload.describe()} upgraded from revision {current.number} ({current.image}) to "
-                            f"revision {number} ({image}) in {batches} batch(es)")
+            batches = self.change.swap.run(old, desired, start, limit * batch if limit is not None else None)
+        return self.change.finish(number, current.number, before,
+                                  f"{self.workload.describe()} upgraded from revision {current.number} ({current.image}) to "
+                                  f"revision {number} ({image}) in {batches} batch(es)")
 
     def _upgrade_to_retained(self, history: History, current: RevisionGroup, stale: list[Replica],
                              target: RevisionGroup, desired: int, before: dict[str, t.Any],
                              partial: bool) -> ActionResult:
         """An upgrade to the image and configuration of the retained revision ``target``: its stopped containers
         are restarted (no pull, no new container) and swapped in as a rollback does; it keeps its number."""
-        limit = self._batch_limit()
+        limit = batch_limit(self.params)
         batch = int(self.params.get("batch_size") or 1)
         after = {"revision": target.number, "image": target.image, "replicas": desired}
         if partial:
@@ -840,24 +221,24 @@ class DockerPlatform(Platform):
         what = (f"{self.workload.describe()} from {current.image} (revision {current.number}) to {target.image}, "
                 f"the image and configuration of retained revision {target.number}")
         if self.module.check_mode:
-            result = self._result(True, history, target.number, current.number, before, after,
-                                  f"would upgrade {what}: it would restart revision {target.number} ({how}), which "
-                                  "keeps its number; no pull, no new revision"
-                                  + (f", {after['replicas']} of {desired} replicas in the first {limit} batch(es)"
-                                     if partial else ""))
+            result = self.change.result(True, history, target.number, current.number, before, after,
+                                        f"would upgrade {what}: it would restart revision {target.number} ({how}), which "
+                                        "keeps its number; no pull, no new revision"
+                                        + (f", {after['replicas']} of {desired} replicas in the first {limit} batch(es)"
+                                           if partial else ""))
             result.extra["partial"] = partial
             return result
-        if not self._holding_lock:
+        if not self.change.holding_lock:
             return self._upgrade_under_lock(target.image, [current.newest.image_id, target.newest.image_id])
         old = sorted(current.running, key=lambda r: r.name) + sorted(stale, key=lambda r: r.name)
         with self._failure_says_what(f"upgrade of {self.workload.describe()} to {target.image} (revision {target.number})",
                                      current.number):
-            batches = self._swap(old, desired, self._restarter(target, desired),
-                                 limit * batch if limit is not None else None)
-        return self._finish(target.number, current.number, before,
-                            f"{self.workload.describe()} upgraded from revision {current.number} ({current.image}) to "
-                            f"{target.image} by {how} in {batches} batch(es): revision {target.number} is current "
-                            "again under its own number")
+            batches = self.change.swap.run(old, desired, self._replicas_of(target, desired),
+                                           limit * batch if limit is not None else None)
+        return self.change.finish(target.number, current.number, before,
+                                  f"{self.workload.describe()} upgraded from revision {current.number} ({current.image}) to "
+                                  f"{target.image} by {how} in {batches} batch(es): revision {target.number} is current "
+                                  "again under its own number")
 
     @contextlib.contextmanager
     def _failure_says_what(self, what: str, revision: int) -> t.Iterator[None]:
@@ -870,7 +251,7 @@ class DockerPlatform(Platform):
             raise
 
     def _upgrade_under_lock(self, image: str, images: t.Sequence[str]) -> ActionResult:
-        return self._locked("image_upgrade", image, images, lambda: self._plan_upgrade(image, self.load()))
+        return self.change.locked("image_upgrade", image, images, lambda: self._plan_upgrade(image, self.docker.load()))
 
     def _continue_partial(self, history: History, current: RevisionGroup, stale: list[Replica], desired: int,
                           limit: int, before: dict[str, t.Any]) -> ActionResult:
@@ -881,34 +262,34 @@ class DockerPlatform(Platform):
         running = len(current.running)
         what = f"{self.workload.describe()} revision {current.number} ({current.image})"
         if running >= target:
-            result = self._nothing_to_swap(history, current.number, before,
-                                           f"{what} already runs {running} of {desired} replicas, at least max_batches="
-                                           f"{limit} batch(es) of {batch}; run without max_batches to finish the upgrade",
-                                           lambda: self._upgrade_under_lock(current.image, [current.newest.image_id]))
+            result = self.change.nothing_to_swap(history, current.number, before,
+                                                 f"{what} already runs {running} of {desired} replicas, at least max_batches="
+                                                 f"{limit} batch(es) of {batch}; run without max_batches to finish the upgrade",
+                                                 lambda: self._upgrade_under_lock(current.image, [current.newest.image_id]))
             result.extra["partial"] = True
             return result
         more = target - running
         after = dict(before, replicas=target)
         if self.module.check_mode:
-            result = self._result(True, history, current.number, current.number, before, after,
-                                  f"would swap {more} more replica(s) of {what}, {target} of {desired}")
+            result = self.change.result(True, history, current.number, current.number, before, after,
+                                        f"would swap {more} more replica(s) of {what}, {target} of {desired}")
             result.extra["partial"] = target < desired
             return result
-        if not self._holding_lock:
+        if not self.change.holding_lock:
             return self._upgrade_under_lock(current.image, [current.newest.image_id])
-        self._take_in_missing(current)
+        self.change.swap.take_in_missing(current.running)
         old = sorted(stale, key=lambda r: r.name)
         # the swap runs until ``more`` new replicas are in (no batch beyond them): old ones left keep serving
         with self._failure_says_what(f"upgrade of {what}", current.number):
-            batches = self._swap(old, desired - running, self._restarter(current, desired), more)
-        return self._finish(current.number, current.number, before,
-                            f"swapped {batches} more batch(es) of {what}, {target} of {desired} replicas")
+            batches = self.change.swap.run(old, desired - running, self._replicas_of(current, desired), more)
+        return self.change.finish(current.number, current.number, before,
+                                  f"swapped {batches} more batch(es) of {what}, {target} of {desired} replicas")
 
     def _create(self, image: str, p: dict[str, t.Any]) -> ActionResult:
         replicas = p.get("replicas")
         if not replicas:
             raise WorkloadNotFound(
-                f"{self.workload.describe()} does not exist on {self._host()}; to create it, set replicas "
+                f"{self.workload.describe()} does not exist on {self.docker.host()}; to create it, set replicas "
                 "(and docker_container: port, env...)"
             )
         after = {"revision": 1, "image": image, "replicas": replicas}
@@ -916,108 +297,38 @@ class DockerPlatform(Platform):
             return ActionResult(changed=True, workload=self.workload, revision=1, previous_revision=None,
                                 images={self.workload.name: image}, before={}, after=after,
                                 message=f"would create {self.workload.describe()} with {replicas} replicas of {image}")
-        info = self._ensure_image(image, p.get("pull") or "missing")
-        if not self._holding_lock:  # a run that waited finds the workload created: it plans as for any other
+        info = self.docker.ensure_image(image, p.get("pull") or "missing")
+        if not self.change.holding_lock:  # a run that waited finds the workload created: it plans as for any other
             return self._upgrade_under_lock(image, [info.get("Id", "")])
         cause = p.get("change_cause") or f"created with {image}"
         config, later_names = creation_config(image, self.workload.name, 1, cause, p.get("docker_container") or {},
                                               info.get("Config") or {}, replicas)
-
-        def start(k: int) -> tuple[list[str], list[str]]:
-            ids = [self._create_and_start(dict(config), container_name(self.workload.name, 1),
-                                          [(n, []) for n in later_names]) for _index in range(k)]
-            return ids, list(ids)
-
-        self._swap([], replicas, start)
-        return self._finish(1, None, {}, f"created {self.workload.describe()} with {replicas} replicas of {image}")
-
-    def _take_in_missing(self, current: RevisionGroup) -> None:
-        """Gate and add running replicas of ``current`` the load balancer does not have (started by an
-        interrupted run, never gated)."""
-        if not self._uses_balancer():
-            return
-        members = self.balancer.members()
-        missing = [r.id for r in current.running if not any(n in members for n in self._member_names(r))]
-        if missing:
-            self._take_in(missing, [])
+        start = ReplicaFactory(self.docker.engine, self.module.warn, self.workload.name, 1,
+                               lambda: (dict(config), [(n, []) for n in later_names]))
+        self.change.swap.run([], replicas, start)
+        return self.change.finish(1, None, {}, f"created {self.workload.describe()} with {replicas} replicas of {image}")
 
     def _scale(self, current: RevisionGroup, desired: int) -> None:
         running = sorted(current.running, key=lambda r: (r.created or "", r.name))
         if desired < len(running):
-            self._take_out(running[desired:], remove=True)
+            self.change.swap.take_out(running[desired:], remove=True)
             return
-        self._swap([], desired - len(running), self._cloner(current, desired))
+        self.change.swap.run([], desired - len(running), self._replicas_of(current, desired, restart=False))
 
-    def _restarter(self, group: RevisionGroup, desired: int) -> t.Callable[[int], tuple[list[str], list[str]]]:
-        """``start(k)`` for :meth:`_swap`: k replicas of ``group``, its retained (stopped) containers restarted
-        first (``docker start``: no pull, no new container), then copies of its newest one if it kept fewer."""
-        retained = list(group.stopped)
-        template = group.newest.attrs
-        image_config = self._image_config(template.get("Image", ""))
-        cause = (template.get("Config") or {}).get("Labels", {}).get(LABEL_CAUSE)
+    def _replicas_of(self, group: RevisionGroup, desired: int, restart: bool = True) -> ReplicaFactory:
+        """Replicas of ``group`` for the swap: its retained (stopped) containers restarted first (unless not
+        ``restart``: a scale-up only adds copies), then copies of its newest container if it kept fewer."""
+        newest = group.newest
+        return self._copies(group.number, group.image, newest.attrs, newest.change_cause, desired,
+                            group.stopped if restart else ())
 
-        def start(k: int) -> tuple[list[str], list[str]]:
-            ids: list[str] = []
-            fresh: list[str] = []
-            for _index in range(k):
-                if retained:
-                    rep = retained.pop(0)
-                    self._docker(f"start retained container {rep.name}", self.client.api.start, rep.id)
-                    ids.append(rep.id)
-                else:  # the workload was scaled up after this revision: more replicas than it kept
-                    config, later = clone_config(template, image_config, group.image, group.number, cause, desired)
-                    cid = self._create_and_start(config, container_name(self.workload.name, group.number), later)
-                    ids.append(cid)
-                    fresh.append(cid)
-            return ids, fresh
-
-        return start
-
-    def _comparable(self, attrs: dict[str, t.Any], image: str) -> tuple[t.Any, ...]:
-        """What a container copied from ``attrs`` with ``image`` would be created with, bookkeeping labels
-        (revision, creation time, change cause, replicas) left out: equal for two containers of the same
-        configuration, whichever revision they belong to."""
-        config, later = clone_config(attrs, self._image_config(attrs.get("Image", "")), image, 0, None)
-        labels = config.get("Labels") or {}
-        config["Labels"] = {k: v for k, v in labels.items()
-                            if k not in (LABEL_REVISION, LABEL_CREATED, LABEL_CAUSE, LABEL_REPLICAS)}
-        return config, sorted(later)
-
-    def _reusable(self, history: History, current: RevisionGroup, image: str,
-                  image_id: t.Optional[str]) -> t.Optional[RevisionGroup]:
-        """The retained revision whose containers are what a new revision of ``image`` would run: stopped, of
-        that image reference and image id, configured as a copy of the current revision's newest container with
-        ``image`` would be. An upgrade restarts it instead of creating one more revision (as Kubernetes reuses
-        the ReplicaSet whose template matches)."""
-        if not image_id:
-            return None
-        candidates = [g for g in history.groups.values()
-                      if g.number != current.number and g.replicas and not g.running and g.image == image
-                      and all(r.image_id == image_id for r in g.replicas)]
-        if not candidates:
-            return None
-        wanted = self._comparable(current.newest.attrs, image)
-        for group in sorted(candidates, key=lambda g: (g.last_stopped, g.number), reverse=True):
-            if all(self._comparable(r.attrs, image) == wanted for r in group.replicas):
-                return group
-        return None
-
-    def _cloner(self, current: RevisionGroup, desired: int) -> t.Callable[[int], tuple[list[str], list[str]]]:
-        """``start(k)`` for :meth:`_swap`: k more replicas of ``current``, cloned from its newest container
-        (everything but the bookkeeping labels stays as it is)."""
-        template = current.newest.attrs
-        image_config = self._image_config(template.get("Image", ""))
-        labels = (template.get("Config") or {}).get("Labels") or {}
-
-        def start(k: int) -> tuple[list[str], list[str]]:
-            ids = []
-            for _index in range(k):
-                config, later = clone_config(template, image_config, current.image, current.number,
-                                             labels.get(LABEL_CAUSE), desired)
-                ids.append(self._create_and_start(config, container_name(self.workload.name, current.number), later))
-            return ids, list(ids)
-
-        return start
+    def _copies(self, revision: int, image: str, template: dict[str, t.Any], cause: t.Optional[str], desired: int,
+                retained: t.Sequence[Replica] = ()) -> ReplicaFactory:
+        """Replicas of ``revision`` for the swap: ``retained`` containers restarted first, then copies of the
+        container ``template`` (inspected) with ``image``; what it got from its own image is left out."""
+        image_config = self.docker.image_config(template.get("Image", ""))
+        return ReplicaFactory(self.docker.engine, self.module.warn, self.workload.name, revision,
+                              lambda: clone_config(template, image_config, image, revision, cause, desired), retained)
 
     # -- rollback ----------------------------------------------------------------------------------
     def rollback(self, params: dict[str, t.Any]) -> ActionResult:
@@ -1025,10 +336,8 @@ class DockerPlatform(Platform):
         p = self.params
         self._validate_rollout_params()
         check_non_negative(p, "to_revision")
-        history = self._existing()
-        self._warn_without_balancer()
-        if self._uses_balancer():
-            self.balancer  # noqa: B018
+        history = self.docker.existing()
+        self._check_balancer()
         return self._plan_rollback(history)
 
     def _plan_rollback(self, history: History) -> ActionResult:
@@ -1052,146 +361,48 @@ class DockerPlatform(Platform):
         desired = len(current.running) or len(current.replicas)
         if target.number == current.number and len(target.running) >= desired and not [
                 r for r in history.replicas if r.running and r.revision != current.number]:
-            return self._nothing_to_swap(history, current.number, before,
-                                         f"{self.workload.describe()} already runs revision {current.number} ({current.image})",
-                                         lambda: self._locked("rollback", f"revision {current.number} ({current.image})",
-                                                              [current.newest.image_id],
-                                                              lambda: self._plan_rollback(self._existing())))
+            return self.change.nothing_to_swap(history, current.number, before,
+                                               f"{self.workload.describe()} already runs revision {current.number} ({current.image})",
+                                               lambda: self.change.locked("rollback", f"revision {current.number} ({current.image})",
+                                                                          [current.newest.image_id],
+                                                                          lambda: self._plan_rollback(self.docker.existing())))
         after = {"revision": target.number, "image": target.image, "replicas": desired}
         if self.module.check_mode:
-            return self._result(True, history, target.number, current.number, before, after,
-                                f"would roll {self.workload.describe()} back from revision {current.number} to "
-                                f"revision {target.number} ({target.image})")
-        if not self._holding_lock:
-            return self._locked("rollback", f"revision {target.number} ({target.image})",
-                                [current.newest.image_id, target.newest.image_id],
-                                lambda: self._plan_rollback(self._existing()))
-        if self._local_image(target.newest.attrs.get("Image", "")) is None:
+            return self.change.result(True, history, target.number, current.number, before, after,
+                                      f"would roll {self.workload.describe()} back from revision {current.number} to "
+                                      f"revision {target.number} ({target.image})")
+        if not self.change.holding_lock:
+            return self.change.locked("rollback", f"revision {target.number} ({target.image})",
+                                      [current.newest.image_id, target.newest.image_id],
+                                      lambda: self._plan_rollback(self.docker.existing()))
+        if self.docker.local_image(target.newest.attrs.get("Image", "")) is None:
             raise RolloutFailed(f"the image of revision {target.number} ({target.image}) is no longer on "
-                                f"{self._host()}; a rollback does not pull. Load it, or upgrade to it instead")
-        start = self._restarter(target, desired)
+                                f"{self.docker.host()}; a rollback does not pull. Load it, or upgrade to it instead")
+        start = self._replicas_of(target, desired)
         old = sorted([r for r in history.replicas if r.running and r.revision != target.number], key=lambda r: r.name)
         if target.number == current.number:
             desired = max(desired - len(target.running), 0)
         with self._failure_says_what(f"rollback of {self.workload.describe()} to revision {target.number}", current.number):
-            batches = self._swap(old, desired, start)
-        return self._finish(target.number, current.number, before,
-                            f"{self.workload.describe()} rolled back from revision {current.number} ({current.image}) "
-                            f"to revision {target.number} ({target.image}) in {batches} batch(es)")
-
-    # -- results -----------------------------------------------------------------------------------
-    def _result(self, changed: bool, history: History, revision: t.Optional[int], previous: t.Optional[int],
-                before: dict[str, t.Any], after: dict[str, t.Any], message: str) -> ActionResult:
-        status = None
-        if not changed or not self.module.check_mode:
-            status = self._status(history) if history.exists else None
-        result = ActionResult(
-            changed=changed, workload=self.workload, revision=revision, previous_revision=previous,
-            images={self.workload.name: after.get("image")} if after else {},
-            previous_images={self.workload.name: before.get("image")} if before else {},
-            status=status, before=before, after=after, message=message,
-        )
-        result.extra["lb_repaired"] = list(self._lb_fixes)
-        return result
-
-    def _retain(self) -> int:
-        return int(self.params["retain"] if self.params.get("retain") is not None else 2)
-
-    def _nothing_to_swap(self, history: History, number: int, before: dict[str, t.Any], message: str,
-                         relock: t.Callable[[], ActionResult]) -> ActionResult:
-        """The result of a run with no batch to swap. It still changes (``changed``, under the lock: ``relock()``
-        plans again holding it) what an interrupted run left: revisions beyond ``retain`` (killed between its
-        last swap and its pruning), containers created and never started, a load balancer out of step."""
-        extra = history.to_prune(self._retain())
-        diverged = [] if self._holding_lock else self._lb_divergence(history)
-        half = [] if self._holding_lock else sorted(r.name for r in history.replicas if r.state == "created")
-        if not extra and not diverged and not self._lb_fixes and not half and not self._half_made_removed:
-            return self._result(False, history, number, number, before, before, message)
-        revisions = ", ".join(str(n) for n in sorted({r.revision for r in extra}))
-        what = (f"the {len(extra)} stopped container(s) of revision(s) {revisions}, beyond retain={self._retain()}: "
-                f"{', '.join(sorted(r.name for r in extra))}")
-        if self.module.check_mode:
-            would = [message]
-            if extra:
-                would.append(f"would remove {what}")
-            if diverged:
-                would.append(f"would repair the load balancer ({'; '.join(diverged)})")
-            if half:
-                would.append(f"would remove {len(half)} container(s) an interrupted run created and never started: "
-                             f"{', '.join(half)}")
-            result = self._result(True, history, number, number, before, before, "; ".join(would))
-            result.extra["lb_repaired"] = diverged  # what it would repair
-            return result
-        if not self._holding_lock:
-            return relock()  # the lock's start repairs the load balancer (_lb_begin)
-        for rep in extra:
-            self._remove(rep.id)
-        self._lb_sync(last=True)
-        history = self.load()
-        left = {r.id for r in history.replicas}
-        done = [message]
-        if extra:
-            done.append(f"removed {what}")
-        if self._lb_fixes:
-            done.append(f"repaired the load balancer ({'; '.join(self._lb_fixes)})")
-        if self._half_made_removed:
-            done.append(f"removed {len(self._half_made_removed)} container(s) an interrupted run created and never "
-                        f"started: {', '.join(self._half_made_removed)}")
-        result = self._result(True, history, number, number, before, before, "; ".join(done))
-        result.extra["pruned"] = sorted(r.name for r in extra if r.id not in left) + self._half_made_removed
-        return result
-
-    def _finish(self, revision: int, previous: t.Optional[int], before: dict[str, t.Any], message: str) -> ActionResult:
-        # every old container stopped before pruning counts revisions, and before the final reconcile and status
-        failed = self._join_stops()
-        if failed:
-            raise RolloutFailed(f"{message}, but {self._stops_failed(failed)}", revision=revision,
-                                containers=[f.split(":", 1)[0] for f in failed])
-        history = self.load()
-        extra = history.to_prune(self._retain())
-        for rep in extra:
-            self._remove(rep.id)
-        pruned = [r.name for r in extra]
-        self._lb_sync(last=True)
-        if pruned:
-            history = self.load()
-        status = self._status(history, revision)
-        # a run stopped by max_batches leaves other revisions serving on purpose: nothing to wait for
-        partial = self._batch_limit() is not None and any(r.running and r.revision != revision
-                                                          for r in history.replicas)
-        if self.params.get("wait", True) and not status.done and not partial:
-            wait_timeout = self.params.get("wait_timeout")
-            timeout = float(wait_timeout if wait_timeout is not None else 300)
-            status = self.wait(revision, timeout, progress=self._progress)
-        group = history.groups[revision]
-        after = {"revision": revision, "image": group.image, "replicas": len(group.running)}
-        result = ActionResult(
-            changed=True, workload=self.workload, revision=revision, previous_revision=previous,
-            images={self.workload.name: group.image},
-            previous_images={self.workload.name: before["image"]} if before else {},
-            status=status, before=before, after=after, message=message,
-        )
-        result.extra["pruned"] = pruned + self._half_made_removed
-        result.extra["lb_repaired"] = list(self._lb_fixes)
-        result.extra["progress"] = list(self._progress.entries)
-        if self._batch_limit() is not None:
-            result.extra["partial"] = partial
-        return result
+            batches = self.change.swap.run(old, desired, start)
+        return self.change.finish(target.number, current.number, before,
+                                  f"{self.workload.describe()} rolled back from revision {current.number} ({current.image}) "
+                                  f"to revision {target.number} ({target.image}) in {batches} batch(es)")
 
     # -- pre-flight --------------------------------------------------------------------------------
     checks = preflight_mod.CHECKS
 
     def preflight(self, params: dict[str, t.Any]) -> list[Finding]:
         self.params.update(params)
-        history = self.load()
+        history = self.docker.load()
         balancer: t.Optional[str] = None
-        if history.exists and self._uses_balancer():
+        if history.exists:
             try:
-                self.balancer.check()
-                balancer = ""
+                lb = self.docker.balancer  # built and checked on first use: an unusable one is a finding, not a failure
+                lb.check()
+                balancer = "" if lb.routes else None
             except RolloutError as err:
                 balancer = err.msg
-        return preflight_mod.lint(history, self.workload.describe(), self._host(), balancer,
+        return preflight_mod.lint(history, self.workload.describe(), self.docker.host(), balancer,
                                   (self.params.get("health_check") or {}).get("path"))
 
 

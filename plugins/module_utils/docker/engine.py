@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # Note that this module util is PRIVATE to the collection. It can change at any time.
-"""The Docker engine connection (docker SDK for Python, imported guarded)."""
+"""The Docker engine: its connection (docker SDK for Python, imported guarded) and the one driver every engine call
+goes through, with the one mapping of SDK and transport errors."""
 
 from __future__ import annotations
 
@@ -80,43 +81,90 @@ def guarded_call(host: str, what: str, func: t.Callable[..., t.Any], *args: t.An
                                   f"dockerd runs, then {RERUN_HINT}", docker_host=host)
 
 
-def _describe(method: str, args: tuple[t.Any, ...]) -> str:
-    words = method.replace("_", " ")
-    first = args[0] if args and isinstance(args[0], str) else ""
-    return f"{words} {first[:12]}" if first else words
+class DockerEngine:
+    """One Docker engine, driven explicitly: every container and image call the backend makes is a method here, and
+    each goes through :func:`guarded_call`, the one place SDK and transport errors become RolloutErrors.
 
-
-class GuardedApi:
-    """The low-level ``docker.APIClient`` with every method call going through :func:`guarded_call`."""
-
-    def __init__(self, api: t.Any, host: str) -> None:
-        self._api = api
-        self._host = host
-
-    def __getattr__(self, name: str) -> t.Any:
-        attr = getattr(self._api, name)
-        if not callable(attr):
-            return attr
-        host = self._host
-
-        def call(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            return guarded_call(host, _describe(name, args), attr, *args, **kwargs)
-
-        call.zd_raw = attr  # type: ignore[attr-defined]  # lets callers give a better description
-        return call
-
-
-class GuardedClient:
-    """A ``docker.DockerClient`` whose ``api`` maps SDK errors (see :func:`guarded_call`)."""
+    ``what`` arguments describe the call in an error message ("start retained container shop-r1-ab12cd"); each
+    method has a plain default. A 404 is :class:`EngineNotFound`, which callers that expect it catch, except in
+    :meth:`remove`, where a container already gone is what was asked for.
+    """
 
     def __init__(self, client: t.Any, host: str) -> None:
         self.raw = client
         self.host = host
-        self.api = GuardedApi(client.api, host)
+        self._api = client.api
+
+    def _call(self, what: str, func: t.Callable[..., t.Any], *args: t.Any, **kwargs: t.Any) -> t.Any:
+        return guarded_call(self.host, what, func, *args, **kwargs)
 
     def close(self) -> None:
         """Close the connection pool."""
         self.raw.close()
+
+    # -- reading -----------------------------------------------------------------------------------
+    def info(self) -> dict[str, t.Any]:
+        """``docker info``: the engine's ID, name, data root..."""
+        return self._call("read the engine's identity", self._api.info) or {}
+
+    def containers(self, label: str) -> list[dict[str, t.Any]]:
+        """The summaries of every container, running or not, that carries ``label`` (``key=value``)."""
+        return self._call("list containers", self._api.containers, all=True, filters={"label": label})
+
+    def inspect_container(self, ref: str, what: str = "") -> dict[str, t.Any]:
+        """``docker inspect`` of a container (by id or name)."""
+        return self._call(what or f"inspect container {ref[:12]}", self._api.inspect_container, ref)
+
+    def inspect_image(self, ref: str, what: str = "") -> dict[str, t.Any]:
+        """``docker image inspect`` of an image (by reference or id)."""
+        return self._call(what or f"inspect image {ref}", self._api.inspect_image, ref)
+
+    # -- changing ----------------------------------------------------------------------------------
+    def pull(self, repository: str, tag: str, what: str) -> None:
+        """``docker pull repository:tag`` (``tag`` may be a digest)."""
+        self._call(what, self._api.pull, repository, tag=tag)
+
+    def create(self, config: dict[str, t.Any], name: str) -> str:
+        """Create (not start) container ``name`` from the API's create body ``config``; returns its id."""
+        return self._call(f"create container {name}", self._api.create_container_from_config, config, name)["Id"]
+
+    def create_unless_taken(self, config: dict[str, t.Any], name: str, what: str) -> t.Optional[str]:
+        """As :meth:`create`, but None when a container of that ``name`` exists (409 Conflict): container names are
+        unique per engine, which makes this an atomic test-and-set (the workload lock)."""
+        api = self._api
+
+        def create_or_conflict() -> t.Optional[str]:
+            try:
+                return api.create_container_from_config(config, name)["Id"]
+            except Exception as exc:  # only 409 Conflict (the name is taken) is an answer; guarded_call maps the rest
+                if getattr(exc, "status_code", None) == 409 and docker_errors is not None \
+                        and isinstance(exc, docker_errors.APIError):
+                    return None
+                raise
+
+        return self._call(what, create_or_conflict)
+
+    def connect(self, cid: str, network: str, aliases: t.Sequence[str], what: str) -> None:
+        """Connect container ``cid`` to ``network`` (with these aliases)."""
+        self._call(what, self._api.connect_container_to_network, cid, network, aliases=list(aliases) or None)
+
+    def start(self, cid: str, what: str = "") -> None:
+        """``docker start``."""
+        self._call(what or f"start container {cid[:12]}", self._api.start, cid)
+
+    def stop(self, cid: str, timeout: int, what: str = "") -> None:
+        """``docker stop`` (SIGTERM, then SIGKILL after ``timeout`` seconds; 0 kills at once)."""
+        self._call(what or f"stop container {cid[:12]}", self._api.stop, cid, timeout=timeout)
+
+    def remove(self, cid: str, volumes: bool = True, what: str = "") -> None:
+        """``docker rm --force`` (with its anonymous volumes unless ``volumes`` is false); one already gone is fine."""
+        kwargs: dict[str, t.Any] = {"force": True}
+        if volumes:
+            kwargs["v"] = True
+        try:
+            self._call(what or f"remove container {cid[:12]}", self._api.remove_container, cid, **kwargs)
+        except EngineNotFound:
+            pass
 
 
 def api_error_text(exc: BaseException) -> str:
@@ -127,8 +175,8 @@ def api_error_text(exc: BaseException) -> str:
     return str(exc)
 
 
-def connect(params: dict[str, t.Any]) -> t.Any:
-    """A ``docker.DockerClient`` for ``docker_host`` (TLS as configured), after a successful ping."""
+def connect(params: dict[str, t.Any]) -> DockerEngine:
+    """The :class:`DockerEngine` of ``docker_host`` (TLS as configured), after a successful ping."""
     host = params.get("docker_host") or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
     timeout = params.get("docker_timeout")
     if timeout is not None and timeout <= 0:
@@ -160,4 +208,4 @@ def connect(params: dict[str, t.Any]) -> t.Any:
         )
     except Exception as exc:  # the SDK lets transport errors (requests/urllib3) through at ping time
         raise PlatformUnreachable(f"cannot reach the Docker engine at {host} ({exc}); check docker_host and that dockerd runs")
-    return GuardedClient(client, host_label(params))
+    return DockerEngine(client, host_label(params))

@@ -13,6 +13,9 @@ sees it.
 A lock is *stale* when its owner ran on this same host (same host name, machine, boot and pid
 namespace) and that process is gone, or the pid now belongs to a process that started at another
 time. A stale lock is taken over; any other lock is waited for, up to ``lock_timeout``.
+
+:class:`WorkloadLock` takes its engine calls as functions (tested with a fake engine); :func:`engine_lock`
+gives it those of a :class:`DockerEngine`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ import socket
 import time
 import typing as t
 from dataclasses import asdict, dataclass
+
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.engine import DockerEngine, EngineNotFound
+from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import RolloutFailed, WorkloadRef
 
 LOCK_PREFIX = "zerodown-lock-"
 LABEL_LOCK = "zerodown.lock"
@@ -195,7 +201,7 @@ class WorkloadLock:
 
     ``create(name, labels) -> id or None`` makes the lock container (None on 409 Conflict);
     ``inspect(name) -> (id, labels) or None`` reads it (None when it is gone); ``remove(id)`` deletes one
-    (a missing one is fine). Keeping the engine calls outside lets the backend map their errors.
+    (a missing one is fine). :func:`engine_lock` gives it a Docker engine's.
     """
 
     def __init__(self, workload: str, create: t.Callable[[str, dict[str, str]], t.Optional[str]],
@@ -251,3 +257,36 @@ class WorkloadLock:
         if self.held_id is not None:
             cid, self.held_id = self.held_id, None
             self._remove(cid)
+
+
+def lock_container(engine: DockerEngine, name: str) -> t.Optional[tuple[str, dict[str, str]]]:
+    """The lock container ``name`` on ``engine`` as (id, labels); None when there is none."""
+    try:
+        attrs = engine.inspect_container(name, f"inspect the lock container {name}")
+    except EngineNotFound:
+        return None
+    return attrs["Id"], (attrs.get("Config") or {}).get("Labels") or {}
+
+
+def engine_lock(engine: DockerEngine, workload: WorkloadRef, images: t.Sequence[str], warn: t.Callable[[str], None],
+                host: str) -> WorkloadLock:
+    """The lock of ``workload`` on ``engine`` (``host`` in messages). ``images`` are image ids already on the
+    engine, tried in turn for the lock container: it is never pulled."""
+
+    def create(name: str, labels: dict[str, str]) -> t.Optional[str]:
+        candidates = [i for i in dict.fromkeys(images) if i]
+        for index, image in enumerate(candidates):
+            # never started: no command runs, no network, no port; the image is only what create requires
+            config = {"Image": image, "Labels": labels, "Entrypoint": ["/zerodown-lock"], "Cmd": [],
+                      "HostConfig": {"NetworkMode": "none", "RestartPolicy": {"Name": "no"}}}
+            try:
+                return engine.create_unless_taken(config, name, f"create the lock container {name}")
+            except EngineNotFound:
+                if index == len(candidates) - 1:
+                    raise
+        raise RolloutFailed(f"no image of {workload.describe()} is on {host} to create the lock container {name} from")
+
+    def remove(cid: str) -> None:
+        engine.remove(cid, volumes=False, what=f"remove the lock container {cid[:12]}")
+
+    return WorkloadLock(workload.name, create, lambda name: lock_container(engine, name), remove, warn)

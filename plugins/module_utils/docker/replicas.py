@@ -284,7 +284,7 @@ def wait_healthy(engine: t.Any, container_ids: t.Sequence[str], timeout: float,
     unhealthy_since: dict[str, float] = {}
     while True:
         for cid in list(pending):
-            attrs = engine.api.inspect_container(cid)
+            attrs = engine.inspect_container(cid)
             rep = Replica.from_attrs(attrs)
             if rep.state in ("exited", "dead") or (rep.state == "restarting"):
                 code = (attrs.get("State") or {}).get("ExitCode")
@@ -316,7 +316,7 @@ def wait_healthy(engine: t.Any, container_ids: t.Sequence[str], timeout: float,
         if not pending:
             return passed
         if time.monotonic() >= deadline:
-            attrs = engine.api.inspect_container(pending[0])
+            attrs = engine.inspect_container(pending[0])
             lines = health_log(attrs)
             detail = "; ".join(seen.get(c, c) for c in pending)
             raise RolloutFailed(

@@ -14,6 +14,8 @@
   before the current one, what a rollback without ``to_revision`` goes back to. Two rollbacks in a
   row therefore toggle between two revisions, as two ``kubectl rollout undo`` do.
 * Retention keeps the current revision and the ``retain`` revisions stopped most recently.
+* An upgrade to the image and configuration of a retained revision restarts that revision
+  (:func:`reusable`) rather than creating one more.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass, field
 
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import Replica
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import (
+    LABEL_CAUSE,
+    LABEL_CREATED,
+    LABEL_REPLICAS,
+    LABEL_REVISION,
+    Replica,
+    clone_config,
+)
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import Revision
 
 
@@ -130,3 +139,36 @@ class History:
                 replicas=len(group.running),
             ))
         return out
+
+
+def _comparable(attrs: dict[str, t.Any], image: str,
+                image_config: t.Callable[[str], t.Optional[dict[str, t.Any]]]) -> tuple[t.Any, ...]:
+    """What a container copied from ``attrs`` with ``image`` would be created with, bookkeeping labels
+    (revision, creation time, change cause, replicas) left out: equal for two containers of the same
+    configuration, whichever revision they belong to."""
+    config, later = clone_config(attrs, image_config(attrs.get("Image", "")), image, 0, None)
+    labels = config.get("Labels") or {}
+    config["Labels"] = {k: v for k, v in labels.items()
+                        if k not in (LABEL_REVISION, LABEL_CREATED, LABEL_CAUSE, LABEL_REPLICAS)}
+    return config, sorted(later)
+
+
+def reusable(history: History, current: RevisionGroup, image: str, image_id: t.Optional[str],
+             image_config: t.Callable[[str], t.Optional[dict[str, t.Any]]]) -> t.Optional[RevisionGroup]:
+    """The retained revision whose containers are what a new revision of ``image`` (image id ``image_id``) would
+    run: stopped, of that image reference and image id, configured as a copy of the current revision's newest
+    container with ``image`` would be. An upgrade restarts it instead of creating one more revision (as Kubernetes
+    reuses the ReplicaSet whose template matches). ``image_config(image id)``: the image's own ``Config``, which
+    a copy leaves out (None when unknown)."""
+    if not image_id:
+        return None
+    candidates = [g for g in history.groups.values()
+                  if g.number != current.number and g.replicas and not g.running and g.image == image
+                  and all(r.image_id == image_id for r in g.replicas)]
+    if not candidates:
+        return None
+    wanted = _comparable(current.newest.attrs, image, image_config)
+    for group in sorted(candidates, key=lambda g: (g.last_stopped, g.number), reverse=True):
+        if all(_comparable(r.attrs, image, image_config) == wanted for r in group.replicas):
+            return group
+    return None

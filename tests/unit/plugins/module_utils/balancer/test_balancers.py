@@ -284,6 +284,38 @@ def test_scope_owns_this_workloads_members_on_this_engine_only():
     assert not scope.owns("static-1")                      # a server written by hand
 
 
+def test_member_names_are_the_scope_name_then_the_untagged_one_and_need_a_scope(fake):
+    lb = hx.HaproxyRuntime(fake.path, "web")
+    with pytest.raises(RolloutFailed, match="internal error"):
+        lb.member_names("app-r1-abcdef")
+    lb.bind(Scope("app", "aaaaaa"), {}, drain_timeout=1, up_timeout=1)
+    assert lb.member_names("app-r1-abcdef") == ["app-r1-abcdef.aaaaaa", "app-r1-abcdef"]
+
+
+def test_admit_adds_the_tagged_member_and_refuses_a_container_without_address(fake):
+    lb = hx.HaproxyRuntime(fake.path, "web")
+    lb.check()
+    lb.bind(Scope("app", "aaaaaa"), {}, drain_timeout=1, up_timeout=1)
+    with pytest.raises(RolloutFailed, match="app-r1-abcdef publishes no port"):
+        lb.admit("app-r1-abcdef", None)
+    assert lb.intent == {} and not any(c.startswith("add server") for c in fake.commands)
+    assert lb.admit("app-r1-abcdef", "127.0.0.1:32768") == ["app-r1-abcdef.aaaaaa"]
+    assert lb.intent == {"app-r1-abcdef.aaaaaa": "127.0.0.1:32768"}
+
+
+def test_the_null_driver_takes_every_step_and_holds_nothing():
+    lb = make_balancer(None, "app")
+    assert lb.kind == "none" and not lb.routes
+    # unbound, without an address: the swap drives it as any other driver and nothing happens
+    assert lb.member_names("app-r1-abcdef") == [] and lb.admit("app-r1-abcdef", None) == []
+    lb.wait_up("app-r1-abcdef", 1)
+    lb.drain("app-r1-abcdef")
+    assert lb.wait_drained("app-r1-abcdef", 1)
+    lb.remove("app-r1-abcdef")
+    assert lb.members() == {} and lb.release([]) == [] and lb.divergence() == []
+    assert lb.reconcile() == [] and lb.reconcile(settle=True) == []
+
+
 def _bound(fake, tmp_path, intent, tag="aaaaaa"):
     lb = hx.HaproxyRuntime(fake.path, "web", servers_file=str(tmp_path / "servers.cfg"))
     lb.bind(Scope("app", tag), intent, drain_timeout=1, up_timeout=1)

@@ -1,15 +1,20 @@
-"""DockerPlatform's swap order and failure handling, with the engine and load balancer recorded."""
+"""DockerPlatform: input checks, the load balancer it drives, planning (check mode's predictions, rollback targets,
+the lock taken first), and an upgrade and a rollback end to end on an engine in memory, with and without a load
+balancer (the swap's own order and failures: test_swap.py)."""
 from __future__ import annotations
 
-import threading
+import copy
 
 import pytest
 
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker import engine
+from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import Balancer, Member, engine_tag
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.backend import DockerPlatform
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import Replica
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.engine import EngineNotFound
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import Replica, creation_config
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     InvalidInput,
+    RolloutError,
     RolloutFailed,
     WorkloadRef,
 )
@@ -25,107 +30,8 @@ class Module:
         self.warnings.append(text)
 
 
-def rep(cid, rev=1):
-    return Replica(id=cid, name=f"w-r{rev}-{cid}", revision=rev, image=f"app:{rev}", image_id="", state="running",
-                   health="healthy", started_at="", finished_at="", address="127.0.0.1:1", change_cause=None,
-                   created=None)
-
-
-class Api:
-    def __init__(self, log):
-        self.log = log
-
-    def start(self, cid):
-        self.log.append(("start", cid))
-
-    def inspect_container(self, cid):
-        return {"Id": cid, "Name": f"/w-r2-{cid}", "Config": {"Labels": {"zerodown.revision": "2"}},
-                "State": {"Status": "running"}}
-
-
-class Client:
-    def __init__(self, log):
-        self.api = Api(log)
-
-
-class Recording(DockerPlatform):
-    """The swap's building blocks record what they are asked; ``fail_on`` makes a batch's gate fail."""
-
-    def __init__(self, fail_on=None, **params):
-        super().__init__(Module(batch_size=params.pop("batch_size", 1), **params), WorkloadRef("docker", "w"))
-        self.log = []
-        self.fail_on = fail_on
-        self._client = Client(self.log)
-        self.batches = 0
-
-    def _take_in(self, ids, fresh):
-        self.batches += 1
-        if self.fail_on == self.batches:
-            self.log.append(("undo", tuple(ids)))
-            raise RolloutFailed(f"new container {ids[0]} is unhealthy")
-        self.log.append(("in", tuple(ids)))
-        return [rep(i, 2) for i in ids]
-
-    def _take_out(self, reps, remove=False):
-        self.log.append(("remove" if remove else "out", tuple(r.id for r in reps)))
-
-
-def starter(prefix="n"):
-    counter = iter(range(100))
-
-    def start(k):
-        ids = [f"{prefix}{next(counter)}" for _index in range(k)]
-        return ids, ids
-    return start
-
-
-def test_start_first_batches_in_order():
-    platform = Recording(batch_size=2)
-    batches = platform._swap([rep("a"), rep("b"), rep("c")], 3, starter())
-    assert batches == 2
-    assert platform.log == [("in", ("n0", "n1")), ("out", ("a", "b")), ("in", ("n2",)), ("out", ("c",))]
-
-
-def test_scale_down_in_the_same_swap_takes_out_the_rest():
-    platform = Recording(batch_size=1)
-    platform._swap([rep("a"), rep("b"), rep("c")], 1, starter())
-    assert platform.log == [("in", ("n0",)), ("out", ("a", "b", "c"))]
-
-
-def test_failed_first_batch_touches_no_old_replica():
-    platform = Recording(fail_on=1, batch_size=2)
-    with pytest.raises(RolloutFailed) as err:
-        platform._swap([rep("a"), rep("b")], 2, starter())
-    assert platform.log == [("undo", ("n0", "n1"))]
-    assert "swapped back" not in err.value.msg
-
-
-def test_failed_later_batch_swaps_completed_batches_back():
-    platform = Recording(fail_on=2, batch_size=1)
-    with pytest.raises(RolloutFailed) as err:
-        platform._swap([rep("a"), rep("b")], 2, starter())
-    assert platform.log == [
-        ("in", ("n0",)), ("out", ("a",)),        # batch 1 completed
-        ("undo", ("n1",)),                       # batch 2 failed its gate and was undone
-        ("start", "a"), ("in", ("a",)),          # the old replica comes back first, gated
-        ("out", ()), ("remove", ("n0",)),        # then batch 1's new container is drained and removed
-    ]
-    assert "swapped back" in err.value.msg
-
-
-def test_connect_rejects_unusable_tls_settings(tmp_path):
-    cert = tmp_path / "cert.pem"
-    cert.write_text("x")
-    if not engine.HAS_DOCKER:
-        pytest.skip("docker SDK not installed")
-    with pytest.raises(InvalidInput, match="must start with"):
-        engine.connect({"docker_host": "http://host:2375"})
-    with pytest.raises(InvalidInput, match="tcp:// hosts only"):
-        engine.connect({"docker_host": "unix:///var/run/docker.sock", "docker_tls": True})
-    with pytest.raises(InvalidInput, match="go together"):
-        engine.connect({"docker_host": "tcp://127.0.0.1:1", "docker_client_cert": str(cert)})
-    with pytest.raises(InvalidInput, match="not a readable file"):
-        engine.connect({"docker_host": "tcp://127.0.0.1:1", "docker_ca_path": str(tmp_path / "missing.pem")})
+def platform_with(**params):
+    return DockerPlatform(Module(**params), WorkloadRef("docker", "w"))
 
 
 def test_invalid_workload_name_is_refused_before_anything():
@@ -133,144 +39,34 @@ def test_invalid_workload_name_is_refused_before_anything():
         DockerPlatform(Module(), WorkloadRef("docker", "bad name"))
 
 
-def test_a_cap_stops_the_swap_with_the_rest_of_the_old_replicas_serving():
-    platform = Recording(batch_size=1)
-    batches = platform._swap([rep("a"), rep("b"), rep("c")], 3, starter(), cap=1)
-    assert batches == 1
-    assert platform.log == [("in", ("n0",)), ("out", ("a",))]  # b and c are neither drained nor stopped
-
-
-def test_a_cap_inside_a_batch_cuts_that_batch_short():
-    # a re-run that must reach 3 new replicas with 1 already in: 2 more, not a whole batch of 3
-    platform = Recording(batch_size=3)
-    batches = platform._swap([rep("a"), rep("b"), rep("c")], 3, starter(), cap=2)
-    assert batches == 1
-    assert platform.log == [("in", ("n0", "n1")), ("out", ("a", "b"))]
-
-
-def test_a_cap_beyond_the_replicas_needed_swaps_everything():
-    platform = Recording(batch_size=2)
-    batches = platform._swap([rep("a"), rep("b"), rep("c")], 3, starter(), cap=10)
-    assert batches == 2
-    assert platform.log == [("in", ("n0", "n1")), ("out", ("a", "b")), ("in", ("n2",)), ("out", ("c",))]
-
-
 @pytest.mark.parametrize("value", [0, -1])
 def test_max_batches_below_one_is_refused(value):
-    platform = Recording(max_batches=value)
     with pytest.raises(InvalidInput, match="max_batches must be 1 or more"):
-        platform._validate_rollout_params()
+        platform_with(max_batches=value)._validate_rollout_params()
 
 
-def test_health_timeout_zero_is_refused_and_unset_means_60():
+def test_health_timeout_zero_is_refused():
     with pytest.raises(InvalidInput, match="health_timeout must be more than 0"):
-        Recording(health_timeout=0)._validate_rollout_params()
+        platform_with(health_timeout=0)._validate_rollout_params()
     with pytest.raises(InvalidInput, match="health_timeout must be zero or more"):  # the range check comes first
-        Recording(health_timeout=-5)._validate_rollout_params()
-    assert Recording(health_timeout=0.5)._health_timeout() == 0.5
-    assert Recording(health_timeout=None)._health_timeout() == 60.0
+        platform_with(health_timeout=-5)._validate_rollout_params()
 
 
-@pytest.mark.parametrize("value", [0, -3])
-def test_docker_timeout_below_one_is_refused_before_connecting(value):
-    if not engine.HAS_DOCKER:
-        pytest.skip("docker SDK not installed")
-    with pytest.raises(InvalidInput, match="docker_timeout must be 1 or more"):
-        engine.connect({"docker_host": "tcp://127.0.0.1:1", "docker_timeout": value})
+# -- the load balancer it drives -------------------------------------------------------------------------------
+def test_without_a_load_balancer_the_change_is_warned_about():
+    platform = platform_with(load_balancer={"type": "none"})
+    platform._check_balancer()
+    assert len(platform.module.warnings) == 1 and "Zero downtime needs a load balancer" in platform.module.warnings[0]
 
 
-# -- old containers stopped in the background ------------------------------------------------------------------
-class StoppingApi(Api):
-    """``stop`` blocks until ``gate`` is set (an app that ignores SIGTERM); ``fail`` ids answer with an error."""
-
-    def __init__(self, log, gate, fail=()):
-        super().__init__(log)
-        self.gate = gate
-        self.fail = set(fail)
-        self.stopping = set()
-
-    def stop(self, cid, timeout):
-        self.stopping.add(cid)
-        self.gate.wait(30)
-        self.stopping.discard(cid)
-        if cid in self.fail:
-            raise RolloutFailed(f"the Docker engine refused to stop container {cid}")
-        self.log.append(("stopped", cid, timeout))
-
-    def start(self, cid):
-        self.log.append(("start", cid, "while its stop runs" if cid in self.stopping else "stopped"))
-
-    def remove_container(self, cid, force, v):
-        self.log.append(("removed", cid))
+def test_a_load_balancer_that_cannot_be_driven_fails_before_anything():
+    platform = platform_with(load_balancer={"type": "haproxy", "socket": "/nonexistent/zerodown/admin.sock"})
+    with pytest.raises(RolloutError, match="admin.sock"):
+        platform._check_balancer()
+    assert platform.module.warnings == []
 
 
-class Stopping(Recording):
-    """The real _take_out (no load balancer), so old replicas go through the background stops."""
-
-    def __init__(self, gate, fail=(), fail_on=None, **params):
-        super().__init__(fail_on=fail_on, **params)
-        self._client.api = StoppingApi(self.log, gate, fail)
-
-    _take_out = DockerPlatform._take_out
-
-
-def test_the_next_batch_starts_before_the_previous_stops_end_and_all_are_joined():
-    gate = threading.Event()
-    platform = Stopping(gate, batch_size=1)
-    try:
-        platform._swap([rep("a"), rep("b"), rep("c")], 3, starter())
-        # every batch went in while no stop had ended: the stops block until the gate opens
-        assert platform.log == [("in", ("n0",)), ("in", ("n1",)), ("in", ("n2",))]
-        assert [r.id for r, _future in platform._stops] == ["a", "b", "c"]
-    finally:
-        gate.set()
-    assert platform._join_stops() == []
-    assert sorted(platform.log[3:]) == [("stopped", "a", 10), ("stopped", "b", 10), ("stopped", "c", 10)]
-    assert platform._stops == []
-    platform._close_stopper()
-
-
-def test_stop_timeout_zero_is_honoured():
-    gate = threading.Event()
-    gate.set()
-    platform = Stopping(gate, batch_size=2, stop_timeout=0)
-    platform._swap([rep("a")], 1, starter())
-    platform._settle_stops()
-    assert ("stopped", "a", 0) in platform.log
-    platform._close_stopper()
-
-
-def test_a_failed_stop_is_reported_after_the_others_are_joined():
-    gate = threading.Event()
-    gate.set()
-    platform = Stopping(gate, fail=("b",), batch_size=1)
-    platform._swap([rep("a"), rep("b"), rep("c")], 3, starter())
-    with pytest.raises(RolloutFailed) as err:
-        platform._settle_stops()
-    assert "w-r1-b" in err.value.msg and "converges" in err.value.msg
-    assert "w-r1-a" not in err.value.msg
-    assert {e[1] for e in platform.log if e[0] == "stopped"} == {"a", "c"}
-    platform._close_stopper()
-
-
-def test_a_failed_batch_waits_for_the_stops_before_restarting_the_old_replicas():
-    gate = threading.Event()
-    opener = threading.Timer(1.0, gate.set)  # the stop of "a" is still running when batch 2 fails
-    platform = Stopping(gate, fail_on=2, batch_size=1)
-    opener.start()
-    try:
-        with pytest.raises(RolloutFailed) as err:
-            platform._swap([rep("a"), rep("b")], 2, starter())
-    finally:
-        opener.cancel()
-        gate.set()
-    assert ("start", "a", "stopped") in platform.log, platform.log
-    assert platform.log.index(("stopped", "a", 10)) < platform.log.index(("start", "a", "stopped"))
-    assert "swapped back" in err.value.msg
-    platform._close_stopper()
-
-
-# -- an upgrade to a retained revision -------------------------------------------------------------------------
+# -- planning ---------------------------------------------------------------------------------------------------
 def container(cid, rev, image, image_id, running, env=("A=1",), created="2024-01-01T00:00:00Z"):
     labels = {"zerodown.workload": "w", "zerodown.revision": str(rev), "zerodown.image": image,
               "zerodown.change-cause": f"cause {rev}", "zerodown.created": created, "zerodown.replicas": "2",
@@ -284,111 +80,254 @@ def container(cid, rev, image, image_id, running, env=("A=1",), created="2024-01
     })
 
 
-class Planning(DockerPlatform):
-    def __init__(self):
-        super().__init__(Module(), WorkloadRef("docker", "w"))
-
-    def _image_config(self, image_id):
-        return {}
+def planning(history, local=None, check_mode=True, **params):
+    """A platform that plans on ``history`` in check mode, its engine answering ``local`` (image reference ->
+    image id) for the images it has."""
+    platform = platform_with(**params)
+    platform.module.check_mode = check_mode
+    platform.docker.load = lambda: history
+    platform.docker.existing = lambda: history
+    platform.docker.local_image = lambda ref: {"Id": local[ref]} if ref in (local or {}) else None
+    platform.docker.image_config = lambda image_id: {}
+    platform.docker.divergence = lambda history, members=None: []
+    platform.docker.status = lambda history, target=None: None
+    return platform
 
 
 def _history(*replicas):
-    from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History
     return History(list(replicas))
 
 
-def test_a_retained_revision_of_the_same_image_and_configuration_is_reused():
-    history = _history(container("a", 1, "app:1", "sha:1", False), container("b", 1, "app:1", "sha:1", False),
-                       container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
-    platform = Planning()
-    found = platform._reusable(history, history.current, "app:1", "sha:1")
-    assert found is not None and found.number == 1
-    # another image id behind the same tag (rebuilt), or another reference: a new revision
-    assert platform._reusable(history, history.current, "app:1", "sha:other") is None
-    assert platform._reusable(history, history.current, "app:1-again", "sha:1") is None
-    assert platform._reusable(history, history.current, "app:1", None) is None
+TWO_REVISIONS = (container("a", 1, "app:1", "sha:1", False), container("b", 1, "app:1", "sha:1", False),
+                 container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"),
+                 container("d", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
 
 
-def test_a_retained_revision_with_another_configuration_is_not_reused():
-    history = _history(container("a", 1, "app:1", "sha:1", False, env=("A=0",)),
-                       container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
-    assert Planning()._reusable(history, history.current, "app:1", "sha:1") is None
-    # one container of the revision differing is enough
-    history = _history(container("a", 1, "app:1", "sha:1", False), container("b", 1, "app:1", "sha:1", False,
-                                                                             env=("A=0",)),
-                       container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
-    assert Planning()._reusable(history, history.current, "app:1", "sha:1") is None
+def test_check_mode_predicts_a_new_revision_and_the_pull():
+    result = planning(_history(*TWO_REVISIONS), {"app:2": "sha:2"}).upgrade({"image": "app:3"})
+    assert result.changed and (result.revision, result.previous_revision) == (3, 2)
+    assert result.message == ("would upgrade Docker workload 'w' from app:2 (revision 2) to app:3 (revision 3); "
+                              "app:3 would be pulled")
+    assert result.after == {"revision": 3, "image": "app:3", "replicas": 2} and result.extra["partial"] is False
 
 
-def test_a_revision_with_running_containers_is_not_a_retained_one():
-    history = _history(container("a", 1, "app:1", "sha:1", True),
-                       container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
-    assert Planning()._reusable(history, history.current, "app:1", "sha:1") is None
+def test_check_mode_predicts_a_partial_upgrade():
+    result = planning(_history(*TWO_REVISIONS), {"app:3": "sha:3"}, max_batches=1, batch_size=1).upgrade(
+        {"image": "app:3"})
+    assert result.message.endswith("(revision 3), 1 of 2 replicas in the first 1 batch(es)"), result.message
+    assert result.after["replicas"] == 1 and result.extra["partial"] is True
 
 
-# -- the end of a run: waiting for the new revision -----------------------------------------------------------
-class Finishing(DockerPlatform):
-    """``_finish`` over a history whose revision 2 is not done yet; records the timeout it waits with."""
-
-    def __init__(self, **params):
-        super().__init__(Module(**params), WorkloadRef("docker", "w"))
-        self.waited = []
-
-    def load(self):
-        return _history(container("c", 2, "app:2", "sha:2", True))
-
-    def _status(self, history, target=None):
-        from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import RolloutStatus
-        return RolloutStatus(desired=1, updated=1, ready=0, available=0, revision=2, state="Progressing",
-                             message="waiting")
-
-    def wait(self, revision, timeout, progress=None):
-        self.waited.append((revision, timeout))
-        return self._status(self.load(), revision)
+def test_check_mode_predicts_the_restart_of_a_retained_revision():
+    result = planning(_history(*TWO_REVISIONS), {"app:1": "sha:1"}).upgrade({"image": "app:1"})
+    assert (result.revision, result.previous_revision) == (1, 2)
+    assert "it would restart revision 1 (restarting the 2 retained container(s) of revision 1)" in result.message
+    assert "no pull, no new revision" in result.message
 
 
-def test_progress_has_each_batch_then_the_final_wait():
-    platform = Recording(batch_size=2, load_balancer={"type": "haproxy", "socket": "/x.sock"})
-    platform._swap([rep("a"), rep("b"), rep("c")], 3, starter())
-    messages = [e["message"] for e in platform._progress.entries]
-    assert messages == ["batch 1: 2 of 3 new replica(s) healthy and in the load balancer, 1 old one(s) left",
-                        "batch 2: 3 of 3 new replica(s) healthy and in the load balancer, 0 old one(s) left"]
-    times = [e["t"] for e in platform._progress.entries]
-    assert times == sorted(times) and times[0] >= 0
-
-    finishing = Finishing(retain=5)
-    finishing._progress.note("batch 1: 1 of 1 new replica(s) healthy, 0 old one(s) left")
-
-    def wait(revision, timeout, progress=None):  # the final wait reports its statuses through progress
-        progress(finishing._status(None))
-        progress(finishing._status(None))  # the same message again: kept once
-        return finishing._status(None)
-    finishing.wait = wait
-    result = finishing._finish(2, 1, {"image": "app:1"}, "upgraded")
-    assert [e["message"] for e in result.extra["progress"]] == [
-        "batch 1: 1 of 1 new replica(s) healthy, 0 old one(s) left", "waiting"]
+def test_check_mode_predicts_a_scale_and_a_create_and_nothing_to_do():
+    history = _history(*TWO_REVISIONS)
+    result = planning(history, {"app:2": "sha:2"}, replicas=3).upgrade({"image": "app:2"})
+    assert result.message == "would scale Docker workload 'w' from 2 to 3 replicas"
+    result = planning(history, {"app:2": "sha:2"}).upgrade({"image": "app:2"})
+    assert not result.changed and result.message == "Docker workload 'w' already runs app:2 (revision 2) with 2 replicas"
+    result = planning(_history(), replicas=2).upgrade({"image": "app:2"})
+    assert result.changed and result.message == "would create Docker workload 'w' with 2 replicas of app:2"
 
 
-@pytest.mark.parametrize("given, waited", [(0, 0.0), (7, 7.0), (None, 300.0)])
-def test_wait_timeout_is_honoured_zero_included(given, waited):
-    platform = Finishing(wait_timeout=given, retain=5)
-    platform._finish(2, 1, {"image": "app:1"}, "upgraded")
-    assert platform.waited == [(2, waited)]
+def test_a_change_outside_check_mode_takes_the_lock_first():
+    platform = planning(_history(*TWO_REVISIONS), {"app:1": "sha:1"}, check_mode=False)
+    asked = []
+    platform.change.locked = lambda operation, target, images, action: asked.append((operation, target, images))
+    platform.rollback({})
+    assert asked == [("rollback", "revision 1 (app:1)", ["sha:2", "sha:1"])]
 
 
+# -- rollback targets ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("given", [0, None])
 def test_rollback_to_revision_zero_means_the_previous_one_as_kubectl(given):
     history = _history(container("a", 1, "app:1", "sha:1", False),
                        container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
-    platform = Planning()
-    platform.module.check_mode = True
+    platform = planning(history)
     platform.params["to_revision"] = given
     result = platform._plan_rollback(history)
     assert result.changed and "back from revision 2 to revision 1" in result.message, result.message
 
 
 def test_rollback_to_a_negative_revision_is_refused():
-    platform = Planning()
-    platform._existing = lambda: pytest.fail("read the engine before refusing the input")
+    platform = platform_with()
+    platform.docker.existing = lambda: pytest.fail("read the engine before refusing the input")
     with pytest.raises(InvalidInput, match="to_revision must be zero or more"):
         platform.rollback({"to_revision": -1})
+
+
+# -- end to end on a stand-in engine, without a load balancer ---------------------------------------------------
+class Engine:
+    """An engine in memory, as DockerEngine answers: containers by id (each inspect a fresh copy), images by
+    reference and id; a clock ticks on every change, for StartedAt and FinishedAt."""
+
+    def __init__(self):
+        self.images = {"app:1": {"Id": "sha:1", "Config": {}}, "app:2": {"Id": "sha:2", "Config": {}}}
+        self.by_id = {}
+        self.created = 0
+        self.tick = 0
+        self.calls = []
+
+    def _now(self):
+        self.tick += 1
+        return f"2024-01-01T00:00:{self.tick:02d}Z"
+
+    def info(self):
+        return {"ID": "E", "Name": "host", "DockerRootDir": "/d"}
+
+    def containers(self, label):
+        key, value = label.split("=", 1)
+        return [{"Id": cid} for cid, c in self.by_id.items() if c["Config"]["Labels"].get(key) == value]
+
+    def inspect_container(self, ref, what=""):
+        found = self.by_id.get(ref) or next((c for c in self.by_id.values() if c["Name"] == f"/{ref}"), None)
+        if found is None:
+            raise EngineNotFound(f"the Docker engine found nothing to {what or 'inspect'}")
+        return copy.deepcopy(found)
+
+    def inspect_image(self, ref, what=""):
+        image = self.images.get(ref) or next((i for i in self.images.values() if i["Id"] == ref), None)
+        if image is None:
+            raise EngineNotFound(f"the Docker engine found nothing to {what or 'inspect image'}")
+        return copy.deepcopy(image)
+
+    def create(self, config, name):
+        self.created += 1
+        cid = f"c{self.created}"
+        self.calls.append(("create", name.rsplit("-", 1)[0]))
+        self.by_id[cid] = {"Id": cid, "Name": f"/{name}", "Image": self.images[config["Image"]]["Id"],
+                           "Config": {k: v for k, v in config.items() if k not in ("HostConfig", "NetworkingConfig")},
+                           "HostConfig": config.get("HostConfig") or {}, "State": {"Status": "created"}}
+        return cid
+
+    def create_unless_taken(self, config, name, what):
+        if any(c["Name"] == f"/{name}" for c in self.by_id.values()):
+            return None
+        self.calls.append(("lock",))
+        return self.create(dict(config, Image="app:1"), name)
+
+    def start(self, cid, what=""):
+        self.calls.append(("start", self.by_id[cid]["Name"][1:]))
+        self.by_id[cid]["State"] = {"Status": "running", "StartedAt": self._now(), "FinishedAt": ""}
+        self.by_id[cid]["NetworkSettings"] = {"Ports": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": cid[1:]}]}}
+
+    def stop(self, cid, timeout, what=""):
+        self.calls.append(("stop", self.by_id[cid]["Name"][1:]))
+        self.by_id[cid]["State"] = dict(self.by_id[cid]["State"], Status="exited", FinishedAt=self._now())
+
+    def remove(self, cid, volumes=True, what=""):
+        self.calls.append(("remove", self.by_id.pop(cid)["Name"][1:]))
+
+    def running(self):
+        return sorted((c["Config"]["Labels"]["zerodown.revision"], c["Name"][1:]) for c in self.by_id.values()
+                      if c["State"]["Status"] == "running")
+
+
+def test_an_upgrade_and_a_rollback_end_to_end_without_a_load_balancer():
+    engine = Engine()
+    for index in (1, 2):
+        config, _later = creation_config("app:1", "w", 1, "created", {"port": 8080}, {}, 2)
+        engine.start(engine.create(config, f"w-r1-old{index}"), "")
+    platform = platform_with(batch_size=1, stop_timeout=0, retain=2, lock_timeout=0)
+    platform.docker._engine = engine
+
+    result = platform.upgrade({"image": "app:2"})
+    assert result.message == "Docker workload 'w' upgraded from revision 1 (app:1) to revision 2 (app:2) in 2 batch(es)"
+    assert (result.revision, result.previous_revision, result.status.state) == (2, 1, "complete")
+    assert [r[0] for r in engine.running()] == ["2", "2"] and len(engine.by_id) == 4  # the old ones kept, no lock
+    # start-first, one batch at a time: a new one started before an old one stops
+    steps = [c[0] for c in engine.calls if c[0] in ("create", "stop")]
+    assert steps[:2] == ["create", "create"] and steps.count("stop") == 2
+    assert [e["message"] for e in result.extra["progress"]][:2] == [
+        "batch 1: 1 of 2 new replica(s) healthy, 1 old one(s) left",
+        "batch 2: 2 of 2 new replica(s) healthy, 0 old one(s) left"]
+    assert any("Zero downtime needs a load balancer" in w for w in platform.module.warnings)
+
+    engine.calls.clear()
+    back = platform_with(batch_size=1, stop_timeout=0, lock_timeout=0)
+    back.docker._engine = engine
+    result = back.rollback({})
+    assert (result.revision, result.previous_revision) == (1, 2)
+    assert engine.running() == [("1", "w-r1-old1"), ("1", "w-r1-old2")]  # the very containers, restarted
+    assert not any(c[0] == "create" and c[1] != "zerodown-lock" for c in engine.calls), engine.calls
+
+
+class Pool(Balancer):
+    """A load balancer in memory that routes: what it holds is what it was asked to hold, UP at once."""
+
+    kind = "pool"
+
+    def __init__(self, log):
+        super().__init__()
+        self.log = log
+        self.pool = {}
+
+    def members(self):
+        return {n: Member(n, a, "UP") for n, a in self.pool.items()}
+
+    def add(self, name, address):
+        self.intent[name] = address
+        self.pool[name] = address
+        self.log.append(("add", name.split(".")[0]))
+
+    def drain(self, name):
+        self.intent.pop(name, None)
+        self.log.append(("drain", name.split(".")[0]))
+
+    def remove(self, name):
+        self.intent.pop(name, None)
+        self.pool.pop(name, None)
+
+    def reconcile(self, settle=False):
+        return []
+
+
+def test_an_upgrade_end_to_end_behind_a_load_balancer_ends_with_the_new_containers_as_its_members():
+    engine = Engine()
+    for index in (1, 2):
+        config, _later = creation_config("app:1", "w", 1, "created", {"port": 8080}, {}, 2)
+        engine.start(engine.create(config, f"w-r1-old{index}"), "")
+    platform = platform_with(batch_size=1, stop_timeout=0, lock_timeout=0)
+    platform.docker._engine = engine
+    platform.docker._balancer = pool = Pool(engine.calls)
+    tag = engine_tag("E|host|/d")
+    pool.pool = {f"w-r1-old{i}.{tag}": f"127.0.0.1:{i}" for i in (1, 2)}
+
+    result = platform.upgrade({"image": "app:2"})
+    assert result.status.state == "complete" and result.status.available == 2
+    running = [name for _revision, name in engine.running()]
+    assert sorted(pool.pool) == sorted(f"{name}.{tag}" for name in running)
+    # a batch: the new one in, then the old one drained; its stop runs in the background, after its drain
+    calls = engine.calls
+    assert [c[0] for c in calls if c[0] in ("add", "drain")] == ["add", "drain", "add", "drain"], calls
+    for old in ("w-r1-old1", "w-r1-old2"):
+        assert calls.index(("drain", old)) < calls.index(("stop", old)), calls
+    assert not platform.module.warnings
+
+
+def test_a_new_revision_that_does_not_start_leaves_the_old_one_serving_and_the_lock_released():
+    engine = Engine()
+    for index in (1, 2):
+        config, _later = creation_config("app:1", "w", 1, "created", {"port": 8080}, {}, 2)
+        engine.start(engine.create(config, f"w-r1-old{index}"), "")
+    crashing = engine.start
+
+    def start(cid, what=""):  # app:2 exits at once
+        crashing(cid, what)
+        if engine.by_id[cid]["Image"] == "sha:2":
+            engine.by_id[cid]["State"].update(Status="exited", ExitCode=1)
+    engine.start = start
+    platform = platform_with(batch_size=1, stop_timeout=0, lock_timeout=0)
+    platform.docker._engine = engine
+    with pytest.raises(RolloutFailed) as err:
+        platform.upgrade({"image": "app:2"})
+    assert err.value.msg.startswith("upgrade of Docker workload 'w' to app:2 failed: new container w-r2-")
+    assert "stopped (state exited, exit code 1) before it became healthy" in err.value.msg
+    assert err.value.details["revision"] == 1
+    assert engine.running() == [("1", "w-r1-old1"), ("1", "w-r1-old2")] and len(engine.by_id) == 2  # new one removed
+    assert not any(c[0] == "stop" for c in engine.calls)

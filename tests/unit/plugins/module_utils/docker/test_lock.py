@@ -1,4 +1,5 @@
-"""The Docker workload lock: owner records, staleness, and the acquire loop against a fake engine."""
+"""The Docker workload lock: owner records, staleness, the acquire loop against a fake engine, and its calls on a
+Docker engine."""
 from __future__ import annotations
 
 import os
@@ -16,7 +17,9 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker.lock impor
     process_start,
     this_process,
 )
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.engine import EngineNotFound
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import LABEL_WORKLOAD, creation_config
+from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import RolloutFailed, WorkloadRef
 
 ME = LockOwner(host="ctl-1", pid=100, pid_start="5000", boot_id="b1", machine="m1", pid_ns="4026531836",
                operation="image_upgrade", target="shop:2.0", since="2024-06-11T10:00:00Z")
@@ -207,3 +210,63 @@ def test_a_container_at_the_lock_name_that_is_no_lock_is_never_removed():
     with pytest.raises(LockHeld) as info:
         fake.lock({}).acquire(ME, 1)
     assert info.value.owner is None and "is not a zerodown lock" in info.value.why and fake.removed == []
+
+
+# -- on a Docker engine ----------------------------------------------------------------------------
+class DockerEngine:
+    """What engine_lock asks of docker/engine.py's DockerEngine: images it has, containers by name."""
+
+    def __init__(self, images=(), containers=None):
+        self.images = set(images)
+        self.containers = dict(containers or {})  # name -> (id, labels)
+        self.calls = []
+
+    def create_unless_taken(self, config, name, what):
+        self.calls.append(("create", config["Image"], what))
+        if config["Image"] not in self.images:
+            raise EngineNotFound(f"the Docker engine found nothing to {what}: no such image")
+        if name in self.containers:
+            return None
+        self.containers[name] = ("lock-id", config["Labels"])
+        return "lock-id"
+
+    def inspect_container(self, ref, what=""):
+        self.calls.append(("inspect", ref, what))
+        if ref not in self.containers:
+            raise EngineNotFound(f"the Docker engine found nothing to {what}")
+        cid, labels = self.containers[ref]
+        return {"Id": cid, "Config": {"Labels": labels}}
+
+    def remove(self, cid, volumes=True, what=""):
+        self.calls.append(("remove", cid, volumes, what))
+        self.containers = {n: v for n, v in self.containers.items() if v[0] != cid}
+
+
+SHOP = WorkloadRef("docker", "shop")
+
+
+def test_the_lock_container_is_made_from_the_first_image_the_engine_has_and_never_started():
+    engine = DockerEngine(images=["sha:2"])
+    lock = lk.engine_lock(engine, SHOP, ["sha:1", "sha:2", "sha:1", ""], [].append, "the default Docker engine")
+    assert lock.acquire(ME, 0) == "lock-id"
+    assert [c[:2] for c in engine.calls] == [("create", "sha:1"), ("create", "sha:2")]
+    assert engine.calls[0][2] == "create the lock container zerodown-lock-shop"
+    lock.release()
+    assert engine.calls[-1] == ("remove", "lock-id", False, "remove the lock container lock-id")
+
+
+def test_without_any_image_of_the_workload_the_lock_cannot_be_made():
+    engine = DockerEngine(images=[])
+    with pytest.raises(EngineNotFound):  # the last candidate's answer
+        lk.engine_lock(engine, SHOP, ["sha:1"], [].append, "h").acquire(ME, 0)
+    with pytest.raises(RolloutFailed, match="no image of Docker workload 'shop' is on h to create the lock container "
+                                            "zerodown-lock-shop from"):
+        lk.engine_lock(engine, SHOP, ["", ""], [].append, "h").acquire(ME, 0)
+
+
+def test_the_lock_container_as_read_from_the_engine():
+    labels = ME.to_labels("shop")
+    engine = DockerEngine(containers={"zerodown-lock-shop": ("abc", labels)})
+    assert lk.lock_container(engine, "zerodown-lock-shop") == ("abc", labels)
+    assert engine.calls == [("inspect", "zerodown-lock-shop", "inspect the lock container zerodown-lock-shop")]
+    assert lk.lock_container(engine, "zerodown-lock-other") is None

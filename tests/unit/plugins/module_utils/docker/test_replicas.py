@@ -1,11 +1,13 @@
-"""Docker label model: revisions (current, previous, pruning), config cloning, creation configs."""
+"""docker/replicas.py: the label model, published addresses, config cloning and creation configs, the health log
+and the health gate (a brief unhealthy flap passes, staying unhealthy fails)."""
 from __future__ import annotations
+
+import types
 
 import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker import replicas as rp
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History
-from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import InvalidInput
+from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import InvalidInput, RolloutFailed
 
 
 def attrs(cid, rev, running, started="", finished="", image="app:1", port=None, name=None):
@@ -18,44 +20,6 @@ def attrs(cid, rev, running, started="", finished="", image="app:1", port=None, 
                   "Health": {"Status": "healthy"}},
         "NetworkSettings": {"Ports": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]} if port else {}},
     }
-
-
-def history(*items):
-    return History([rp.Replica.from_attrs(a) for a in items])
-
-
-def test_current_is_running_and_previous_is_last_stopped():
-    h = history(attrs("a", 1, False, "t1", "t5", "app:1"), attrs("b", 2, False, "t2", "t7", "app:2"),
-                attrs("c", 3, True, "t6", "", "app:3"))
-    assert h.current.number == 3
-    assert h.previous.number == 2  # stopped last
-    assert h.next_number == 4
-    # after a rollback to 1, revision 3 was stopped last: "previous" points back to it
-    h = history(attrs("a", 1, True, "t8", "t5", "app:1"), attrs("b", 2, False, "t2", "t7", "app:2"),
-                attrs("c", 3, False, "t6", "t9", "app:3"))
-    assert h.current.number == 1 and h.previous.number == 3
-
-
-def test_mixed_running_revisions_current_is_started_last():
-    h = history(attrs("a", 1, True, "t1"), attrs("b", 2, True, "t3"), attrs("c", 1, True, "t2"))
-    assert h.current.number == 2
-
-
-def test_prune_keeps_current_and_most_recently_stopped():
-    h = history(attrs("a", 1, False, "t1", "t2"), attrs("b", 2, False, "t3", "t6"), attrs("c", 3, False, "t4", "t5"),
-                attrs("d", 4, True, "t6"))
-    pruned = {r.revision for r in h.to_prune(1)}
-    assert pruned == {1, 3}
-    assert {r.revision for r in h.to_prune(0)} == {1, 2, 3}
-    assert h.to_prune(5) == []
-
-
-def test_revisions_in_model_shape():
-    h = history(attrs("a", 1, False, "t1", "t2", "app:1"), attrs("d", 2, True, "t3", "", "app:2"),
-                attrs("e", 2, True, "t4", "", "app:2"))
-    revs = h.revisions("w")
-    assert [(r.number, r.current, r.replicas, r.images) for r in revs] == [
-        (1, False, 0, {"w": "app:1"}), (2, True, 2, {"w": "app:2"})]
 
 
 def test_published_address():
@@ -130,3 +94,43 @@ def test_workload_names(name, ok):
 def test_health_log_lines():
     a = {"State": {"Health": {"Log": [{"ExitCode": 1, "Output": "wget: server returned error: HTTP/1.0 404 Not Found\n"}]}}}
     assert rp.health_log(a) == ["exit 1: wget: server returned error: HTTP/1.0 404 Not Found"]
+
+
+# -- the health gate -------------------------------------------------------------------------------------------
+def health_attrs(health, log_code=1):
+    return {"Id": "c1", "Name": "/web-1", "Image": "sha256:x",
+            "Config": {"Labels": {rp.LABEL_IMAGE: "app:2.0"}},
+            "State": {"Status": "running", "Health": {"Status": health,
+                                                      "Log": [{"ExitCode": log_code, "Output": "wget: timed out"}]}}}
+
+
+def engine_answering(states):
+    """An engine whose inspect walks through ``states`` and then keeps the last one."""
+    calls = []
+
+    def inspect_container(cid):
+        calls.append(cid)
+        return health_attrs(states[min(len(calls), len(states)) - 1])
+
+    return types.SimpleNamespace(inspect_container=inspect_container), calls
+
+
+@pytest.fixture
+def fast(monkeypatch):
+    monkeypatch.setattr(rp, "POLL", 0.01)
+    monkeypatch.setattr(rp, "UNHEALTHY_GRACE", 0.2)
+
+
+def test_brief_unhealthy_flap_then_healthy_passes(fast):
+    engine, calls = engine_answering(["starting", "unhealthy", "unhealthy", "healthy"])
+    passed = rp.wait_healthy(engine, ["c1"], timeout=5)
+    assert list(passed) == ["c1"] and len(calls) == 4
+
+
+def test_staying_unhealthy_fails_after_the_grace_with_the_health_log(fast):
+    engine, calls = engine_answering(["starting", "unhealthy"])
+    with pytest.raises(RolloutFailed) as err:
+        rp.wait_healthy(engine, ["c1"], timeout=5)
+    assert "is unhealthy" in err.value.msg and "wget: timed out" in err.value.msg
+    # it kept looking for the grace period (0.2 s at 0.01 s polls), and failed well before the timeout
+    assert 5 < len(calls) < 200

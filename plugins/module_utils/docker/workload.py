@@ -1,0 +1,242 @@
+# Copyright: zerodown maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Note that this module util is PRIVATE to the collection. It can change at any time.
+"""A Docker workload as it is found: its containers on one engine (by the ``zerodown.workload`` label), its
+images there, and its members in one load balancer; its rollout status, and the wait for one.
+
+Everything here reads, but for the load balancer's intent, which the swap and the repair of each run drive:
+
+* the run *owns* the members of its :class:`Scope`: this workload's containers on this engine, named with the
+  engine's tag (read once from ``docker info``);
+* under the lock, before any change, the intent is what the workload implies (status.implied_intent) and the
+  pool is repaired to it (:meth:`DockerWorkload.begin_changes`); after each batch and at the end it is repaired
+  again (:meth:`DockerWorkload.repair`);
+* without a load balancer the null driver (balancer/none.py) stands in: no member is read or named.
+"""
+
+from __future__ import annotations
+
+import time
+import typing as t
+
+from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import (
+    Balancer,
+    Member,
+    Scope,
+    engine_tag,
+    server_name,
+)
+from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.registry import make_balancer
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker import engine as engine_mod
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import LABEL_WORKLOAD, Replica
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.status import implied_intent, rollout_status
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.swap import drain_timeout, health_timeout
+from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
+    Deadline,
+    InvalidInput,
+    PlatformUnreachable,
+    RolloutFailed,
+    RolloutStatus,
+    WaitTimeout,
+    WorkloadNotFound,
+    WorkloadRef,
+    parse_image_reference,
+)
+
+try:
+    from ansible.module_utils.basic import missing_required_lib
+except ImportError:  # pragma: no cover - always there inside a module
+    def missing_required_lib(library: str, **_: t.Any) -> str:
+        return f"Failed to import the required Python library ({library})"
+
+WAIT_POLL = 0.5
+
+
+class DockerWorkload:
+    """Workload ``ref`` on the engine and behind the load balancer the module's ``params`` name (read when
+    used, so a later ``params.update`` applies). ``run_command(argv)`` runs the commands of drivers that need
+    some (nginx)."""
+
+    def __init__(self, ref: WorkloadRef, params: dict[str, t.Any],
+                 run_command: t.Callable[[list[str]], tuple[int, str, str]]) -> None:
+        self.ref = ref
+        self.params = params
+        self._run_command = run_command
+        self._engine: t.Optional[engine_mod.DockerEngine] = None
+        self._balancer: t.Optional[Balancer] = None
+        self._engine_tag: t.Optional[str] = None
+        self._ensured: dict[str, dict[str, t.Any]] = {}
+        self.bound = False  # the balancer holds this run's intent (set under the lock)
+        self.fixes: list[str] = []  # what this run repaired in the load balancer
+
+    # -- connections -------------------------------------------------------------------------------
+    @property
+    def engine(self) -> engine_mod.DockerEngine:
+        """The Docker engine (engine.py: every call it makes, one error mapping), connected on first use."""
+        if self._engine is None:
+            if not engine_mod.HAS_DOCKER:
+                raise PlatformUnreachable(missing_required_lib("docker"), exception=engine_mod.DOCKER_IMPORT_ERROR)
+            self._engine = engine_mod.connect(self.params)
+        return self._engine
+
+    @property
+    def balancer(self) -> Balancer:
+        """The load balancer's driver, built and checked on first use; without one, the null driver
+        (balancer/none.py), which every step drives the same way and which does nothing."""
+        if self._balancer is None:
+            spec = self.params.get("load_balancer")
+            if ((spec or {}).get("type") or "none") == "none":
+                spec = None  # as before the null driver: type none ignores the suboptions given with it
+            self._balancer = make_balancer(spec, self.ref.name, self._run_command)
+            self._balancer.check()
+        return self._balancer
+
+    def engine_label(self) -> str:
+        """The engine as the user wrote it (docker_host, DOCKER_HOST or the default socket)."""
+        return engine_mod.host_label(self.params)
+
+    def host(self) -> str:
+        """The engine as messages name it."""
+        return self.params.get("docker_host") or "the default Docker engine"
+
+    # -- reading -----------------------------------------------------------------------------------
+    def load(self) -> History:
+        """All containers of the workload, grouped by revision."""
+        replicas = []
+        for summary in self.engine.containers(f"{LABEL_WORKLOAD}={self.ref.name}"):
+            try:
+                attrs = self.engine.inspect_container(summary["Id"])
+            except engine_mod.EngineNotFound:
+                continue  # removed between the list and the inspect
+            replicas.append(Replica.from_attrs(attrs))
+        return History(replicas)
+
+    def existing(self) -> History:
+        """As :meth:`load`, for a workload that must exist."""
+        history = self.load()
+        if not history.exists:
+            raise WorkloadNotFound(
+                f"{self.ref.describe()} does not exist on {self.host()}: no container is labelled "
+                f"{LABEL_WORKLOAD}={self.ref.name}. Create it with zerodown.rollout.image_upgrade "
+                "(image, replicas and docker_container)"
+            )
+        return history
+
+    # -- images ------------------------------------------------------------------------------------
+    def local_image(self, ref: str) -> t.Optional[dict[str, t.Any]]:
+        """The engine's image ``ref`` (inspected), None when it has none."""
+        try:
+            return self.engine.inspect_image(ref)
+        except engine_mod.EngineNotFound:
+            return None
+
+    def ensure_image(self, ref: str, pull: str) -> dict[str, t.Any]:
+        """Image ``ref`` on the engine, pulled as ``pull`` says (missing, always, never); once per run."""
+        if ref in self._ensured:  # planned again under the lock: pull=always pulls once per run
+            return self._ensured[ref]
+        self._ensured[ref] = self._fetch_image(ref, pull)
+        return self._ensured[ref]
+
+    def _fetch_image(self, ref: str, pull: str) -> dict[str, t.Any]:
+        image = self.local_image(ref) if pull != "always" else None
+        if image is not None:
+            return image
+        if pull == "never":
+            raise RolloutFailed(f"image {ref} is not on {self.host()} and pull=never; load or build it there first")
+        parsed = parse_image_reference(ref)
+        try:
+            self.engine.pull(parsed.repository, parsed.digest or parsed.tag or "latest", f"pull image {ref}")
+        except PlatformUnreachable:
+            raise
+        except RolloutFailed as exc:
+            raise RolloutFailed(f"image {ref} is not on {self.host()} and pulling it failed: "
+                                f"{exc.msg}. Push it to a registry the host can reach, or load it on the host")
+        image = self.local_image(ref)
+        if image is None:
+            raise RolloutFailed(f"image {ref} is still missing after the pull")
+        return image
+
+    def image_config(self, image_id: str) -> t.Optional[dict[str, t.Any]]:
+        """The ``Config`` of image ``image_id`` (what a container inherits from it); None when it cannot be read."""
+        try:
+            return (self.engine.inspect_image(image_id, f"inspect image {image_id[:19]}") or {}).get("Config") or {}
+        except PlatformUnreachable:
+            raise
+        except RolloutFailed:  # only refines the clone; without it the new image's defaults apply
+            return None
+
+    # -- load balancer membership ------------------------------------------------------------------
+    def scope(self, history: History) -> Scope:
+        """The members this run owns: this workload's containers on this engine (see balancer/base.py)."""
+        if self._engine_tag is None:
+            info = self.engine.info()
+            # the ID alone is not unique: it comes from the daemon's key file, which every daemon of a machine
+            # (and every machine cloned from one image) shares; host name and data root tell those apart
+            identity = "|".join(str(info.get(k) or "") for k in ("ID", "Name", "DockerRootDir"))
+            self._engine_tag = engine_tag(identity if identity.strip("|") else self.engine_label())
+        return Scope(self.ref.name, self._engine_tag, {server_name(r.name) for r in history.replicas})
+
+    def _view(self, history: History, members: t.Optional[t.Mapping[str, Member]] = None) -> Balancer:
+        """The balancer bound to the intent ``history`` implies (status.implied_intent)."""
+        lb = self.balancer
+        if not lb.routes:
+            return lb  # the null driver's pool holds nothing: no member to read or name (no engine identity)
+        scope = self.scope(history)
+        members = lb.members() if members is None else members
+        lb.bind(scope, implied_intent(history, scope, members), drain_timeout(self.params), health_timeout(self.params))
+        return lb
+
+    def begin_changes(self, history: History) -> None:
+        """Under the lock, before any change: take the intent from the workload and repair the pool to it."""
+        self._view(history)
+        self.bound = True
+        self.fixes += self.balancer.reconcile()
+
+    def repair(self, last: bool = False) -> None:
+        """After a step: bring the pool back to the run's intent (a reload may have loaded an older set)."""
+        if self.bound:
+            self.fixes += self.balancer.reconcile(settle=last)
+
+    def divergence(self, history: History, members: t.Optional[t.Mapping[str, Member]] = None) -> list[str]:
+        """What differs between the pool and the workload (read-only): the run's intent while it holds the
+        lock, else the intent ``history`` implies. ``members``: the pool as just read, if the caller has it."""
+        if not history.exists:
+            return []
+        lb = self.balancer if self.bound else self._view(history, members)
+        return lb.divergence(members)
+
+    # -- status ------------------------------------------------------------------------------------
+    def status(self, history: History, target: t.Optional[int] = None) -> RolloutStatus:
+        """status.py's verdict on ``history``, with the pool's members read once (none without a load balancer
+        that routes)."""
+        lb = self.balancer
+        members = lb.members() if lb.routes else None
+        diverged = self.divergence(history, members) if members is not None else []
+        scope = (lb.scope or self.scope(history)) if members is not None else None
+        return rollout_status(history, self.ref.name, target, members, scope, diverged)
+
+    def wait(self, revision: t.Optional[int], timeout: float, progress: t.Any = None) -> RolloutStatus:
+        """Until revision ``revision`` (None: the current one) is rolled out; fails at once when it cannot be any
+        more (another revision runs, a replica is unhealthy), and after ``timeout`` seconds."""
+        deadline = Deadline(timeout)
+        while True:
+            history = self.existing()
+            if revision is not None and revision not in history.groups:
+                known = ", ".join(str(n) for n in history.groups) or "none"
+                raise InvalidInput(f"{self.ref.describe()} has no revision {revision} (retained: {known})")
+            current = history.current
+            if revision is not None and current is not None and current.number != revision and not history.groups[revision].running:
+                raise RolloutFailed(f"{self.ref.describe()} runs revision {current.number}, not revision "
+                                    f"{revision}: it was rolled back or upgraded again", revision=current.number)
+            status = self.status(history, revision)
+            if progress is not None:
+                progress(status)
+            if status.done:
+                return status
+            if status.failed:
+                raise RolloutFailed(status.message, status=status.to_dict())
+            if deadline.expired:
+                raise WaitTimeout(f"timed out after {timeout:g}s: {status.message}", status=status.to_dict())
+            time.sleep(min(WAIT_POLL, max(deadline.remaining, 0.05)))
