@@ -142,14 +142,21 @@ class Balancer:
                                 "were read; please report it")
         return [self.scope.name(container), server_name(container)]
 
-    def admit(self, container: str, address: t.Optional[str]) -> list[str]:
+    def admit(self, container: str, address: t.Optional[str], weight: t.Optional[int] = None) -> list[str]:
         """Intend ``container``, published at ``address``, under its member name and put it in the pool (as
-        :meth:`add`); returns the member names added, for :meth:`wait_up` and for an undo."""
+        :meth:`add`), with ``weight`` when given (0: in the pool, health-checked, taking no request); returns the
+        member names added, for :meth:`wait_up` and for an undo."""
         if not address:
             raise RolloutFailed(f"container {container} publishes no port, so the load balancer cannot reach it")
         name = self.member_names(container)[0]
+        if weight is not None:
+            self.weights[name] = weight
         self.add(name, address)
         return [name]
+
+    def default_weight(self) -> int:
+        """The weight a member has when the run gives it none."""
+        return 1
 
     def members(self) -> dict[str, Member]:
         """The pool's servers by name (all of them, owned or not)."""

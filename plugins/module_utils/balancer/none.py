@@ -30,7 +30,7 @@ class NoBalancer(Balancer):
     def member_names(self, container: str) -> list[str]:
         return []  # no container is ever a member: nothing to drain, take out or release
 
-    def admit(self, container: str, address: t.Optional[str]) -> list[str]:
+    def admit(self, container: str, address: t.Optional[str], weight: t.Optional[int] = None) -> list[str]:
         return []  # nothing to add, so no address is needed either
 
     def members(self) -> dict[str, Member]:

@@ -8,7 +8,8 @@
 * ``DOCKER_ROLLOUT_ARGS`` (``zerodown.rollout.docker.ROLLOUT``): how containers are swapped; modules that
   change the workload (image_upgrade, rollback).
 * ``DOCKER_CONTAINER_ARGS`` (``zerodown.rollout.docker.CONTAINER``): how a new workload's containers are
-  created, and how far an upgrade goes (``max_batches``); image_upgrade only.
+  created, how far an upgrade goes (``max_batches``) and how it moves traffic (``strategy``, ``steps``,
+  ``analysis``); image_upgrade only.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.registry import load_balancer_options
+from ansible_collections.zerodown.rollout.plugins.module_utils.progressive import (
+    ANALYSIS_OPTIONS,
+    STEP_OPTIONS,
+    STRATEGIES,
+)
 
 
 # every driver's suboptions (balancer/registry.py); only type has a default
@@ -75,4 +81,8 @@ DOCKER_CONTAINER_ARGS: dict[str, dict[str, t.Any]] = {
     },
     "pull": {"type": "str", "choices": ["missing", "always", "never"]},
     "max_batches": {"type": "int"},
+    # strategy=steps (progressive.py); unset strategy is rolling, so that given can be told from unset
+    "strategy": {"type": "str", "choices": list(STRATEGIES)},
+    "steps": {"type": "list", "elements": "dict", "options": STEP_OPTIONS},
+    "analysis": {"type": "dict", "options": ANALYSIS_OPTIONS},
 }

@@ -32,8 +32,10 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas i
 )
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History, RevisionGroup, reusable
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.status import note_lock
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.steps import StepsPlan, check_steps, steps_strategy
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.swap import ReplicaFactory, batch_limit
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.workload import DockerWorkload
+from ansible_collections.zerodown.rollout.plugins.module_utils.progressive import Step
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     ActionResult,
     Finding,
@@ -62,6 +64,7 @@ class DockerPlatform(Platform):
         self.docker = DockerWorkload(workload, self.params, self._run_command)
         # the change it makes: the lock, the swap, the background stops, the result (change.py)
         self.change = ChangeRun(self.docker, module, self.params)
+        self._steps: t.Optional[list[Step]] = None  # strategy=steps: the run's steps (steps.py)
 
     def _run_command(self, argv: list[str]) -> tuple[int, str, str]:
         rc, out, err = self.module.run_command(argv)
@@ -113,6 +116,7 @@ class DockerPlatform(Platform):
                                "container per replica")
         history = self.docker.load()
         self._check_balancer()
+        self._steps = check_steps(p, self.docker.balancer) if steps_strategy(p) else None
         return self._plan_upgrade(image, history)
 
     def _plan_upgrade(self, image: str, history: History) -> ActionResult:
@@ -140,6 +144,12 @@ class DockerPlatform(Platform):
         limit = batch_limit(self.params)
         if same_image and stale and limit is not None:
             return self._continue_partial(history, current, stale, desired, limit, before)
+        if same_image and stale and self._steps is not None:
+            return StepsPlan(self, self._steps).resume(
+                history, current, stale, desired, before,
+                lambda message: self.change.result(True, history, current.number, current.number, before,
+                                                   dict(before, replicas=desired), message),
+                lambda: self._upgrade_under_lock(image, [current.newest.image_id]))
         if same_image:
             after = dict(before, replicas=desired)
             what = f"{self.workload.describe()} from {len(current.running)} to {desired} replicas"
@@ -155,7 +165,8 @@ class DockerPlatform(Platform):
                 self._scale(current, desired)
                 return self.change.finish(current.number, current.number, before, f"scaled {what}")
             # a canary or an interrupted run left old replicas serving: swap them out batch by batch, as the
-            # upgrade itself would have
+            # upgrade itself would have (a steps rollout's weights go: the rolling swap gives every member one)
+            self._shift_to(current.running, stale)
             self.change.swap.take_in_missing(current.running)
             running = len(current.running)
             batches = 0
@@ -163,7 +174,7 @@ class DockerPlatform(Platform):
                                          current.number):
                 if running < desired:
                     batches = self.change.swap.run(sorted(stale, key=lambda r: r.name), desired - running,
-                                                   self._replicas_of(current, desired))
+                                                   self.replicas_of(current, desired))
                 else:
                     if running > desired:
                         self._scale(current, desired)
@@ -178,6 +189,8 @@ class DockerPlatform(Platform):
         if pull == "always" and not self.module.check_mode:
             image_id = self.docker.ensure_image(image, pull).get("Id")
         reuse = reusable(history, current, image, image_id, self.docker.image_config)
+        if self._steps is not None:
+            return self._steps_upgrade(history, current, stale, image, reuse, desired, before, local is None)
         if reuse is not None:
             return self._upgrade_to_retained(history, current, stale, reuse, desired, before, partial)
         number = history.next_number
@@ -233,7 +246,7 @@ class DockerPlatform(Platform):
         old = sorted(current.running, key=lambda r: r.name) + sorted(stale, key=lambda r: r.name)
         with self._failure_says_what(f"upgrade of {self.workload.describe()} to {target.image} (revision {target.number})",
                                      current.number):
-            batches = self.change.swap.run(old, desired, self._replicas_of(target, desired),
+            batches = self.change.swap.run(old, desired, self.replicas_of(target, desired),
                                            limit * batch if limit is not None else None)
         return self.change.finish(target.number, current.number, before,
                                   f"{self.workload.describe()} upgraded from revision {current.number} ({current.image}) to "
@@ -281,7 +294,7 @@ class DockerPlatform(Platform):
         old = sorted(stale, key=lambda r: r.name)
         # the swap runs until ``more`` new replicas are in (no batch beyond them): old ones left keep serving
         with self._failure_says_what(f"upgrade of {what}", current.number):
-            batches = self.change.swap.run(old, desired - running, self._replicas_of(current, desired), more)
+            batches = self.change.swap.run(old, desired - running, self.replicas_of(current, desired), more)
         return self.change.finish(current.number, current.number, before,
                                   f"swapped {batches} more batch(es) of {what}, {target} of {desired} replicas")
 
@@ -308,14 +321,57 @@ class DockerPlatform(Platform):
         self.change.swap.run([], replicas, start)
         return self.change.finish(1, None, {}, f"created {self.workload.describe()} with {replicas} replicas of {image}")
 
+    def _steps_upgrade(self, history: History, current: RevisionGroup, stale: list[Replica], image: str,
+                       reuse: t.Optional[RevisionGroup], desired: int, before: dict[str, t.Any],
+                       pulls: bool) -> ActionResult:
+        """An upgrade in steps to a new revision of ``image``, or to the retained revision ``reuse`` restarted."""
+        number = reuse.number if reuse is not None else history.next_number
+        after = {"revision": number, "image": image, "replicas": desired}
+        plan = StepsPlan(self, self._steps or [])
+
+        def check_result(message: str) -> ActionResult:
+            if reuse is not None:
+                message += f"; revision {number}'s retained containers would be restarted"
+            elif pulls:
+                message += f"; {image} would be pulled"
+            return self.change.result(True, history, number, current.number, before, after, message)
+
+        if self.module.check_mode:
+            return plan.fresh(history, current, stale, number, image, None, desired, before, check_result,
+                              lambda: check_result(""))
+        images = [current.newest.image_id]
+        if reuse is not None:
+            images.append(reuse.newest.image_id)
+        else:
+            images.append(self.docker.ensure_image(image, self.params.get("pull") or "missing").get("Id", ""))
+        if not self.change.holding_lock:
+            return self._upgrade_under_lock(image, images)
+        cause = self.params.get("change_cause") or f"image_upgrade to {image}"
+        start = (self.replicas_of(reuse, desired) if reuse is not None
+                 else self._copies(number, image, current.newest.attrs, cause, desired))
+        with self._failure_says_what(f"upgrade of {self.workload.describe()} to {image}", current.number):
+            return plan.fresh(history, current, stale, number, image, start, desired, before, check_result,
+                              lambda: self._upgrade_under_lock(image, images))
+
+    def _shift_to(self, keep: t.Sequence[Replica], others: t.Sequence[Replica]) -> None:
+        """Where a steps rollout left weights: the members of ``keep`` get their default weight back and those of
+        ``others`` (about to be taken out) weight 0 at once, so that requests move before the drain."""
+        lb = self.docker.balancer
+        if not lb.weights:
+            return
+
+        def names(reps: t.Sequence[Replica]) -> list[str]:
+            return [n for r in reps for n in lb.member_names(r.name) if n in lb.intent]
+        lb.set_weights({**{n: 0 for n in names(others)}, **{n: None for n in names(keep)}})
+
     def _scale(self, current: RevisionGroup, desired: int) -> None:
         running = sorted(current.running, key=lambda r: (r.created or "", r.name))
         if desired < len(running):
             self.change.swap.take_out(running[desired:], remove=True)
             return
-        self.change.swap.run([], desired - len(running), self._replicas_of(current, desired, restart=False))
+        self.change.swap.run([], desired - len(running), self.replicas_of(current, desired, restart=False))
 
-    def _replicas_of(self, group: RevisionGroup, desired: int, restart: bool = True) -> ReplicaFactory:
+    def replicas_of(self, group: RevisionGroup, desired: int, restart: bool = True) -> ReplicaFactory:
         """Replicas of ``group`` for the swap: its retained (stopped) containers restarted first (unless not
         ``restart``: a scale-up only adds copies), then copies of its newest container if it kept fewer."""
         newest = group.newest
@@ -378,10 +434,12 @@ class DockerPlatform(Platform):
         if self.docker.local_image(target.newest.attrs.get("Image", "")) is None:
             raise RolloutFailed(f"the image of revision {target.number} ({target.image}) is no longer on "
                                 f"{self.docker.host()}; a rollback does not pull. Load it, or upgrade to it instead")
-        start = self._replicas_of(target, desired)
+        start = self.replicas_of(target, desired)
         old = sorted([r for r in history.replicas if r.running and r.revision != target.number], key=lambda r: r.name)
-        if target.number == current.number:
-            desired = max(desired - len(target.running), 0)
+        # replicas of the target that still run (an unfinished or paused rollout) stay as they are, at their default
+        # weight, and the others stop taking requests at once
+        desired = max(desired - len(target.running), 0)
+        self._shift_to(target.running, old)
         with self._failure_says_what(f"rollback of {self.workload.describe()} to revision {target.number}", current.number):
             batches = self.change.swap.run(old, desired, start)
         return self.change.finish(target.number, current.number, before,

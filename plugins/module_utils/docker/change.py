@@ -178,8 +178,10 @@ class ChangeRun:
         result.extra["pruned"] = sorted(r.name for r in extra if r.id not in left) + self.half_made_removed
         return result
 
-    def finish(self, revision: int, previous: t.Optional[int], before: dict[str, t.Any], message: str) -> ActionResult:
-        """The end of a run that swapped: ``revision`` is current (``previous`` was); ``message`` says what was done."""
+    def finish(self, revision: int, previous: t.Optional[int], before: dict[str, t.Any], message: str,
+               paused: bool = False) -> ActionResult:
+        """The end of a run that swapped: ``revision`` is current (``previous`` was); ``message`` says what was done.
+        ``paused``: a steps rollout left the old revision serving on purpose (``partial``, nothing to wait for)."""
         # every old container stopped before pruning counts revisions, and before the final reconcile and status
         failed = self.stops.join()
         if failed:
@@ -195,8 +197,8 @@ class ChangeRun:
             history = self.docker.load()
         status = self.docker.status(history, revision)
         # a run stopped by max_batches leaves other revisions serving on purpose: nothing to wait for
-        partial = batch_limit(self.params) is not None and any(r.running and r.revision != revision
-                                                               for r in history.replicas)
+        partial = (paused or batch_limit(self.params) is not None) and any(r.running and r.revision != revision
+                                                                           for r in history.replicas)
         if self.params.get("wait", True) and not status.done and not partial:
             wait_timeout = self.params.get("wait_timeout")
             timeout = float(wait_timeout if wait_timeout is not None else 300)
@@ -212,6 +214,6 @@ class ChangeRun:
         result.extra["pruned"] = pruned + self.half_made_removed
         result.extra["lb_repaired"] = list(self.docker.fixes)
         result.extra["progress"] = list(self.progress.entries)
-        if batch_limit(self.params) is not None:
+        if paused or batch_limit(self.params) is not None:
             result.extra["partial"] = partial
         return result

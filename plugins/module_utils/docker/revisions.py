@@ -102,6 +102,10 @@ class History:
     def previous(self) -> t.Optional[RevisionGroup]:
         current = self.current
         others = [g for g in self.groups.values() if current is None or g.number != current.number]
+        # a revision that still serves next to the current one (an unfinished or paused rollout from it) comes first
+        serving = [g for g in others if g.running]
+        if serving:
+            return max(serving, key=lambda g: (max(r.started_at for r in g.running), g.number))
         others = [g for g in others if g.stopped]
         if not others:
             return None

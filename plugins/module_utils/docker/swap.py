@@ -243,15 +243,16 @@ class BatchSwap:
                                f"{len(remaining_old)} old one(s) left")
         return batches
 
-    def take_in(self, ids: list[str], fresh: list[str]) -> list[Replica]:
-        """Gate started containers and add them to the load balancer; on failure undo them and raise."""
+    def take_in(self, ids: list[str], fresh: list[str], weight: t.Optional[int] = None) -> list[Replica]:
+        """Gate started containers and add them to the load balancer (with ``weight`` when given); on failure undo
+        them and raise."""
         timeout = health_timeout(self.params)
         added: list[str] = []
         try:
             attrs = wait_healthy(self.engine, ids, timeout, self.params.get("health_check"))
             reps = [Replica.from_attrs(attrs[cid]) for cid in ids]
             for rep in reps:
-                added += self.lb.admit(rep.name, rep.address)
+                added += self.lb.admit(rep.name, rep.address, weight)
             for name in added:
                 self.lb.wait_up(name, timeout)
             return reps

@@ -185,8 +185,17 @@ class DockerWorkload:
             return lb  # the null driver's pool holds nothing: no member to read or name (no engine identity)
         scope = self.scope(history)
         members = lb.members() if members is None else members
-        lb.bind(scope, implied_intent(history, scope, members), drain_timeout(self.params), health_timeout(self.params))
+        intent = implied_intent(history, scope, members)
+        # the weights a steps rollout gave (those other than the driver's default), kept by every later run
+        default = lb.default_weight()
+        weights = {n: w for n in intent if n in members and (w := members[n].weight) is not None and w != default}
+        lb.bind(scope, intent, drain_timeout(self.params), health_timeout(self.params), weights)
         return lb
+
+    def view(self, history: History) -> Balancer:
+        """The balancer bound to this run's intent under the lock, else to the intent ``history`` implies (to read
+        the pool by member names, read-only)."""
+        return self.balancer if self.bound else self._view(history)
 
     def begin_changes(self, history: History) -> None:
         """Under the lock, before any change: take the intent from the workload and repair the pool to it."""

@@ -1,0 +1,161 @@
+# Copyright: zerodown maintainers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Note that this module util is PRIVATE to the collection. It can change at any time.
+"""``strategy: steps`` on a Docker host: the planning the backend hands over (progressive.py runs the steps).
+
+A fresh run starts every replica of the new revision, gates them and admits them at weight 0, then runs the
+steps from the first. A re-run (the same image, the old revision still serving) reads the share the pool gives
+the new revision and goes on after the step that share shows. The outcome decides the end: ``done`` takes the
+old revision out as a rolling upgrade does; ``paused`` ends the run as it is (``partial``); ``failed`` weighs the
+new revision 0, takes it out (its created containers removed, restarted ones stopped again), gives the old one
+its default weight back and fails with the analysis.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History, RevisionGroup
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import Replica
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.swap import ReplicaFactory, batch_limit
+from ansible_collections.zerodown.rollout.plugins.module_utils.progressive import (
+    Step,
+    StepRunner,
+    analysis_settings,
+    current_share,
+    parse_steps,
+    resume_at,
+)
+from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import ActionResult, InvalidInput, RolloutFailed
+
+
+def steps_strategy(params: t.Mapping[str, t.Any]) -> bool:
+    """Whether the run upgrades in steps (``strategy: steps``); the steps options without it are refused."""
+    strategy = params.get("strategy") or "rolling"
+    if strategy != "steps":
+        given = [name for name in ("steps", "analysis") if params.get(name) is not None]
+        if given:
+            raise InvalidInput(f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to strategy=steps only "
+                               f"(strategy is {strategy}); set strategy: steps or remove {' and '.join(given)}")
+        return False
+    return True
+
+
+def check_steps(params: t.Mapping[str, t.Any], balancer: t.Any) -> list[Step]:
+    """The steps of the run, refused before anything changes when they cannot work here."""
+    steps = parse_steps(params.get("steps"))
+    analysis_settings(params.get("analysis"))
+    if batch_limit(params) is not None:
+        raise InvalidInput("max_batches applies to strategy=rolling; with strategy=steps a pause step ends the run "
+                           "part way ({pause: true})")
+    if not balancer.routes or not balancer.weighted:
+        raise InvalidInput(f"strategy=steps needs a load balancer that weighs its members (load_balancer.type haproxy "
+                           f"or nginx), not {balancer.kind or 'none'}")
+    if any(s.duration for s in steps) and not balancer.counted:
+        raise InvalidInput(f"{balancer.describe()} keeps no per-server request counters, so a step with a duration "
+                           "cannot be analysed; use load_balancer.type=haproxy, or steps without duration (weights "
+                           "and pauses)")
+    return steps
+
+
+class StepsPlan:
+    """The steps part of one run of :class:`~.backend.DockerPlatform` (``platform``)."""
+
+    def __init__(self, platform: t.Any, steps: list[Step]) -> None:
+        self.platform = platform
+        self.steps = steps
+        self.change = platform.change
+        self.docker = platform.docker
+        self.workload = platform.workload
+
+    def _names(self, reps: t.Sequence[Replica], members: t.Mapping[str, t.Any]) -> list[str]:
+        lb = self.docker.balancer
+        return [n for r in reps for n in lb.member_names(r.name) if n in members or n in lb.intent]
+
+    def _outline(self) -> str:
+        return ", ".join(s.describe() for s in self.steps)
+
+    def fresh(self, history: History, current: RevisionGroup, stale: list[Replica], number: int, image: str,
+              start: t.Optional[ReplicaFactory], desired: int, before: dict[str, t.Any], check_result: t.Callable[[str], ActionResult],
+              relock: t.Callable[[], ActionResult]) -> ActionResult:
+        """An upgrade to revision ``number`` (``image``), every replica from ``start``, in steps."""
+        if self.platform.module.check_mode:
+            result = check_result(f"would upgrade {self.workload.describe()} from {current.image} (revision "
+                                  f"{current.number}) to {image} (revision {number}) in steps: {desired} new replica(s) "
+                                  f"at weight 0, then {self._outline()}")
+            result.extra["partial"] = any(s.pause for s in self.steps)
+            return result
+        if not self.change.holding_lock:
+            return relock()
+        assert start is not None
+        old = sorted(current.running, key=lambda r: r.name) + sorted(stale, key=lambda r: r.name)
+        ids, fresh = start(desired)
+        new = self.change.swap.take_in(ids, fresh, weight=0)
+        self.change.progress.note(f"{len(new)} replica(s) of revision {number} healthy and in the load balancer at "
+                                  "weight 0")
+        return self._run(number, current.number, new, old, set(fresh), 0, before, image)
+
+    def resume(self, history: History, current: RevisionGroup, stale: list[Replica], desired: int,
+               before: dict[str, t.Any], check_result: t.Callable[[str], ActionResult],
+               relock: t.Callable[[], ActionResult]) -> ActionResult:
+        """The same upgrade run again while the old revision still serves: on from the share the pool gives."""
+        lb = self.docker.view(history)
+        if not self.change.holding_lock:
+            share = self._share(current.running, stale, lb.members())
+            index = resume_at(self.steps, share)
+            if self.platform.module.check_mode:
+                result = check_result(f"would go on from step {index + 1} of {len(self.steps)} of the steps rollout of "
+                                      f"{self.workload.describe()} to revision {current.number} ({current.image}): the "
+                                      f"new revision gets {share:.0f} % of the requests now")
+                result.extra["partial"] = any(s.pause for s in self.steps[index:])
+                return result
+            return relock()
+        self.change.swap.take_in_missing(current.running)
+        if len(current.running) < desired:
+            factory = self.platform.replicas_of(current, desired)
+            ids, fresh = factory(desired - len(current.running))
+            self.change.swap.take_in(ids, fresh, weight=0)
+            history = self.docker.load()
+            current = history.groups[current.number]
+        members = lb.members()
+        index = resume_at(self.steps, self._share(current.running, stale, members))
+        self.change.progress.note(f"going on from step {index + 1} of {len(self.steps)}")
+        previous = max(r.revision for r in stale)
+        return self._run(current.number, previous, sorted(current.running, key=lambda r: r.name), sorted(stale, key=lambda r: r.name), set(),
+                         index, before, current.image)
+
+    def _share(self, new: t.Sequence[Replica], old: t.Sequence[Replica], members: t.Mapping[str, t.Any]) -> float:
+        lb = self.docker.balancer
+        weights = {n: m.weight for n, m in members.items()}
+        return current_share(weights, self._names(new, members), self._names(old, members), lb.default_weight())
+
+    def _run(self, number: int, previous: t.Optional[int], new: list[Replica], old: list[Replica], fresh: set[str],
+             start: int, before: dict[str, t.Any], image: str) -> ActionResult:
+        lb = self.docker.balancer
+        thresholds, interval, on_inconclusive = analysis_settings(self.platform.params.get("analysis"))
+        members = lb.members()
+        new_names, old_names = self._names(new, members), self._names(old, members)
+        runner = StepRunner(lb, new_names, old_names, thresholds, interval, on_inconclusive, self.change.progress.note)
+        outcome = runner.run(self.steps, start)
+        records = [r.to_dict() for r in outcome.records]
+        what = f"{self.workload.describe()} to revision {number} ({image})"
+        if outcome.state == "failed":
+            lb.set_weights({**{n: 0 for n in new_names}, **{o: None for o in old_names}})
+            self.change.swap.take_out([r for r in new if r.id not in fresh])
+            self.change.swap.take_out([r for r in new if r.id in fresh], remove=True)
+            back = previous if previous is not None else number
+            raise RolloutFailed(f"the steps rollout of {what} failed at {outcome.reason}; the new revision was taken "
+                                f"out and the old one serves every request again",
+                                revision=back, steps=records,
+                                analysis=outcome.verdict.to_dict() if outcome.verdict else None)
+        if outcome.state == "paused":
+            result = self.change.finish(number, previous, before, f"the steps rollout of {what} {outcome.reason}: the "
+                                        "new revision serves its share next to the old one; run the same task again "
+                                        "to go on, or roll back", paused=True)
+        else:
+            self.change.swap.take_out(old)
+            result = self.change.finish(number, previous, before, f"{self.workload.describe()} upgraded in steps to "
+                                        f"revision {number} ({image}): {self._outline()}")
+        result.extra["steps"] = records
+        return result
