@@ -299,4 +299,90 @@ options:
         many batches.
       - Omitted, every batch is swapped.
     type: int
+  strategy:
+    description:
+      - How an upgrade to a new image moves traffic. Only for O(platform=docker), refused with O(platform=kubernetes).
+      - V(rolling) swaps O(batch_size) containers at a time, start-first (the default when omitted).
+      - V(steps) starts every replica of the new revision, gates them and puts them in the load balancer at
+        weight 0, then gives them the share of requests each item of O(steps) says, judged by O(analysis);
+        after the last step the old revision is drained, taken out and kept as a rolling upgrade does. It
+        needs a load balancer that weighs its members (V(haproxy) or V(nginx)), and for steps with a
+        O(steps[].duration) one that counts requests per server (V(haproxy)). The host runs both revisions
+        side by side meanwhile.
+      - A run that changes nothing but the replica count, and M(zerodown.rollout.rollback), swap as V(rolling)
+        does.
+    type: str
+    choices: [rolling, steps]
+  steps:
+    description:
+      - The steps of O(strategy=steps), in order. A step V({weight, duration}) gives the new revision
+        O(steps[].weight) percent of the requests and holds that share O(steps[].duration) seconds while
+        O(analysis) judges it. A step V({pause}) ends the run there with C(partial=true) and the status
+        V(progressing), the shares as they are.
+      - Run the same task again to go on; the run reads the share the load balancer gives the new revision
+        and goes on from the step after the last one at or below it (never back to a smaller share). Roll
+        back from any step with M(zerodown.rollout.rollback).
+      - A last weight below 100 is followed by 100. Weights may not decrease.
+    type: list
+    elements: dict
+    suboptions:
+      weight:
+        description:
+          - Percent (0 to 100) of the requests the new revision gets in this step; the weights of both
+            revisions' members together make that share (whole HAProxy weights of at most 256, so it is
+            exact to within a point).
+        type: int
+      duration:
+        description:
+          - Seconds to hold the step while the analysis reads the counters every O(analysis.interval). A
+            failure ends the step at once; a pass, or an inconclusive verdict, at the end. V(0) or omitted
+            moves on at once, without analysis.
+        type: float
+      pause:
+        description:
+          - V(true) makes this step a pause (no O(steps[].weight) or O(steps[].duration) with it).
+        type: bool
+  analysis:
+    description:
+      - How each step with a O(steps[].duration) is judged, from the load balancer's own per-server counters
+        (HAProxy's C(show stat) of the new revision's servers against the old ones'), so that it reflects
+        the users' real requests. A failed step sets the new revision's weight to 0 at once, drains and
+        removes its containers, gives the old revision all requests back, and fails the task with the
+        numbers (C(analysis), C(steps)).
+      - The error count is 5xx answers plus connection and response errors. Counters start again from 0
+        when HAProxy reloads; the requests the old worker answered after a reload are left out of the step.
+    type: dict
+    suboptions:
+      max_error_rate:
+        description:
+          - The largest share of the new revision's requests that may fail (0.05 is 5 %); V(0) allows none.
+            Default V(0.05).
+        type: float
+      max_error_rate_increase:
+        description:
+          - How far the new revision's error rate may be above the old one's in the same step, when the old
+            revision answered at least O(analysis.min_requests). Default V(0.02).
+        type: float
+      max_latency_ratio:
+        description:
+          - The new revision's average response time over the old one's at most (V(1.5) is 50 % slower);
+            differences below 5 ms never fail a step (HAProxy counts whole milliseconds). Omitted, latency
+            is not judged.
+        type: float
+      min_requests:
+        description:
+          - Requests the new revision must have answered in the step before the step can pass or fail;
+            with fewer the verdict is V(inconclusive). Default V(20).
+        type: int
+      interval:
+        description:
+          - Seconds between two reads of the counters. Default V(1).
+        type: float
+      on_inconclusive:
+        description:
+          - What an inconclusive step does at its end; it never promotes by itself. V(pause) ends the run
+            there (as a pause step does), V(fail) fails it as a failed analysis does, V(continue) goes on to
+            the next step. Default V(pause).
+        type: str
+        choices: [pause, fail, continue]
 """

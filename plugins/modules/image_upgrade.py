@@ -112,6 +112,25 @@ EXAMPLES = r"""
       type: haproxy
       socket: /run/haproxy/admin.sock
       backend: shop
+
+- name: Progressive delivery on a Docker host - weighted steps judged by HAProxy's own counters
+  zerodown.rollout.image_upgrade:
+    platform: docker
+    name: shop
+    image: shop/web:2.0
+    strategy: steps
+    steps:
+      - {weight: 5, duration: 30}
+      - {weight: 25, duration: 30}
+      - {pause: true}
+      - {weight: 50, duration: 60}
+    analysis:
+      max_error_rate: 0.01
+      max_latency_ratio: 1.5
+    load_balancer:
+      type: haproxy
+      socket: /run/haproxy/admin.sock
+      servers_file: /etc/haproxy/conf.d/shop.cfg
 """
 
 RETURN = r"""
@@ -195,11 +214,31 @@ pruned:
   sample: ["shop-r1-3f9a2c", "shop-r1-77b0e1"]
 partial:
   description:
-    - V(true) when O(max_batches) stopped the swap before every replica ran the new image; the new revision
-      serves next to the old one and the status is V(progressing). Only for O(platform=docker).
+    - V(true) when O(max_batches) stopped the swap before every replica ran the new image, or a pause step of
+      O(strategy=steps) (or an inconclusive step with O(analysis.on_inconclusive=pause)) ended the run; the new
+      revision serves next to the old one and the status is V(progressing). Only for O(platform=docker).
   returned: O(platform=docker) and the workload existed
   type: bool
   sample: true
+steps:
+  description:
+    - With O(strategy=steps), each step this run went through, in order, with its number in O(steps) (the
+      final 100 % step included), the share it gave (C(weight)) or C(pause), the seconds it was held
+      (C(held)) and, for a step with a duration, the C(analysis) verdict (as the C(analysis) return value).
+    - Also returned when a step's analysis failed the task.
+  returned: O(strategy=steps)
+  type: list
+  elements: dict
+  sample: [{"step": 1, "weight": 5, "held": 30.0, "analysis": {"verdict": "pass"}}, {"step": 2, "weight": 100, "held": 0}]
+analysis:
+  description:
+    - When a step's analysis failed the task, the verdict with its numbers, the new revision's (C(new)) and the
+      old one's in the same step (C(baseline)) - requests, errors, 5xx answers, connection and response errors,
+      error rate, average response time (ms) - and the C(reasons).
+  returned: a step of O(strategy=steps) failed
+  type: dict
+  sample: {"verdict": "fail", "reasons": ["error rate 21.0% (21 of 100...) is above analysis.max_error_rate=5.0%"],
+           "new": {"requests": 100, "errors": 21, "error_rate": 0.21}, "baseline": {"requests": 1900, "errors": 0}}
 health_log:
   description:
     - The last HEALTHCHECK results of the new container that failed the health gate. Only for O(platform=docker).
