@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 
-from tests.support.docker_harness import IMAGE_BROKEN, IMAGE_SLOW_V1, IMAGE_SLOW_V2, IMAGE_V1, IMAGE_V2, RUN_ID, TEST_LABEL, Haproxy, SecondDockerd
+from tests.support.docker_harness import IMAGE_BROKEN, IMAGE_FLAKY, IMAGE_SLOW_V1, IMAGE_SLOW_V2, IMAGE_V1, IMAGE_V2, RUN_ID, TEST_LABEL, Haproxy, SecondDockerd
 
 docker = pytest.importorskip("docker")
 
@@ -32,7 +32,7 @@ def _engine_or_fail(base_url: str | None = None):
 def engine():
     client = _engine_or_fail()
     missing = []
-    for ref in (IMAGE_V1, IMAGE_V2, IMAGE_BROKEN, IMAGE_SLOW_V1, IMAGE_SLOW_V2):
+    for ref in (IMAGE_V1, IMAGE_V2, IMAGE_BROKEN, IMAGE_FLAKY, IMAGE_SLOW_V1, IMAGE_SLOW_V2):
         try:
             client.images.get(ref)
         except docker.errors.ImageNotFound:
