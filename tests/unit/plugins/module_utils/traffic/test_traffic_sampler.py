@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.traffic import sampler as sampler_mod
 from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.config import SamplerConfig, TrafficError
-from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.report import Thresholds, TrafficReport, evaluate
+from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.report import Thresholds, TrafficReport, evaluate, percentile
 from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.sampler import TrafficSampler
 from tests.support.traffic_servers import Reply, ScriptedServer, self_signed_cert, tls_context
 
@@ -169,12 +169,18 @@ def test_slow_answers_set_the_percentiles():
 
 
 def test_a_single_slow_answer_in_twenty_is_beyond_p95():
+    # nearest rank: the p95 of 20 answers is the 19th fastest, so one slow answer is the p99 and the max only (the
+    # property checked on values: a live check of "the others are fast" depends on how busy the machine is)
+    assert percentile(sorted([5.0] * 19 + [250.0]), 95) == 5.0
+    assert percentile(sorted([5.0] * 19 + [250.0]), 99) == 250.0
+
     def plan(i: int, path: str) -> Reply:
         return Reply(version="1.0", delay=0.25 if i == 7 else 0.0)
     with ScriptedServer(plan) as server:
         report = sample(server.url(), requests=20, concurrency=1)
-    assert report.latency_ms["p95"] < 100
-    assert report.latency_ms["p99"] >= 250
+    # the sampler timed each answer: the slow one is there, at the top
+    assert report.latency_ms["p99"] >= 250 and report.latency_ms["max"] >= 250
+    assert report.latency_ms["p95"] <= report.latency_ms["p99"]
 
 
 def test_uniform_delay_is_the_median():
