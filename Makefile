@@ -40,7 +40,7 @@ units: venv
 	$(OLD_PY) -m pytest -q -p no:cacheprovider tests/unit
 
 integration: venv images
-	$(PY) -m pytest -q tests/integration
+	$(PY) -m pytest -q tests/integration tests/k8s_server/tests
 
 integration-oldest-target: venv venv-target-oldest images
 	ZD_TARGET_PYTHON=$(TARGET_OLDEST_PY) $(PY) -m pytest -q -p no:cacheprovider $(TARGET_OLDEST_TESTS)

@@ -5,7 +5,8 @@
 # on separate resources, then what needs the machine to itself, alone:
 #   units        both unit passes at once (newest and oldest ansible-core)
 #   stream k8s   everything but tests/integration/docker, tests/integration/faults and the Docker canary role
-#                test (Kubernetes, roles, playbooks), then its oldest-target pass (TARGET_OLDEST_K8S below)
+#                test (Kubernetes, roles, playbooks), the test API server's own tests (tests/k8s_server/tests),
+#                then its oldest-target pass (TARGET_OLDEST_K8S below)
 #   stream docker  tests/integration/docker, tests/integration/faults and the Docker canary role test, then the
 #                Docker modules' oldest-target pass, then sanity and ansible-lint
 #   exclusive    the tests marked `exclusive` (a load they must hold: 150 requests/s), alone
@@ -49,7 +50,7 @@ step() {
 DOCKER_ROLE_TESTS=(tests/integration/roles/test_docker_canary.py)
 
 stream_k8s() {
-  step k8s "integration (Kubernetes, roles, playbooks)" "${PYTEST[@]}" -m "not exclusive" tests/integration \
+  step k8s "integration (Kubernetes, roles, playbooks)" "${PYTEST[@]}" -m "not exclusive" tests/integration tests/k8s_server/tests \
     --ignore=tests/integration/docker --ignore=tests/integration/faults --ignore="${DOCKER_ROLE_TESTS[0]}"
   step k8s "integration under the oldest target (Kubernetes modules, roles)" \
     env ZD_TARGET_PYTHON="$TARGET_PY" "${PYTEST[@]}" -m "not exclusive" "${TARGET_OLDEST_K8S[@]}"
