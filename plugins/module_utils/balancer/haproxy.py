@@ -26,9 +26,6 @@ have the member in rotation to exit (each of their keep-alive connections closes
 
 from __future__ import annotations
 
-import os
-import socket
-import stat
 import time
 import typing as t
 
@@ -41,6 +38,13 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base imp
     describe_fixes,
     plan_fixes,
     weight_fixes,
+)
+from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.haproxy_cli import (
+    HaproxyCli,
+    parse_csv_table,
+    parse_proc,
+    parse_servers_state,
+    parse_socket,
 )
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.files import (
     file_lock,
@@ -61,8 +65,6 @@ POLL = 0.2
 SETTLE = 0.5
 # how often release() reads the workers while old ones finish their connections (they do within a request gap)
 RELEASE_POLL = 0.05
-# pause between two tries of the master CLI while the master re-executes itself (a reload)
-MASTER_RETRY = 0.02
 # rounds of reconcile before giving up on a backend that keeps changing under it
 ROUNDS = 10
 # words HAProxy's runtime API uses when it refuses a command
@@ -72,65 +74,6 @@ REFUSALS = ("unknown", "error", "not found", "no such", "cannot", "can't", "perm
 
 class HaproxyError(RolloutFailed):
     """HAProxy refused a runtime command."""
-
-
-class _Refused(Exception):
-    """The master CLI refused or dropped the connection (it re-executes itself on a reload); tried again."""
-
-
-def parse_socket(value: str, option: str = "load_balancer.socket") -> tuple[str, t.Any]:
-    """``/path/admin.sock`` -> ("unix", path); ``host:port`` or ``tcp://host:port`` -> ("tcp", (host, port))."""
-    text = (value or "").strip()
-    if not text:
-        raise InvalidInput(f"{option} is required for load_balancer.type=haproxy: the path of the "
-                           "admin socket (stats socket ... level admin) or host:port of a TCP one")
-    if text.startswith("tcp://"):
-        text = text[len("tcp://"):]
-    elif text.startswith("unix://"):
-        return "unix", text[len("unix://"):]
-    if text.startswith("/") or text.startswith("."):
-        return "unix", text
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise InvalidInput(f"{option}={value!r} is neither a socket path nor host:port")
-    return "tcp", (host.strip("[]"), int(port))
-
-
-def parse_csv_table(text: str) -> list[dict[str, str]]:
-    """Rows of ``show stat`` (CSV with a ``# name,...`` header) as dicts."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines or not lines[0].startswith("#"):
-        return []
-    header = lines[0].lstrip("# ").split(",")
-    return [dict(zip(header, line.split(","))) for line in lines[1:]]
-
-
-def parse_servers_state(text: str) -> list[dict[str, str]]:
-    """Rows of ``show servers state`` (a version line, a ``# name ...`` header, space separated rows)."""
-    rows: list[dict[str, str]] = []
-    header: list[str] = []
-    for line in text.splitlines():
-        if line.startswith("#"):
-            header = line.lstrip("# ").split()
-        elif header and line.strip() and not line.strip().isdigit():
-            rows.append(dict(zip(header, line.split())))
-    return rows
-
-
-def parse_proc(text: str) -> dict[str, list[str]]:
-    """Pids by section of the master CLI's ``show proc`` (``workers``, ``old workers``, ``programs``)."""
-    out: dict[str, list[str]] = {}
-    section = ""
-    for line in text.splitlines():
-        if line.startswith("#"):
-            section = line.strip("# ").lower()
-            if section.startswith("<pid>"):  # the column header
-                section = ""
-            continue
-        words = line.split()
-        if section and words and words[0].isdigit():
-            out.setdefault(section, []).append(words[0])
-    return out
 
 
 def render_backend(backend: str, backend_options: t.Sequence[str], servers: t.Sequence[tuple[str, str]],
@@ -195,10 +138,9 @@ class HaproxyRuntime(Balancer):
                  backend_options: t.Sequence[str] = DEFAULT_BACKEND_OPTIONS, timeout: float = 5.0,
                  master_socket: t.Optional[str] = None) -> None:
         super().__init__()
-        self.family, self.address = parse_socket(socket_spec)
+        self.cli = HaproxyCli(socket_spec, master_socket, timeout)
         self.socket_spec = socket_spec
         self.master_spec = master_socket
-        self.master = parse_socket(master_socket, "load_balancer.master_socket") if master_socket else None
         self.backend = backend
         self.server_options = server_options
         self.servers_file = servers_file
@@ -225,64 +167,14 @@ class HaproxyRuntime(Balancer):
     def describe(self) -> str:
         return f"HAProxy backend {self.backend!r} at {self.socket_spec}"
 
-    # -- runtime API -------------------------------------------------------------------------------
+    # -- runtime API (haproxy_cli.py) ---------------------------------------------------------------
     def command(self, line: str) -> str:
         """Send one runtime API command and return its answer."""
-        return self._send(self.family, self.address, self.socket_spec, "load_balancer.socket", line,
-                          "HAProxy's runtime API", "haproxy runs with 'stats socket <path> level admin'")
+        return self.cli.command(line)
 
     def master_command(self, line: str) -> str:
         """Send one command to the master CLI (``@!<pid> <command>`` reaches one worker, old ones included)."""
-        if self.master is None:
-            raise InvalidInput("load_balancer.master_socket is not set")
-        family, address = self.master
-        # the master re-executes itself on every reload: meanwhile it refuses connections or drops the one it
-        # had accepted (an empty answer); both are tried again
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                last = time.monotonic() >= deadline
-                answer = self._send(family, address, self.master_spec or "", "load_balancer.master_socket",
-                                    f"{line};quit", "HAProxy's master CLI", "haproxy runs with -S <path> (Debian's "
-                                    "unit has it)", refused_raises=last)
-                if answer.strip() or last:
-                    return answer
-            except _Refused:
-                pass
-            time.sleep(MASTER_RETRY)
-
-    def _send(self, kind: str, address: t.Any, spec: str, option: str, line: str, what: str, hint: str,
-              refused_raises: bool = True) -> str:
-        if kind == "unix":
-            try:
-                mode = os.stat(address).st_mode
-            except OSError:
-                mode = None
-            if mode is not None and not stat.S_ISSOCK(mode):
-                raise InvalidInput(f"{option}={spec} is not a socket; give the path of HAProxy's "
-                                   + ("admin socket (stats socket <path> level admin)" if option.endswith(".socket")
-                                      else "master CLI (haproxy -S <path>)"))
-        family = socket.AF_UNIX if kind == "unix" else socket.AF_INET
-        if kind == "tcp" and ":" in address[0]:
-            family = socket.AF_INET6
-        try:
-            with socket.socket(family, socket.SOCK_STREAM) as sock:
-                sock.settimeout(self.timeout)
-                sock.connect(address)
-                sock.sendall(line.encode() + b"\n")
-                chunks = []
-                while True:
-                    data = sock.recv(65536)
-                    if not data:
-                        break
-                    chunks.append(data)
-        except (ConnectionRefusedError, ConnectionResetError, BrokenPipeError) as exc:
-            if not refused_raises:
-                raise _Refused() from exc
-            raise PlatformUnreachable(f"cannot talk to {what} at {spec} ({exc}); check {option} and that {hint}")
-        except (OSError, socket.timeout) as exc:
-            raise PlatformUnreachable(f"cannot talk to {what} at {spec} ({exc}); check {option} and that {hint}")
-        return b"".join(chunks).decode(errors="replace")
+        return self.cli.master_command(line)
 
     def _checked(self, line: str, ok: t.Sequence[str] = ()) -> str:
         answer = self.command(line).strip()
@@ -311,7 +203,7 @@ class HaproxyRuntime(Balancer):
             names = sorted({r.get("pxname", "") for r in rows if r.get("svname") == "BACKEND"})
             raise InvalidInput(f"HAProxy has no backend {self.backend!r} (it has: {', '.join(names) or 'none'}); "
                                "set load_balancer.backend")
-        if self.master is not None and "workers" not in parse_proc(self.master_command("show proc")):
+        if self.cli.has_master and "workers" not in parse_proc(self.master_command("show proc")):
             raise PlatformUnreachable(f"load_balancer.master_socket={self.master_spec} did not answer 'show proc' "
                                       "with HAProxy's workers; is it the master CLI (haproxy -S <path>)?")
 
@@ -348,7 +240,7 @@ class HaproxyRuntime(Balancer):
             back = [n for n in names if n in self.members()]
             for name in back:
                 self._runtime_take_out(name)
-            old = self.old_routing(names) if self.master is not None else {}
+            old = self.old_routing(names) if self.cli.has_master else {}
             if not back and not old and self.worker() == pid:
                 return []
             if time.monotonic() >= deadline:
