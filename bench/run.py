@@ -23,6 +23,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "k8s_wait": (["--rollouts", "20"], ["--rollouts", "3"]),
     "docker_upgrade": (["--repeat", "3"], ["--repeat", "1"]),
     "fleet": ([], ["--targets", "1", "--targets", "5"]),
+    "steps_vs_canary": (["--repeat", "3"], ["--repeat", "1"]),
 }
 MODULES = {"traffic": "bench.traffic_bench"}
 
@@ -36,6 +37,11 @@ def _headline(name: str, data: dict[str, t.Any]) -> dict[str, t.Any]:
                        "requests_median": w["requests_per_rollout"].get("median"),
                        "returned_before_completion": w.get("returned_before_completion")}
                 for tool, w in data["waiters"].items()} | {"meets_goal": data.get("meets_goal")}
+    if name == "steps_vs_canary":
+        return {"steps_failed_median": data["steps"]["failed"].get("median"),
+                "canary_failed_median": data["canary"]["failed"].get("median"),
+                "detection_max_s": data["steps"]["detection_s"].get("max"),
+                "failed_vs_canary": data.get("failed_vs_canary"), "meets_goal": data.get("meets_goal")}
     if name == "docker_upgrade":
         return {"ours_wall_median_s": data["ours"]["wall_s"].get("median"),
                 "bound_median_s": data["ours"]["bound_s"].get("median"),

@@ -414,7 +414,10 @@ class DockerPlatform(Platform):
                 raise InvalidInput(f"{self.workload.describe()} has no previous revision to roll back to: only "
                                    f"revision {current.number} is retained")
         before = {"revision": current.number, "image": current.image, "replicas": len(current.running)}
-        desired = len(current.running) or len(current.replicas)
+        # mid-rollout (other revisions still running: partial, paused or interrupted), the count the rollout aimed at
+        others = [r for r in history.replicas if r.running and r.revision != current.number]
+        aimed = max((r.desired for r in current.running if r.desired), default=None) if others else None
+        desired = aimed or len(current.running) or len(current.replicas)
         if target.number == current.number and len(target.running) >= desired and not [
                 r for r in history.replicas if r.running and r.revision != current.number]:
             return self.change.nothing_to_swap(history, current.number, before,
