@@ -159,6 +159,9 @@ def resume_at(steps: t.Sequence[Step], share: float) -> int:
             index = i + 1
             while index < len(steps) and steps[index].pause:
                 index += 1
+    # a run that paused before its first weight step (the new revision admitted at weight 0) goes on past that pause
+    while index < len(steps) and steps[index].pause and all(s.pause for s in steps[:index + 1]):
+        index += 1
     return index
 
 

@@ -440,9 +440,13 @@ class DockerPlatform(Platform):
         start = self.replicas_of(target, desired)
         old = sorted([r for r in history.replicas if r.running and r.revision != target.number], key=lambda r: r.name)
         # replicas of the target that still run (an unfinished or paused rollout) stay as they are, at their default
-        # weight, and the others stop taking requests at once
+        # weight, and the others stop taking requests at once; a target with none running takes the requests batch
+        # by batch as it starts, so until then the others serve at their default weight
         desired = max(desired - len(target.running), 0)
-        self._shift_to(target.running, old)
+        if target.running:
+            self._shift_to(target.running, old)
+        else:
+            self._shift_to(old, ())
         with self._failure_says_what(f"rollback of {self.workload.describe()} to revision {target.number}", current.number):
             batches = self.change.swap.run(old, desired, start)
         return self.change.finish(target.number, current.number, before,

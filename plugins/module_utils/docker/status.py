@@ -33,15 +33,18 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
 def implied_intent(history: History, scope: Scope, members: t.Mapping[str, Member]) -> dict[str, str]:
     """The members the workload implies for the pool (member name -> address): every running replica with an
     address that is already a member (under its name in ``scope`` or its untagged one), or that is ready and of
-    the current revision. A replica an interrupted run started and never gated stays out, and so does an old one
-    it had taken out and was stopping."""
+    the current revision while no other revision runs. A replica an interrupted run started and never gated stays
+    out, and so does an old one it had taken out and was stopping. Mid-rollout (other revisions still running), a
+    replica of the current revision that is not a member yet stays out too: the run that goes on admits it as its
+    strategy does (a rolling one at full weight, a steps one at weight 0, so that a share is never given unjudged)."""
     current = history.current
+    mid_rollout = current is not None and any(r.running and r.revision != current.number for r in history.replicas)
     intent = {}
     for rep in history.replicas:
         if rep.running and rep.address:
             name = scope.name(rep.name)
             member = name in members or server_name(rep.name) in members
-            if member or (rep.ready and current is not None and rep.revision == current.number):
+            if member or (rep.ready and current is not None and rep.revision == current.number and not mid_rollout):
                 intent[name] = rep.address
     return intent
 

@@ -69,6 +69,17 @@ class StepsPlan:
         self.docker = platform.docker
         self.workload = platform.workload
 
+    def check_pool(self, history: History) -> None:
+        """Refuse a pool that also holds members of other hosts or workloads: the weights give shares of the whole
+        pool, and theirs are not this run's to change."""
+        lb = self.docker.view(history)
+        foreign = sorted(n for n in lb.members() if not lb.owns(n))
+        if foreign:
+            raise InvalidInput(f"strategy=steps needs a load-balancer pool of its own: {lb.describe()} also holds "
+                               f"{', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''} (other hosts or "
+                               "workloads), whose weights would make every step's share wrong; give this host's "
+                               "workload its own backend, or use strategy=rolling")
+
     def _names(self, reps: t.Sequence[Replica], members: t.Mapping[str, t.Any]) -> list[str]:
         lb = self.docker.balancer
         return [n for r in reps for n in lb.member_names(r.name) if n in members or n in lb.intent]
@@ -80,6 +91,7 @@ class StepsPlan:
               start: t.Optional[ReplicaFactory], desired: int, before: dict[str, t.Any], check_result: t.Callable[[str], ActionResult],
               relock: t.Callable[[], ActionResult]) -> ActionResult:
         """An upgrade to revision ``number`` (``image``), every replica from ``start``, in steps."""
+        self.check_pool(history)
         if self.platform.module.check_mode:
             result = check_result(f"would upgrade {self.workload.describe()} from {current.image} (revision "
                                   f"{current.number}) to {image} (revision {number}) in steps: {desired} new replica(s) "
@@ -100,6 +112,7 @@ class StepsPlan:
                before: dict[str, t.Any], check_result: t.Callable[[str], ActionResult],
                relock: t.Callable[[], ActionResult]) -> ActionResult:
         """The same upgrade run again while the old revision still serves: on from the share the pool gives."""
+        self.check_pool(history)
         lb = self.docker.view(history)
         if not self.change.holding_lock:
             share = self._share(current.running, stale, lb.members())
@@ -111,7 +124,8 @@ class StepsPlan:
                 result.extra["partial"] = any(s.pause for s in self.steps[index:])
                 return result
             return relock()
-        self.change.swap.take_in_missing(current.running)
+        # replicas the interrupted run started and never admitted join at weight 0, as the fresh run admits them
+        self.change.swap.take_in_missing(current.running, weight=0)
         if len(current.running) < desired:
             factory = self.platform.replicas_of(current, desired)
             ids, fresh = factory(desired - len(current.running))
@@ -122,8 +136,12 @@ class StepsPlan:
         index = resume_at(self.steps, self._share(current.running, stale, members))
         self.change.progress.note(f"going on from step {index + 1} of {len(self.steps)}")
         previous = max(r.revision for r in stale)
-        return self._run(current.number, previous, sorted(current.running, key=lambda r: r.name), sorted(stale, key=lambda r: r.name), set(),
-                         index, before, current.image)
+        # the containers this rollout created (after the old revision's): a failed step removes them, as the fresh
+        # run would; a retained revision restarted by it (created before) is stopped and kept instead
+        newest_old = max((r.created or "" for r in stale), default="")
+        fresh = {r.id for r in current.running if (r.created or "") > newest_old}
+        return self._run(current.number, previous, sorted(current.running, key=lambda r: r.name),
+                         sorted(stale, key=lambda r: r.name), fresh, index, before, current.image)
 
     def _share(self, new: t.Sequence[Replica], old: t.Sequence[Replica], members: t.Mapping[str, t.Any]) -> float:
         lb = self.docker.balancer

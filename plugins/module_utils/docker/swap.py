@@ -260,15 +260,15 @@ class BatchSwap:
             self._undo_started(ids, fresh, added)
             raise
 
-    def take_in_missing(self, running: t.Sequence[Replica]) -> None:
+    def take_in_missing(self, running: t.Sequence[Replica], weight: t.Optional[int] = None) -> None:
         """Gate and add the ``running`` replicas the load balancer does not have (started by an interrupted run,
-        never gated)."""
+        never gated), with ``weight`` when given."""
         members = self.lb.members()
         # a replica with member names (the null driver gives none: nothing to take in) of which the pool has none
         missing = [r.id for r in running
                    if (names := self.lb.member_names(r.name)) and not any(n in members for n in names)]
         if missing:
-            self.take_in(missing, [])
+            self.take_in(missing, [], weight)
 
     def take_out(self, reps: t.Sequence[Replica], remove: bool = False) -> None:
         """Drain old replicas, take them out of the load balancer, then stop (and keep, unless ``remove``) them."""

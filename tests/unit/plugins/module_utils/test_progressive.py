@@ -65,6 +65,9 @@ def test_a_re_run_goes_on_after_the_step_the_share_shows():
     assert resume_at(steps, 4.8) == 2      # the 5 % step ran; its pause ended the run
     assert resume_at(steps, 25.2) == 3
     assert resume_at(steps, 100) == 5
+    # a leading pause ended the first run with the new revision at weight 0: the re-run goes past it
+    assert resume_at(parse_steps([{"pause": True}, {"weight": 50}]), 0) == 1
+    assert resume_at(parse_steps([{"weight": 0}, {"pause": True}, {"weight": 10}]), 0) == 2
 
 
 class FakePool:

@@ -99,13 +99,23 @@ def test_the_intent_is_the_members_already_in_and_the_ready_replicas_of_the_curr
     history = History([
         replica("new", 2, started="2024-02-01T00:00:00Z"),                       # current, ready: in
         replica("gated", 2, health="starting", started="2024-02-01T00:00:00Z"),  # current, never gated: out
+        replica("noport", 2, port=None, started="2024-02-01T00:00:00Z"),          # no address: out
+        replica("stopped", 1, state="exited", health=None),                       # not running: out
+    ])
+    assert implied_intent(history, SCOPE, members()) == {"w-r2-new.aaaaaa": "127.0.0.1:1000"}
+
+
+def test_mid_rollout_only_members_are_intended():
+    # an interrupted or paused rollout: the run that goes on admits the new revision's replicas as its strategy
+    # does (a steps rollout at weight 0), so a share is never given to them unjudged by a repair
+    history = History([
+        replica("new", 2, started="2024-02-01T00:00:00Z"),                       # current, ready, not a member: out
+        replica("in", 2, started="2024-02-01T00:00:00Z"),                        # current, a member: in
         replica("old", 1),                                                        # older, a member still: in
         replica("out", 1),                                                        # older, taken out: stays out
-        replica("stopped", 1, state="exited", health=None),                       # not running: out
-        replica("noport", 2, port=None, started="2024-02-01T00:00:00Z"),          # no address: out
     ])
-    intent = implied_intent(history, SCOPE, members(("w-r1-old", "UP")))
-    assert intent == {"w-r2-new.aaaaaa": "127.0.0.1:1000", "w-r1-old.aaaaaa": "127.0.0.1:1000"}
+    intent = implied_intent(history, SCOPE, members(("w-r1-old", "UP"), ("w-r2-in", "UP")))
+    assert intent == {"w-r2-in.aaaaaa": "127.0.0.1:1000", "w-r1-old.aaaaaa": "127.0.0.1:1000"}
 
 
 def test_a_held_lock_is_named_in_the_status():
