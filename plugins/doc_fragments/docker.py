@@ -307,8 +307,9 @@ options:
         weight 0, then gives them the share of requests each item of O(steps) says, judged by O(analysis);
         after the last step the old revision is drained, taken out and kept as a rolling upgrade does. It
         needs a load balancer that weighs its members (V(haproxy) or V(nginx)), and for steps with a
-        O(steps[].duration) one that counts requests per server (V(haproxy)). The host runs both revisions
-        side by side meanwhile.
+        O(steps[].duration) one that counts requests per server (V(haproxy)), and a pool of the workload's
+        own. The host runs both revisions side by side meanwhile; O(batch_size) and O(batch_interval) do not
+        apply (every new replica starts at once), and O(max_batches) is refused.
       - A run that changes nothing but the replica count, and M(zerodown.rollout.rollback), swap as V(rolling)
         does.
     type: str
@@ -336,7 +337,8 @@ options:
         description:
           - Seconds to hold the step while the analysis reads the counters every O(analysis.interval). A
             failure ends the step at once; a pass, or an inconclusive verdict, at the end. V(0) or omitted
-            moves on at once, without analysis.
+            moves on at once, without analysis. Refused on a step of weight 0 or 100 (one revision takes every
+            request, so there is nothing to compare).
         type: float
       pause:
         description:
@@ -349,6 +351,7 @@ options:
         the users' real requests. A failed step sets the new revision's weight to 0 at once, drains and
         removes its containers, gives the old revision all requests back, and fails the task with the
         numbers (C(analysis), C(steps)).
+      - Refused when no step has a O(steps[].duration) (nothing would be judged).
       - The error count is 5xx answers plus connection and response errors. Counters start again from 0
         when HAProxy reloads; the requests the old worker answered after a reload are left out of the step.
     type: dict

@@ -92,6 +92,10 @@ def parse_steps(items: t.Any) -> list[Step]:
         if duration is not None and (isinstance(duration, bool) or not isinstance(duration, (int, float))
                                      or duration < 0):
             raise InvalidInput(f"steps[{index}].duration must be zero or more seconds, got {duration!r}")
+        if duration and weight in (0, 100):
+            raise InvalidInput(f"steps[{index}] holds weight {weight} for {duration:g}s, but at {weight} % one revision "
+                               "takes every request and there is nothing to compare: remove its duration (a pause "
+                               "step waits for you)")
         last = weight
         out.append(Step(weight=weight, duration=float(duration or 0)))
     if last < 100:

@@ -226,7 +226,7 @@ steps:
       final 100 % step included), the share it gave (C(weight)) or C(pause), the seconds it was held
       (C(held)) and, for a step with a duration, the C(analysis) verdict (as the C(analysis) return value).
     - Also returned when a step's analysis failed the task.
-  returned: O(strategy=steps)
+  returned: O(strategy=steps) and a step ran (not in check mode, nor when there was nothing to do)
   type: list
   elements: dict
   sample: [{"step": 1, "weight": 5, "held": 30.0, "analysis": {"verdict": "pass"}}, {"step": 2, "weight": 100, "held": 0}]

@@ -44,7 +44,6 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.haproxy_
     parse_csv_table,
     parse_proc,
     parse_servers_state,
-    parse_socket,
 )
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.files import (
     file_lock,

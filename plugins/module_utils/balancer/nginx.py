@@ -50,7 +50,7 @@ def render_upstream(upstream: str, servers: t.Sequence[tuple[str, str]], server_
     weights = weights or {}
     opts = f" {server_options.strip()}" if server_options and server_options.strip() else ""
     body = [f"    {line.strip()}" for line in kept]
-    body += [f"    server {address}{_weight_words(weights.get(name))}{opts};  # zerodown:{name}"
+    body += [f"    server {address}{opts}{_weight_words(weights.get(name))};  # zerodown:{name}"
              for name, address in servers]
     if not body:
         # nginx refuses an empty upstream; a server marked down keeps the file valid and takes no traffic

@@ -46,6 +46,9 @@ def check_steps(params: t.Mapping[str, t.Any], balancer: t.Any) -> list[Step]:
     """The steps of the run, refused before anything changes when they cannot work here."""
     steps = parse_steps(params.get("steps"))
     analysis_settings(params.get("analysis"))
+    if params.get("analysis") is not None and not any(s.duration for s in steps):
+        raise InvalidInput("analysis is given but no step has a duration, so nothing would be judged: give the steps "
+                           "to judge a duration, or remove analysis")
     if batch_limit(params) is not None:
         raise InvalidInput("max_batches applies to strategy=rolling; with strategy=steps a pause step ends the run "
                            "part way ({pause: true})")

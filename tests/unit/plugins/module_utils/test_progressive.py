@@ -35,6 +35,8 @@ def test_steps_parse_and_end_at_100():
     ([{"weight": 50}, {"weight": 10}], "below the step before it"),
     ([{"weight": 5, "duration": -1}], "zero or more seconds"),
     ([{"pause": True, "weight": 5}], "takes no weight or duration"),
+    ([{"weight": 0, "duration": 10}], "nothing to compare"),
+    ([{"weight": 100, "duration": 10}], "nothing to compare"),
 ])
 def test_steps_that_cannot_mean_anything_are_refused(items, said):
     with pytest.raises(InvalidInput, match=said):

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer import haproxy as hx
+from ansible_collections.zerodown.rollout.plugins.module_utils.balancer import haproxy_cli as cli
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer import nginx as ngx
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import (
     Scope,
@@ -145,13 +146,13 @@ def fake():
 
 
 def test_parse_socket_forms():
-    assert hx.parse_socket("/run/haproxy/admin.sock") == ("unix", "/run/haproxy/admin.sock")
-    assert hx.parse_socket("unix:///run/a.sock") == ("unix", "/run/a.sock")
-    assert hx.parse_socket("127.0.0.1:9999") == ("tcp", ("127.0.0.1", 9999))
-    assert hx.parse_socket("tcp://[::1]:9999") == ("tcp", ("::1", 9999))
+    assert cli.parse_socket("/run/haproxy/admin.sock") == ("unix", "/run/haproxy/admin.sock")
+    assert cli.parse_socket("unix:///run/a.sock") == ("unix", "/run/a.sock")
+    assert cli.parse_socket("127.0.0.1:9999") == ("tcp", ("127.0.0.1", 9999))
+    assert cli.parse_socket("tcp://[::1]:9999") == ("tcp", ("::1", 9999))
     for bad in ("", "nothing", "host:port"):
         with pytest.raises(InvalidInput):
-            hx.parse_socket(bad)
+            cli.parse_socket(bad)
 
 
 def test_render_backend_keeps_options_and_servers():
@@ -476,8 +477,8 @@ def _with_master(fake, master, tmp_path, intent):
 
 
 def test_parse_proc_reads_workers_and_old_workers():
-    assert hx.parse_proc(SHOW_PROC) == {"workers": ["4188"], "old workers": ["4163"]}
-    assert hx.parse_proc("Unknown command.\n") == {}
+    assert cli.parse_proc(SHOW_PROC) == {"workers": ["4188"], "old workers": ["4163"]}
+    assert cli.parse_proc("Unknown command.\n") == {}
 
 
 def test_release_takes_out_again_a_member_a_reload_brought_back(fake, tmp_path):

@@ -35,8 +35,9 @@ def test_steps_need_a_balancer_that_weighs_and_counts_for_durations():
 @pytest.mark.parametrize("params, said", [
     ({"steps": [{"weight": 5}], "max_batches": 1}, "max_batches applies to strategy=rolling"),
     ({"steps": None}, "steps must be a non-empty list"),
-    ({"steps": [{"weight": 5}], "analysis": {"interval": 0}}, "analysis.interval must be more than 0"),
-    ({"steps": [{"weight": 5}], "analysis": {"max_error_rate": 2}}, "analysis.max_error_rate is a fraction"),
+    ({"steps": [{"weight": 5, "duration": 9}], "analysis": {"interval": 0}}, "analysis.interval must be more than 0"),
+    ({"steps": [{"weight": 5, "duration": 9}], "analysis": {"max_error_rate": 2}}, "analysis.max_error_rate is a fraction"),
+    ({"steps": [{"weight": 5}, {"pause": True}], "analysis": {"min_requests": 5}}, "no step has a duration"),
 ])
 def test_bad_steps_options_are_refused(params, said):
     with pytest.raises(InvalidInput, match=said):
