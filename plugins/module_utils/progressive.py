@@ -231,9 +231,9 @@ class StepRunner:
                 outcome.state = "paused"
                 outcome.reason = f"paused at step {index + 1} of {len(steps)}"
                 return outcome
-            assert step.weight is not None
-            self.balancer.set_weights(share_weights(step.weight, self.new, self.old, self.balancer.MAX_WEIGHT))
-            if not step.duration or step.weight >= 100:
+            weight = step.weight or 0  # parse_steps gives every step that is not a pause a weight
+            self.balancer.set_weights(share_weights(weight, self.new, self.old, self.balancer.MAX_WEIGHT))
+            if not step.duration or weight >= 100:
                 self.note(f"step {index + 1}: the new revision gets {step.weight} % of requests")
                 continue
             verdict = self._hold(step, record)

@@ -103,7 +103,8 @@ class StepsPlan:
             return result
         if not self.change.holding_lock:
             return relock()
-        assert start is not None
+        if start is None:  # only check mode plans without one, and it returned above
+            raise RolloutFailed("internal error: a steps upgrade without its replicas; please report it")
         old = sorted(current.running, key=lambda r: r.name) + sorted(stale, key=lambda r: r.name)
         ids, fresh = start(desired)
         new = self.change.swap.take_in(ids, fresh, weight=0)
