@@ -79,6 +79,18 @@ def _recorder(proxy: t.Any, rate: float) -> t.Any:
                            max_duration=600).start()
 
 
+def _recorded(book: Playbook, proxy: t.Any, rate: float) -> tuple[str, list[t.Any]]:
+    """Run ``book`` under the recorder's load (2 s of it before and after); its output and the samples."""
+    recorder = _recorder(proxy, rate)
+    try:
+        time.sleep(2)
+        _rc, out, _events = book.run()
+        time.sleep(2)
+        return out, recorder.snapshot()
+    finally:
+        recorder.stop()
+
+
 def run_steps(work: pathlib.Path, rate: float) -> dict[str, t.Any]:
     from tests.support.docker_harness import Haproxy  # noqa: PLC0415
     name = f"zdb-{time.monotonic_ns() % 10**6}"
@@ -90,14 +102,7 @@ def run_steps(work: pathlib.Path, rate: float) -> dict[str, t.Any]:
              "zerodown.rollout.image_upgrade": dict(base, image=FLAKY, strategy="steps", steps=STEPS,
                                                     analysis=ANALYSIS)},
             {"name": "held", "ansible.builtin.debug": {"msg": "HELD={{ up.steps[0].held }} FAILED={{ up.failed }}"}}]}])
-        recorder = _recorder(proxy, rate)
-        try:
-            time.sleep(2)
-            _rc, out, _events = book.run()
-            time.sleep(2)
-            samples = recorder.snapshot()
-        finally:
-            recorder.stop()
+        out, samples = _recorded(book, proxy, rate)
         held = float(out.split("HELD=", 1)[1].split()[0]) if "HELD=" in out else None
         caught = "FAILED=True" in out and _back_on_the_old_revision(name)
         return dict(_exposure(samples), held_s=held, caught=caught)
@@ -118,14 +123,7 @@ def run_canary(work: pathlib.Path, rate: float) -> dict[str, t.Any]:
                 "upgrade_options": {"load_balancer": proxy.lb_options()}, "upgrade_rollout_options": rollout,
                 "upgrade_traffic_url": f"{proxy.url}/cgi-bin/version", "upgrade_gate_requests": 200,
                 "upgrade_preflight": False, "upgrade_fail_on_error": False}}]}])
-        recorder = _recorder(proxy, rate)
-        try:
-            time.sleep(2)
-            _rc, out, _events = book.run()
-            time.sleep(2)
-            samples = recorder.snapshot()
-        finally:
-            recorder.stop()
+        out, samples = _recorded(book, proxy, rate)
         return dict(_exposure(samples), caught=_back_on_the_old_revision(name))
     finally:
         _cleanup(name, proxy)
