@@ -191,6 +191,14 @@ class Balancer:
         """The owned members' cumulative request counters by name, or None when the load balancer keeps none."""
         return None
 
+    def _intend_weights(self, weights: t.Mapping[str, t.Optional[int]]) -> None:
+        """Record ``weights`` as intended (None: back to the driver's default weight), after check_weights."""
+        for name, weight in weights.items():
+            if weight is None:
+                self.weights.pop(name, None)
+            else:
+                self.weights[name] = weight
+
     def _forget(self, name: str) -> None:
         """No longer intend ``name`` (nor its weight)."""
         self.intent.pop(name, None)

@@ -399,11 +399,7 @@ class HaproxyRuntime(Balancer):
     def set_weights(self, weights: t.Mapping[str, t.Optional[int]]) -> list[str]:
         check_weights(weights, self.intent, self.MAX_WEIGHT)
         changed = [n for n, w in sorted(weights.items()) if self.weights.get(n) != w]
-        for name, weight in weights.items():
-            if weight is None:
-                self.weights.pop(name, None)
-            else:
-                self.weights[name] = weight
+        self._intend_weights(weights)
         self.persist()
         members = self.members()
         for name in sorted(weights):

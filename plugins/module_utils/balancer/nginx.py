@@ -219,11 +219,7 @@ class NginxUpstream(Balancer):
 
     def set_weights(self, weights: t.Mapping[str, t.Optional[int]]) -> list[str]:
         check_weights(weights, self.intent, self.MAX_WEIGHT)
-        for name, weight in weights.items():
-            if weight is None:
-                self.weights.pop(name, None)
-            else:
-                self.weights[name] = weight
+        self._intend_weights(weights)
         return self._apply()
 
     def wait_drained(self, name: str, timeout: float) -> bool:
