@@ -348,9 +348,10 @@ options:
     description:
       - How each step with a O(steps[].duration) is judged, from the load balancer's own per-server counters
         (HAProxy's C(show stat) of the new revision's servers against the old ones'), so that it reflects
-        the users' real requests. A failed step sets the new revision's weight to 0 at once, drains and
-        removes its containers, gives the old revision all requests back, and fails the task with the
-        numbers (C(analysis), C(steps)).
+        the users' real requests, or from a sample of each member (O(analysis.sample), for nginx).
+        A failed step sets the new revision's weight to 0 at once, drains and removes its containers,
+        gives the old revision all requests back, and fails the task with the numbers (C(analysis),
+        C(steps)).
       - Refused when no step has a O(steps[].duration) (nothing would be judged).
       - The error count is 5xx answers plus connection and response errors. Counters start again from 0
         when HAProxy reloads; the requests the old worker answered after a reload are left out of the step.
@@ -388,4 +389,26 @@ options:
             the next step. Default V(pause).
         type: str
         choices: [pause, fail, continue]
+      sample:
+        description:
+          - Judge each step from a sample of every member instead of the load balancer's counters: at every
+            read, O(analysis.sample.requests) GET requests to O(analysis.sample.path) on each member of the
+            pool (new and old revision), at the address the load balancer reaches it by, counted as HAProxy
+            counts its servers' requests.
+          - Needed for steps with a O(steps[].duration) on nginx, which keeps no per-server counters. Synthetic
+            traffic; it sees one path, not the users' requests.
+        type: dict
+        suboptions:
+          path:
+            description:
+              - The path sampled, starting with C(/) (for example the one the app answers its version on).
+            type: str
+          requests:
+            description:
+              - Requests to each member at every read. Default V(10).
+            type: int
+          timeout:
+            description:
+              - Seconds a sampled request may take before it counts as an error. Default V(2).
+            type: float
 """

@@ -29,6 +29,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.analysis import (
     analyse,
 )
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import InvalidInput
+from ansible_collections.zerodown.rollout.plugins.module_utils.sampled_counters import SAMPLE_OPTIONS
 
 STRATEGIES = ("rolling", "steps")
 ON_INCONCLUSIVE = ("pause", "fail", "continue")
@@ -45,6 +46,7 @@ ANALYSIS_OPTIONS: t.Dict[str, t.Dict[str, t.Any]] = {
     "min_requests": {"type": "int"},
     "interval": {"type": "float"},
     "on_inconclusive": {"type": "str", "choices": list(ON_INCONCLUSIVE)},
+    "sample": {"type": "dict", "options": SAMPLE_OPTIONS},
 }
 DEFAULT_INTERVAL = 1.0
 
@@ -208,8 +210,11 @@ class StepRunner:
 
     def __init__(self, balancer: t.Any, new: t.Sequence[str], old: t.Sequence[str], thresholds: Thresholds,
                  interval: float, on_inconclusive: str, note: t.Callable[[str], None],
-                 clock: t.Callable[[], float] = time.monotonic, sleep: t.Callable[[float], None] = time.sleep) -> None:
+                 clock: t.Callable[[], float] = time.monotonic, sleep: t.Callable[[float], None] = time.sleep,
+                 counters: t.Optional[t.Callable[[], t.Optional[dict[str, t.Any]]]] = None) -> None:
         self.balancer = balancer
+        # where a step's numbers come from: the load balancer's counters, or a sample (analysis.sample)
+        self.counters = counters or balancer.counters
         self.new = list(new)
         self.old = list(old)
         self.thresholds = thresholds
@@ -257,14 +262,14 @@ class StepRunner:
         """Hold the step's share ``duration`` seconds, judging every ``interval``: a failure ends it at once,
         a pass or an inconclusive verdict only at the end."""
         started = self.clock()
-        before = self.balancer.counters()
+        before = self.counters()
         if before is None:
             raise InvalidInput(f"{self.balancer.describe()} keeps no per-server counters to analyse a step from; "
-                               "use load_balancer.type=haproxy for steps with a duration")
+                               "use load_balancer.type=haproxy, or give analysis.sample, for steps with a duration")
         deadline = started + step.duration
         while True:
             self.sleep(max(0.0, min(self.interval, deadline - self.clock())))
-            verdict = analyse(before, self.balancer.counters() or {}, self.new, self.old, self.thresholds)
+            verdict = analyse(before, self.counters() or {}, self.new, self.old, self.thresholds)
             record.held = self.clock() - started
             if verdict.status == FAIL or self.clock() >= deadline:
                 return verdict

@@ -28,6 +28,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.progressive impor
     resume_at,
 )
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import ActionResult, InvalidInput, RolloutFailed
+from ansible_collections.zerodown.rollout.plugins.module_utils.sampled_counters import SampledCounters, sample_settings
 
 
 def steps_strategy(params: t.Mapping[str, t.Any]) -> bool:
@@ -55,10 +56,12 @@ def check_steps(params: t.Mapping[str, t.Any], balancer: t.Any) -> list[Step]:
     if not balancer.routes or not balancer.weighted:
         raise InvalidInput(f"strategy=steps needs a load balancer that weighs its members (load_balancer.type haproxy "
                            f"or nginx), not {balancer.kind or 'none'}")
-    if any(s.duration for s in steps) and not balancer.counted:
+    sample = sample_settings((params.get("analysis") or {}).get("sample"))
+    if any(s.duration for s in steps) and not balancer.counted and sample is None:
         raise InvalidInput(f"{balancer.describe()} keeps no per-server request counters, so a step with a duration "
-                           "cannot be analysed; use load_balancer.type=haproxy, or steps without duration (weights "
-                           "and pauses)")
+                           "cannot be analysed from real traffic: give analysis.sample (a path each member is sampled "
+                           "on during the step), use load_balancer.type=haproxy, or use steps without duration "
+                           "(weights and pauses)")
     return steps
 
 
@@ -158,7 +161,14 @@ class StepsPlan:
         thresholds, interval, on_inconclusive = analysis_settings(self.platform.params.get("analysis"))
         members = lb.members()
         new_names, old_names = self._names(new, members), self._names(old, members)
-        runner = StepRunner(lb, new_names, old_names, thresholds, interval, on_inconclusive, self.change.progress.note)
+        sample = sample_settings((self.platform.params.get("analysis") or {}).get("sample"))
+        counters = None
+        if sample is not None:
+            path, requests, timeout = sample
+            targets = {n: lb.intent.get(n) or members[n].address for n in new_names + old_names}
+            counters = SampledCounters(targets, path, requests, timeout).counters
+        runner = StepRunner(lb, new_names, old_names, thresholds, interval, on_inconclusive, self.change.progress.note,
+                            counters=counters)
         outcome = runner.run(self.steps, start)
         records = [r.to_dict() for r in outcome.records]
         what = f"{self.workload.describe()} to revision {number} ({image})"

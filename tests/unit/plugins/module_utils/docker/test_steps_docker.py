@@ -25,8 +25,12 @@ def test_steps_options_without_strategy_steps_are_refused():
 def test_steps_need_a_balancer_that_weighs_and_counts_for_durations():
     steps = [{"weight": 5, "duration": 10}]
     assert [s.weight for s in check_steps({"steps": steps}, HAPROXY)] == [5, 100]
-    with pytest.raises(InvalidInput, match="keeps no per-server request counters"):
+    with pytest.raises(InvalidInput, match="keeps no per-server request counters.*give analysis.sample"):
         check_steps({"steps": steps}, NGINX)
+    # nginx with a sample of each member: the step is analysed from the sample
+    assert [s.weight for s in check_steps({"steps": steps, "analysis": {"sample": {"path": "/version"}}}, NGINX)] == [5, 100]
+    with pytest.raises(InvalidInput, match="analysis.sample.path must be"):
+        check_steps({"steps": steps, "analysis": {"sample": {"path": "version"}}}, NGINX)
     assert [s.weight for s in check_steps({"steps": [{"weight": 20}, {"pause": True}]}, NGINX)] == [20, None, 100]
     with pytest.raises(InvalidInput, match="needs a load balancer that weighs its members"):
         check_steps({"steps": [{"weight": 20}]}, NoBalancer())
