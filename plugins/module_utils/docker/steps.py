@@ -53,8 +53,9 @@ def check_steps(params: t.Mapping[str, t.Any], balancer: t.Any) -> list[Step]:
         raise InvalidInput("max_batches applies to strategy=rolling; with strategy=steps a pause step ends the run "
                            "part way ({pause: true})")
     if not balancer.routes or not balancer.weighted:
+        why = balancer.unweighted_reason()
         raise InvalidInput(f"strategy=steps needs a load balancer that weighs its members (load_balancer.type haproxy "
-                           f"or nginx), not {balancer.kind or 'none'}")
+                           f"or nginx), not {balancer.kind or 'none'}{f': {why}' if why else ''}")
     if any(s.duration for s in steps) and not balancer.counted:
         raise InvalidInput(f"{balancer.describe()} keeps no per-server request counters, so a step with a duration "
                            "cannot be analysed; use load_balancer.type=haproxy, or steps without duration (weights "
