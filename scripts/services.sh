@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Make sure a Docker engine, HAProxy, nginx and shellcheck are available for the demo and the tests.
+# Make sure a Docker engine, HAProxy, nginx, Caddy and shellcheck are available for the demo and the tests.
 #  - a reachable engine (DOCKER_HOST or the default socket) is used as it is;
-#  - otherwise, as root on Debian, docker.io/haproxy/nginx/busybox-static/shellcheck are installed
+#  - otherwise, as root on Debian, docker.io/haproxy/nginx/caddy/busybox-static/shellcheck are installed
 #    from the distribution and dockerd is started in the background;
 #  - shellcheck is what ansible-test's shellcheck sanity test runs: without it the test is skipped;
-#  - nginx is only a binary for the tests: they start private instances, so the system service is
-#    neither started nor left enabled;
+#  - nginx and caddy are only binaries for the tests: they start private instances, so the system
+#    services are neither started nor left enabled;
 #  - otherwise we stop and say what to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,7 @@ command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_pkgs+=(ha
 [ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || need_pkgs+=(busybox-static)
 command -v wrk >/dev/null 2>&1 || need_pkgs+=(wrk)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx)
+command -v caddy >/dev/null 2>&1 || [ -x /usr/bin/caddy ] || need_pkgs+=(caddy)
 command -v shellcheck >/dev/null 2>&1 || need_pkgs+=(shellcheck)
 if ! engine_up && ! command -v dockerd >/dev/null 2>&1 && [ ! -x /usr/sbin/dockerd ]; then
   need_pkgs+=(docker.io)
@@ -36,8 +37,8 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing from the distribution: ${need_pkgs[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    # a policy-rc.d answering 101 keeps the package scripts from starting nginx's system service
-    # (the tests run their own nginx on ephemeral loopback ports); an existing policy is left as it is
+    # a policy-rc.d answering 101 keeps the package scripts from starting nginx's and caddy's system
+    # services (the tests run their own on ephemeral loopback ports); an existing policy is left as it is
     own_policy=
     if [ ! -e /usr/sbin/policy-rc.d ]; then
       printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own_policy=1
@@ -46,9 +47,11 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
     if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
-    if [[ " ${need_pkgs[*]} " == *" nginx "* ]] && [ -d /run/systemd/system ]; then
-      systemctl disable --now nginx >/dev/null 2>&1 || true
-    fi
+    for service in nginx caddy; do
+      if [[ " ${need_pkgs[*]} " == *" $service "* ]] && [ -d /run/systemd/system ]; then
+        systemctl disable --now "$service" >/dev/null 2>&1 || true
+      fi
+    done
   else
     die "missing: ${need_pkgs[*]}. Install them (Debian/Ubuntu: apt-get install ${need_pkgs[*]}) and re-run."
   fi
@@ -69,6 +72,7 @@ fi
 PATH=$PATH:/usr/sbin haproxy -v | sed -n '1s/^/>> /p'
 # nginx -v writes to stderr
 PATH=$PATH:/usr/sbin nginx -v 2>&1 | sed -n '1s/^/>> /p'
+echo ">> caddy $(caddy version | sed -n '1p')"
 echo ">> shellcheck $(shellcheck --version | sed -n 's/^version: //p')"
 
 # Bridges the tests' extra dockerds made (zd<hex>...) and that no running dockerd uses any more: a test run that

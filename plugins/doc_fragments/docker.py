@@ -63,10 +63,14 @@ options:
             servers, drain and session counts).
           - V(nginx) rewrites an upstream file and reloads nginx gracefully. nginx counts no sessions, so
             draining waits O(load_balancer.drain_grace) seconds.
+          - V(caddy) changes the upstreams of one C(reverse_proxy) handler through Caddy's admin API (Caddy
+            2.6 or later; each change is a config reload of Caddy, no restart). Caddy counts no request of an
+            upstream once it has left the config, so draining waits O(load_balancer.drain_grace) seconds.
+            Caddy 2.6 has no weighted selection policy, so weights and O(strategy=steps) are refused.
           - V(none) drives nothing.
         type: str
         default: haproxy
-        choices: [haproxy, nginx, none]
+        choices: [haproxy, nginx, caddy, none]
       socket:
         description:
           - For V(haproxy), the runtime API socket (C(stats socket ... level admin)) as a path, or
@@ -109,9 +113,10 @@ options:
         type: path
       timeout:
         description:
-          - Seconds to wait for an answer of the HAProxy runtime API (and of its master CLI, which it asks
+          - For V(haproxy), seconds to wait for an answer of the HAProxy runtime API (and of its master CLI, which it asks
             again for that long while a reload re-executes the master); more than 0.
-          - Default V(5.0). For V(haproxy) only.
+          - For V(caddy), seconds to wait for an answer of Caddy's admin API; more than 0.
+          - Default V(5.0) for V(haproxy), V(10.0) for V(caddy).
         type: float
       upstream_file:
         description:
@@ -135,8 +140,39 @@ options:
       drain_grace:
         description:
           - For V(nginx), seconds to wait after a container left the upstream before it is stopped.
-          - Default V(1.0). For V(nginx) only.
+          - For V(caddy), seconds to wait after a container left the handler's upstreams before it is stopped:
+            Caddy finishes the requests already sent to it on the old config's server, but counts them nowhere.
+            Set it above the longest request the app serves.
+          - Default V(1.0); zero or more.
         type: float
+      admin:
+        description:
+          - For V(caddy), Caddy's admin API, as Caddy writes its C(admin.listen) address (V(localhost:2019),
+            V(unix//run/caddy/admin.sock)), as V(http://host:port), or as the path of a unix socket.
+          - Plain HTTP on a loopback address or a unix socket; Caddy's remote admin endpoint (TLS with client
+            certificates) is not supported.
+          - Default V(localhost:2019), Caddy's own default.
+        type: str
+      handler_id:
+        description:
+          - For V(caddy), the C(@id) of the C(reverse_proxy) handler whose upstreams are the workload's
+            containers (C("@id": "shop") in the handler object of Caddy's JSON config). Defaults to O(name).
+          - The module adds each container as an upstream object with an C(@id) of its own (the container
+            name and a tag of the Docker engine) and changes only those; upstreams without an C(@id), or of
+            another workload or engine, stay as they are.
+        type: str
+      config_file:
+        description:
+          - For V(caddy), the JSON config file Caddy loads on a reload or restart (C(caddy reload --config
+            <file>), C(caddy run --config <file>)). Before every change of the running Caddy, the module
+            writes the handler's intended upstreams into it, so a reload or restart at any moment keeps them;
+            the rest of the file is kept (it is rewritten as indented JSON).
+          - Without it, a reload from a file that does not list the current containers routes to what the file
+            says until the next run of M(zerodown.rollout.image_upgrade) or M(zerodown.rollout.rollback) puts
+            the members back; C(caddy run --resume) keeps them over a restart (Caddy saves every admin API
+            change).
+          - A Caddyfile cannot carry C(@id); C(caddy adapt --config Caddyfile --pretty) turns it into JSON.
+        type: path
 """
 
     ROLLOUT = r"""

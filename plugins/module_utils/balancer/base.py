@@ -187,6 +187,10 @@ class Balancer:
         without weights refuse."""
         raise RolloutFailed(f"load_balancer.type={self.kind} cannot weigh its members; use haproxy or nginx")
 
+    def unweighted_reason(self) -> str:
+        """Why this driver weighs no member (for the refusal of weights and steps); empty when it says nothing more."""
+        return ""
+
     def counters(self) -> t.Optional[dict[str, "ServerCounters"]]:
         """The owned members' cumulative request counters by name, or None when the load balancer keeps none."""
         return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import Balancer
+from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.caddy import CaddyUpstreams
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.haproxy import HaproxyRuntime
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.nginx import NginxUpstream
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.none import NoBalancer
@@ -22,6 +23,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import In
 DRIVERS: t.Dict[str, t.Type[Balancer]] = {
     HaproxyRuntime.kind: HaproxyRuntime,
     NginxUpstream.kind: NginxUpstream,
+    CaddyUpstreams.kind: CaddyUpstreams,
     NoBalancer.kind: NoBalancer,
 }
 DEFAULT_TYPE = "haproxy"

@@ -54,8 +54,9 @@ def check_steps(params: t.Mapping[str, t.Any], balancer: t.Any) -> list[Step]:
         raise InvalidInput("max_batches applies to strategy=rolling; with strategy=steps a pause step ends the run "
                            "part way ({pause: true})")
     if not balancer.routes or not balancer.weighted:
+        why = balancer.unweighted_reason()
         raise InvalidInput(f"strategy=steps needs a load balancer that weighs its members (load_balancer.type haproxy "
-                           f"or nginx), not {balancer.kind or 'none'}")
+                           f"or nginx), not {balancer.kind or 'none'}{f': {why}' if why else ''}")
     sample = sample_settings((params.get("analysis") or {}).get("sample"))
     if any(s.duration for s in steps) and not balancer.counted and sample is None:
         raise InvalidInput(f"{balancer.describe()} keeps no per-server request counters, so a step with a duration "

@@ -580,8 +580,8 @@ def test_haproxy_timeout_zero_or_below_is_refused(value):
 def test_the_registry_builds_each_driver_and_the_load_balancer_option_from_them():
     from ansible_collections.zerodown.rollout.plugins.module_utils.balancer import registry
     from ansible_collections.zerodown.rollout.plugins.module_utils.docker.args import LOAD_BALANCER_OPTIONS
-    assert set(registry.DRIVERS) == {"haproxy", "nginx", "none"}
-    assert LOAD_BALANCER_OPTIONS["type"] == {"type": "str", "default": "haproxy", "choices": ["haproxy", "nginx", "none"]}
+    assert set(registry.DRIVERS) == {"haproxy", "nginx", "caddy", "none"}
+    assert LOAD_BALANCER_OPTIONS["type"] == {"type": "str", "default": "haproxy", "choices": ["haproxy", "nginx", "caddy", "none"]}
     every = {name for driver in registry.DRIVERS.values() for name in driver.OPTIONS} | {"type"}
     assert set(LOAD_BALANCER_OPTIONS) == every
     # only type has a default: a suboption of another driver must be told apart from an unset one
