@@ -183,15 +183,11 @@ frontend fe_{backend}
             time.sleep(0.01)
 
     def reload(self, wait: bool = True) -> None:
-        """Reload the config (master-worker SIGUSR2); with ``wait``, wait for the new worker's socket."""
-        if not wait:
-            self.proc.send_signal(signal.SIGUSR2)
-            return
-        haproxy_command("show info", self.socket)
+        """Reload the config (master-worker SIGUSR2); with ``wait``, until the reload is over (``wait_reloaded``)."""
+        before = self.worker() if wait else ""
         self.proc.send_signal(signal.SIGUSR2)
-        time.sleep(0.5)
-        self._wait_socket()
-        time.sleep(0.5)
+        if wait:
+            self.wait_reloaded(before)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

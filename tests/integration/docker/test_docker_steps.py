@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import pathlib
+import threading
+import time
 
 import pytest
 import requests
@@ -157,3 +159,58 @@ def test_rollback_from_a_paused_step_takes_the_new_revision_out_under_load(
     assert not res["r2"].get("failed") and (res["r2"]["previous_revision"], res["r2"]["revision"]) == (1, 2), res["r2"]
     assert sorted(_running_by_revision(containers)) == [2]
     assert timeline["summary"]["errors"] == 0, (timeline["summary"]["error_kinds"], timeline["summary"]["error_examples"])
+
+
+def test_weights_a_paused_step_and_the_analysis_survive_haproxy_reloads(
+        engine, haproxy, workload_name, containers, tmp_path):
+    """HAProxy reloaded while a rollout is paused at a share, and while a step holds with its analysis: the share is
+    the step's after each reload (1,000 requests), a re-run goes on from the paused step, the analysis is not fooled
+    by the counters a reload restarts, and no request fails."""
+    created = run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": _base(
+        workload_name, haproxy, image=IMAGE_V1, replicas=4, docker_container=container_spec())}])["localhost"]["r0"]
+    assert not created.get("failed"), created
+    steps = [{"weight": 20}, {"pause": True}, {"weight": 60, "duration": 8}, {"weight": 100}]
+    upgrade = {"zerodown.rollout.image_upgrade": _base(
+        workload_name, haproxy, image=IMAGE_V2, strategy="steps", steps=steps,
+        analysis={"max_error_rate": 0.05, "min_requests": 10, "interval": 1, "on_inconclusive": "fail"})}
+    recorder = _recorder(haproxy)
+    reloads_in_step: list[float] = []
+    try:
+        paused = run_playbook(tmp_path, [upgrade])["localhost"]["r0"]
+        haproxy.reload()
+        haproxy.reload()
+        share_after_reloads = _count_versions(f"{haproxy.url}/version")
+
+        def _reload_during_the_step() -> None:
+            # two reloads while step 3 holds (it starts once the run has started up, about 2-4 s in)
+            started = time.monotonic()
+            for at in (4.0, 7.0):
+                time.sleep(max(0.0, at - (time.monotonic() - started)))
+                haproxy.reload()
+                reloads_in_step.append(round(time.monotonic() - started, 1))
+
+        reloader = threading.Thread(target=_reload_during_the_step, daemon=True)
+        reloader.start()
+        final = run_playbook(tmp_path, [upgrade])["localhost"]["r0"]
+        reloader.join(30)
+        haproxy.reload()
+        after = _count_versions(f"{haproxy.url}/version", 200)
+    finally:
+        timeline = recorder.stop()
+    assert not paused.get("failed") and paused["partial"] is True, paused
+    # the weights came back from the servers file each time: 20 % within 3 points
+    assert abs(share_after_reloads.get("2.0", 0) / 10 - 20) <= 3 and sum(share_after_reloads.values()) == 1000, \
+        share_after_reloads
+    assert len(reloads_in_step) == 2, reloads_in_step
+    # the re-run went on from the paused share (step 3), judged step 3 through the reloads, and finished
+    assert not final.get("failed") and final["partial"] is False, (reloads_in_step, final)
+    assert [s["step"] for s in final["steps"]] == [3, 4], final["steps"]
+    assert final["steps"][0]["analysis"]["verdict"] == "pass", final["steps"][0]
+    assert final["status"]["state"] == "complete", final
+    assert after == {"2.0": 200}
+    running = _running_by_revision(containers)
+    assert sorted(running) == [2] and len(running[2]) == 4, running
+    assert sorted(haproxy.servers()) == sorted(c.name for c in running[2])
+    assert " weight " not in pathlib.Path(haproxy.servers_file).read_text()
+    assert timeline["summary"]["errors"] == 0, (timeline["summary"]["error_kinds"], timeline["summary"]["error_examples"],
+                                                haproxy.failed_requests()[-10:])

@@ -18,7 +18,7 @@ import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.config import SamplerConfig
 from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.recorder import TrafficRecorder
-from tests.support.docker_harness import (IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, WrkLoad, container_of, container_spec,
+from tests.support.docker_harness import (IMAGE_BROKEN, IMAGE_FLAKY, IMAGE_V1, IMAGE_V2, WrkLoad, container_of, container_spec,
                                           free_port, module_args, run_playbook)
 
 pytestmark = pytest.mark.docker
@@ -262,3 +262,44 @@ def test_broken_image_leaves_nginx_and_old_replicas_alone(engine, nginx, workloa
     assert _running(containers) == before_ids
     assert [c for c in containers() if c.labels["zerodown.image"] == IMAGE_BROKEN] == []
     assert pathlib.Path(nginx.upstream_file).read_text() == before_file
+
+
+@pytest.mark.parametrize("image, verdict", [(IMAGE_FLAKY, "fail"), (IMAGE_V2, "pass")])
+def test_steps_on_nginx_are_judged_from_a_sample_of_each_member(
+        engine, nginx, workload_name, containers, tmp_path, image, verdict):
+    """nginx keeps no per-server counters: analysis.sample samples each member during the step. The flaky release
+    (500 on a fifth of /cgi-bin/version) fails its first step and the old revision serves everything again; the
+    good one passes and finishes. The users' requests through nginx see no failure but the flaky release's own
+    answers while it had its share."""
+    create = run_playbook(tmp_path, [
+        {"zerodown.rollout.image_upgrade": _base(workload_name, nginx, image=IMAGE_V1, replicas=3,
+                                                 docker_container=container_spec())}])["localhost"]["r0"]
+    assert not create.get("failed"), create
+    v1 = sorted(cid for rev, cid in _running(containers) if rev == "1")
+    recorder = TrafficRecorder(SamplerConfig(url=f"{nginx.url}/cgi-bin/version", concurrency=4, timeout=5),
+                               rate=RECORDER_RATE, max_duration=120).start()
+    try:
+        result = run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": _base(
+            workload_name, nginx, image=image, strategy="steps", steps=[{"weight": 30, "duration": 6}],
+            analysis={"max_error_rate": 0.05, "min_requests": 20,
+                      "sample": {"path": "/cgi-bin/version", "requests": 10}})}])["localhost"]["r0"]
+        time.sleep(1.0)
+    finally:
+        timeline = recorder.stop()
+    step = result["steps"][0]
+    assert step["analysis"]["verdict"] == verdict, step
+    # 10 requests to each of the 3 new members at every read: the first read after the start has 30
+    assert step["analysis"]["new"]["requests"] >= 20, step
+    summary = timeline["summary"]
+    if verdict == "fail":
+        assert result.get("failed") and result["revision"] == 1, result
+        assert "analysis.max_error_rate=5.0%" in result["msg"], result["msg"]
+        assert step["analysis"]["new"]["responses_5xx"] > 0 and step["analysis"]["baseline"]["errors"] == 0, step
+        assert sorted(cid for rev, cid in _running(containers) if rev == "1") == v1
+        assert not [c for c in containers() if c.labels["zerodown.revision"] != "1"]
+        assert summary["errors"] == 0 or set(summary["error_kinds"]) == {"status"}, summary["error_kinds"]
+    else:
+        assert not result.get("failed") and result["revision"] == 2 and result["partial"] is False, result
+        assert [rev for rev, _cid in _running(containers)] == ["2"] * 3
+        assert summary["errors"] == 0, (summary["error_kinds"], summary["error_examples"])
+    assert nginx.servers() == _expected_upstream(containers) and len(nginx.servers()) == 3
