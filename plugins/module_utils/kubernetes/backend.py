@@ -15,8 +15,10 @@ import typing as t
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes import revisions as rev
-from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.client import KubeClient
-from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.library import HAS_KUBERNETES
+from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.client import (
+    HAS_KUBERNETES,
+    KubeClient,
+)
 from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.preflight import CHECKS, lint
 from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.waiter import RolloutWaiter
 from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.workloads import adapter_for

@@ -29,6 +29,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.connec
     resolve_connection,
 )
 from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.library import (
+    HAS_KUBERNETES,
     ApiException,
     k8s_client,
     k8s_watch,
@@ -39,6 +40,8 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     RolloutError,
 )
 
+# HAS_KUBERNETES: the backend asks the client layer whether the library is there
+__all__ = ["HAS_KUBERNETES", "PATCH_TYPES", "KubeClient", "takes_keyword"]
 
 # kind -> (API class name, method suffix)
 _RESOURCES = {
