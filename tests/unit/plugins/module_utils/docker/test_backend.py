@@ -19,7 +19,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     WorkloadRef,
 )
 
-from tests.support.docker_containers import retained_replica
+from tests.support.docker_containers import retained_replica as container
 from tests.support.fake_module import FakeModule
 
 
@@ -78,9 +78,9 @@ def _history(*replicas):
     return History(list(replicas))
 
 
-TWO_REVISIONS = (retained_replica("a", 1, "app:1", "sha:1", False), retained_replica("b", 1, "app:1", "sha:1", False),
-                 retained_replica("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"),
-                 retained_replica("d", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
+TWO_REVISIONS = (container("a", 1, "app:1", "sha:1", False), container("b", 1, "app:1", "sha:1", False),
+                 container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"),
+                 container("d", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
 
 
 def test_check_mode_predicts_a_new_revision_and_the_pull():
@@ -126,8 +126,8 @@ def test_a_change_outside_check_mode_takes_the_lock_first():
 # -- rollback targets ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("given", [0, None])
 def test_rollback_to_revision_zero_means_the_previous_one_as_kubectl(given):
-    history = _history(retained_replica("a", 1, "app:1", "sha:1", False),
-                       retained_replica("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
+    history = _history(container("a", 1, "app:1", "sha:1", False),
+                       container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
     platform = planning(history)
     platform.params["to_revision"] = given
     result = platform._plan_rollback(history)

@@ -9,13 +9,13 @@ import pytest
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker import replicas as rp
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import InvalidInput, RolloutFailed
 
-from tests.support.docker_containers import container_attrs
+from tests.support.docker_containers import container_attrs as attrs
 
 
 def test_published_address():
-    assert rp.published_address(container_attrs("a", 1, True, port=32768), "8080/tcp") == "127.0.0.1:32768"
-    assert rp.published_address(container_attrs("a", 1, True), "8080/tcp") is None
-    wildcard = container_attrs("a", 1, True, port=1)
+    assert rp.published_address(attrs("a", 1, True, port=32768), "8080/tcp") == "127.0.0.1:32768"
+    assert rp.published_address(attrs("a", 1, True), "8080/tcp") is None
+    wildcard = attrs("a", 1, True, port=1)
     wildcard["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostIp"] = "0.0.0.0"
     assert rp.published_address(wildcard, None) == "127.0.0.1:1"
 
