@@ -21,6 +21,7 @@ import yaml
 
 from tests.support.docker_harness import IMAGE_V1, IMAGE_V2, TEST_LABEL, Haproxy, container_spec, run_playbook  # noqa: E402
 from tests.support.fault_harness import backend_servers, playbook_env, workload_state  # noqa: E402
+from tests.support.unavailable import skip_or_fail  # noqa: E402
 from tests.k8s_server import manifests as m  # noqa: E402
 
 docker = pytest.importorskip("docker")
@@ -142,9 +143,7 @@ def docker_workload(tmp_path):
     try:
         client.ping()
     except Exception as exc:  # noqa: BLE001
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"Docker engine not reachable: {exc}")
-        pytest.skip(f"Docker engine not reachable: {exc}")
+        skip_or_fail(f"Docker engine not reachable: {exc}")
     name = f"zdbad-{os.urandom(3).hex()}"
     proxy = Haproxy(name)
     try:

@@ -9,6 +9,7 @@ import pytest
 
 
 from tests.support.docker_harness import IMAGE_BROKEN, IMAGE_FLAKY, IMAGE_SLOW_V1, IMAGE_SLOW_V2, IMAGE_V1, IMAGE_V2, RUN_ID, TEST_LABEL, Haproxy, SecondDockerd
+from tests.support.unavailable import skip_or_fail
 
 docker = pytest.importorskip("docker")
 
@@ -22,10 +23,7 @@ def _engine_or_fail(base_url: str | None = None):
         client.ping()
         return client
     except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
-        message = f"Docker engine not reachable ({exc}); run `make services`"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(f"Docker engine not reachable ({exc}); run `make services`")
 
 
 @pytest.fixture(scope="session")
@@ -38,10 +36,7 @@ def engine():
         except docker.errors.ImageNotFound:
             missing.append(ref)
     if missing:
-        message = f"demo images missing: {missing}; run `make images`"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(f"demo images missing: {missing}; run `make images`")
     yield client
     cleanup(client)
     client.close()
@@ -87,9 +82,6 @@ def second_engine(engine):
     try:
         daemon = SecondDockerd([IMAGE_V1, IMAGE_V2])
     except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
-        message = f"cannot start a second dockerd ({exc}); it needs root and the ip tool"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(f"cannot start a second dockerd ({exc}); it needs root and the ip tool")
     yield daemon
     daemon.stop()

@@ -3,7 +3,6 @@ under a steady load, driven through ansible-playbook."""
 from __future__ import annotations
 
 import functools
-import os
 import shutil
 import time
 
@@ -11,6 +10,7 @@ import pytest
 
 from tests.support.docker_harness import IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, WrkLoad, container_spec, module_args, run_playbook
 from tests.support.under_load import assert_no_failure, running, start_recorder, upgrade_and_rollback, versions
+from tests.support.unavailable import skip_or_fail
 
 pytestmark = pytest.mark.docker
 
@@ -24,10 +24,7 @@ _base = functools.partial(module_args, drain_timeout=3)
 @pytest.fixture(autouse=True)
 def _wrk_available():
     if shutil.which("wrk") is None:
-        message = "wrk is not installed; run `make services`"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail("wrk is not installed; run `make services`")
 
 
 @pytest.mark.exclusive  # it must hold 200 requests/s: not beside another stream of tests (scripts/test.sh)

@@ -19,6 +19,7 @@ import pytest
 from tests.support.docker_harness import (IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, WrkLoad, container_of, container_spec,
                                           free_port, module_args, run_playbook)
 from tests.support.under_load import assert_no_failure, running, start_recorder, upgrade_and_rollback, versions
+from tests.support.unavailable import skip_or_fail
 
 pytestmark = pytest.mark.docker
 
@@ -134,10 +135,7 @@ http {{
 def nginx(workload_name):
     binary = _nginx_binary()
     if binary is None or shutil.which("wrk") is None:
-        message = "nginx or wrk is not installed; run `make services`"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail("nginx or wrk is not installed; run `make services`")
     proxy = PrivateNginx(binary, workload_name)
     yield proxy
     proxy.stop()

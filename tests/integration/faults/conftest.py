@@ -7,14 +7,9 @@ import pytest
 
 
 from tests.support.docker_harness import IMAGE_BROKEN, IMAGE_SLOW_V1, IMAGE_SLOW_V2, IMAGE_V1, IMAGE_V2, RUN_ID, TEST_LABEL, Haproxy  # noqa: E402
+from tests.support.unavailable import skip_or_fail  # noqa: E402
 
 docker = pytest.importorskip("docker")
-
-
-def _skip_or_fail(message: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -24,12 +19,12 @@ def engine():
                                      version="auto", timeout=60)
         client.ping()
     except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
-        _skip_or_fail(f"Docker engine not reachable ({exc}); run `make services`")
+        skip_or_fail(f"Docker engine not reachable ({exc}); run `make services`")
     for ref in (IMAGE_V1, IMAGE_V2, IMAGE_BROKEN, IMAGE_SLOW_V1, IMAGE_SLOW_V2):
         try:
             client.images.get(ref)
         except docker.errors.ImageNotFound:
-            _skip_or_fail(f"demo image {ref} missing; run `make images`")
+            skip_or_fail(f"demo image {ref} missing; run `make images`")
     yield client
     # only this run's containers (another test run or a benchmark may share the engine); sparse: no inspect
     # per container, so one removed meanwhile cannot fail the listing

@@ -5,11 +5,7 @@ import os
 
 import pytest
 
-
-def _fail_or_skip(message: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+from tests.support.unavailable import skip_or_fail
 
 
 @pytest.fixture(scope="session")
@@ -21,11 +17,11 @@ def docker_engine():
                                      version="auto", timeout=60)
         client.ping()
     except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
-        _fail_or_skip(f"Docker engine not reachable ({exc}); run `make services`")
+        skip_or_fail(f"Docker engine not reachable ({exc}); run `make services`")
     for ref in ("zerodown/demo-app:1.0", "zerodown/demo-app:2.0", "zerodown/demo-app:broken"):
         try:
             client.images.get(ref)
         except docker.errors.ImageNotFound:
-            _fail_or_skip(f"demo image {ref} missing; run `make images`")
+            skip_or_fail(f"demo image {ref} missing; run `make images`")
     yield client
     client.close()
