@@ -185,3 +185,14 @@ def test_header_spellings_are_distinct_and_case_insensitively_equal():
     names = header_spellings("Impersonate-Group", 5)
     assert names[0] == "Impersonate-Group"
     assert len(set(names)) == 5 and {n.lower() for n in names} == {"impersonate-group"}
+
+
+def test_impersonation_headers_name_the_user_and_each_group_once():
+    conn = resolve_connection({"host": "https://x:1", "impersonate_user": "deployer",
+                               "impersonate_groups": ["ops", "auditors"]}, {})
+    headers = impersonation_headers(conn)
+    assert headers[0] == ("Impersonate-User", "deployer")
+    assert [value for _name, value in headers[1:]] == ["ops", "auditors"]
+    assert {name.lower() for name, _value in headers[1:]} == {"impersonate-group"}
+    assert len({name for name, _value in headers}) == 3
+    assert impersonation_headers(resolve_connection({"host": "https://x:1"}, {})) == []
