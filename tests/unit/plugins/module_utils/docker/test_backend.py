@@ -10,7 +10,7 @@ import pytest
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import Balancer, Member, engine_tag
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.backend import DockerPlatform
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.engine import EngineNotFound
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import creation_config
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import Replica, creation_config
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     InvalidInput,
@@ -74,7 +74,7 @@ def planning(history, local=None, check_mode=True, **params):
     return platform
 
 
-def _history(*replicas):
+def _history(*replicas: Replica) -> History:
     return History(list(replicas))
 
 
