@@ -26,7 +26,8 @@ class Controller:
             except (Conflict, NotFound, AlreadyExists):
                 continue
 
-    def sync(self, obj: Obj) -> None:
+    def sync(self, obj: Obj, /) -> None:
+        """Bring ``obj`` and what it owns one step toward its spec (positional: each controller names it its way)."""
         raise NotImplementedError
 
 
