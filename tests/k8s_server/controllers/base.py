@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from ..resources import Resource
 from ..store import AlreadyExists, Conflict, NotFound, Store
 
 Obj = dict[str, Any]
@@ -13,7 +14,7 @@ class Controller:
     """Syncs each object of ``kind``; one that changed under the sync (a conflict, gone, a name already taken) is
     left to the next tick, which retries with fresh objects, as upstream requeues it."""
 
-    kind: str
+    kind: Resource
 
     def __init__(self, store: Store, record_event: Callable[..., None]) -> None:
         self.store = store
