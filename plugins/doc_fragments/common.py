@@ -53,3 +53,14 @@ attributes:
     membership:
       - zerodown.rollout.rollout
 """
+
+    # The attributes of a module that never changes anything: it runs the same in check mode and shows no diff.
+    READ_ONLY = r"""
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+"""

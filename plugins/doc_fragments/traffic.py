@@ -5,8 +5,8 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # How to sample HTTP traffic: shared by the traffic_check lookup and the modules and roles whose
-    # gates sample traffic. module_utils/traffic/args.py SAMPLER_ARGUMENT_SPEC is the matching argument spec.
+    # How to sample HTTP traffic: the traffic_check lookup's options (set_options validates them), each the
+    # field of module_utils/traffic/config.py SamplerConfig of the same name (THRESHOLDS: report.py Thresholds).
     DOCUMENTATION = r"""
 options:
   concurrency:

@@ -166,6 +166,7 @@ _raw:
       elements: dict
 """
 
+from dataclasses import fields
 from typing import Any, Dict, List
 
 from ansible import constants as C
@@ -178,8 +179,10 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.report im
 from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.sampler import HAS_REQUESTS, TrafficSampler, missing_requests_message
 
 DEFAULT_REQUESTS = 100
-_SAMPLER_OPTIONS = ("concurrency", "rate", "timeout", "method", "headers", "validate_certs", "ca_path",
-                    "expected_status", "version_json_path", "version_header", "version_regex")
+# The options are this plugin's documentation (with the zerodown.rollout.traffic fragments), which set_options
+# validates; each sampling option is a field of SamplerConfig, each threshold one of Thresholds, by the same name.
+SAMPLER_OPTIONS = tuple(f.name for f in fields(SamplerConfig) if f.name != "url")
+THRESHOLD_OPTIONS = tuple(f.name for f in fields(Thresholds))
 
 
 class LookupModule(LookupBase):
@@ -211,13 +214,7 @@ class LookupModule(LookupBase):
             count = DEFAULT_REQUESTS
         fail_on = self.get_option("fail_on")
 
-        thresholds = Thresholds(
-            max_error_rate=self.get_option("max_error_rate"),
-            expect_version=self.get_option("expect_version"),
-            min_version_fraction=self.get_option("min_version_fraction"),
-            max_p95_ms=self.get_option("max_p95_ms"),
-            min_samples=self.get_option("min_samples"),
-        )
+        thresholds = Thresholds(**{name: self.get_option(name) for name in THRESHOLD_OPTIONS})
         try:
             thresholds.validate()
             if count is not None and count < 1:
@@ -234,7 +231,7 @@ class LookupModule(LookupBase):
         results = []
         for term in terms:
             url = term if isinstance(term, str) else to_native(term)
-            options = {name: self.get_option(name) for name in _SAMPLER_OPTIONS}
+            options = {name: self.get_option(name) for name in SAMPLER_OPTIONS}
             try:
                 sampler = TrafficSampler(SamplerConfig(url=url, **options))
                 report = sampler.run(requests=count, duration=duration)

@@ -13,10 +13,11 @@ lost to the window, never counted twice).
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import ServerCounters
+from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import RequestCounters, ServerCounters
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import InvalidInput
 
 PASS = "pass"
@@ -60,15 +61,13 @@ class Thresholds:
 
 
 @dataclass
-class Totals:
-    """What a set of servers did in a window."""
+class Totals(RequestCounters):
+    """What a set of servers did in a window; ``response_ms`` is their average weighted by requests."""
 
-    requests: int = 0
-    errors: int = 0
-    responses_5xx: int = 0
-    connection_errors: int = 0
-    response_errors: int = 0
-    response_ms: t.Optional[float] = None
+    @property
+    def errors(self) -> int:
+        """Answers with a 5xx status, requests that could not connect, and responses that broke off."""
+        return self.responses_5xx + self.connection_errors + self.response_errors
 
     @property
     def attempts(self) -> int:
@@ -107,8 +106,7 @@ def delta(before: t.Mapping[str, ServerCounters], after: t.Mapping[str, ServerCo
         then = before.get(name)
         restarted = then is None or then.worker != now.worker or now.requests < then.requests
         if restarted:
-            out[name] = ServerCounters(now.requests, now.responses_5xx, now.responses_4xx, now.connection_errors,
-                                       now.response_errors, now.response_ms, now.worker)
+            out[name] = dataclasses.replace(now)
             continue
         out[name] = ServerCounters(
             requests=now.requests - then.requests,
@@ -133,12 +131,12 @@ def totals(window: t.Mapping[str, ServerCounters], names: t.Iterable[str]) -> To
             continue
         out.requests += c.requests
         out.responses_5xx += c.responses_5xx
+        out.responses_4xx += c.responses_4xx
         out.connection_errors += c.connection_errors
         out.response_errors += c.response_errors
         if c.response_ms is not None and c.requests:
             weighted += c.response_ms * c.requests
             timed += c.requests
-    out.errors = out.responses_5xx + out.connection_errors + out.response_errors
     out.response_ms = weighted / timed if timed else None
     return out
 

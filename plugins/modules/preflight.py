@@ -24,15 +24,9 @@ description:
 extends_documentation_fragment:
   - zerodown.rollout.common
   - zerodown.rollout.common.ATTRIBUTES
+  - zerodown.rollout.common.READ_ONLY
   - zerodown.rollout.docker
   - zerodown.rollout.kubernetes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
 options:
   fail_on:
     description:

@@ -21,6 +21,7 @@ import yaml
 
 from tests.support.docker_harness import IMAGE_V1, IMAGE_V2, TEST_LABEL, Haproxy, container_spec, run_playbook  # noqa: E402
 from tests.support.fault_harness import backend_servers, playbook_env, workload_state  # noqa: E402
+from tests.support.docker_engine import demo_engine  # noqa: E402
 from tests.k8s_server import manifests as m  # noqa: E402
 
 docker = pytest.importorskip("docker")
@@ -138,13 +139,7 @@ def _cases(dk: dict[str, t.Any], k8s: dict[str, t.Any], missing_dk: dict[str, t.
 
 @pytest.fixture
 def docker_workload(tmp_path):
-    client = docker.DockerClient(base_url=os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock", timeout=60)
-    try:
-        client.ping()
-    except Exception as exc:  # noqa: BLE001
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"Docker engine not reachable: {exc}")
-        pytest.skip(f"Docker engine not reachable: {exc}")
+    client = demo_engine((IMAGE_V1,))
     name = f"zdbad-{os.urandom(3).hex()}"
     proxy = Haproxy(name)
     try:

@@ -241,8 +241,9 @@ class Balancer:
 
 
 @dataclass
-class ServerCounters:
-    """Cumulative request counters of one member as the load balancer counts them (since the worker started)."""
+class RequestCounters:
+    """Request counters: of one member as the load balancer counts them (:class:`ServerCounters`), or of a set of
+    members in a window (``analysis.Totals``)."""
 
     requests: int = 0
     responses_5xx: int = 0
@@ -251,6 +252,12 @@ class ServerCounters:
     response_errors: int = 0
     # the average response time over the last requests (ms), as the load balancer gives it
     response_ms: t.Optional[float] = None
+
+
+@dataclass
+class ServerCounters(RequestCounters):
+    """Cumulative request counters of one member as the load balancer counts them (since the worker started)."""
+
     worker: str = ""
 
 

@@ -32,6 +32,7 @@ import time
 import typing as t
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes import revisions as rev
+from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.library import ApiException, urllib3
 from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.status import generation_observed
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     STATE_PAUSED,
@@ -44,13 +45,6 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     WaitTimeout,
     WorkloadNotFound,
 )
-
-try:
-    import urllib3
-    from kubernetes.client.exceptions import ApiException
-except ImportError:  # the backend refuses to start without the client
-    class ApiException(Exception):  # type: ignore[no-redef]
-        status = 0
 
 # Container waiting reasons after which a pod will not become ready by itself.
 FATAL_WAITING_REASONS = frozenset((

@@ -1,59 +1,27 @@
 """Fixtures of the Docker backend's integration tests: engine, HAProxy, cleanup."""
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 
 import pytest
 
 
-from tests.support.docker_harness import IMAGE_BROKEN, IMAGE_FLAKY, IMAGE_SLOW_V1, IMAGE_SLOW_V2, IMAGE_V1, IMAGE_V2, RUN_ID, TEST_LABEL, Haproxy, SecondDockerd
+from tests.support.docker_harness import IMAGE_BROKEN, IMAGE_FLAKY, IMAGE_SLOW_V1, IMAGE_SLOW_V2, IMAGE_V1, IMAGE_V2, Haproxy, SecondDockerd
+from tests.support.docker_engine import demo_engine, remove_run_containers
+from tests.support.unavailable import skip_or_fail
 
 docker = pytest.importorskip("docker")
 
 pytestmark = pytest.mark.docker
 
 
-def _engine_or_fail(base_url: str | None = None):
-    try:
-        client = docker.DockerClient(base_url=base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock",
-                                     version="auto", timeout=60)
-        client.ping()
-        return client
-    except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
-        message = f"Docker engine not reachable ({exc}); run `make services`"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.fixture(scope="session")
 def engine():
-    client = _engine_or_fail()
-    missing = []
-    for ref in (IMAGE_V1, IMAGE_V2, IMAGE_BROKEN, IMAGE_FLAKY, IMAGE_SLOW_V1, IMAGE_SLOW_V2):
-        try:
-            client.images.get(ref)
-        except docker.errors.ImageNotFound:
-            missing.append(ref)
-    if missing:
-        message = f"demo images missing: {missing}; run `make images`"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    client = demo_engine((IMAGE_V1, IMAGE_V2, IMAGE_BROKEN, IMAGE_FLAKY, IMAGE_SLOW_V1, IMAGE_SLOW_V2))
     yield client
-    cleanup(client)
+    remove_run_containers(client)
     client.close()
-
-
-def cleanup(client) -> None:
-    # only this run's containers: another test run may share the engine
-    for container in client.containers.list(all=True, filters={"label": f"{TEST_LABEL}={RUN_ID}"}):
-        try:
-            container.remove(force=True, v=True)
-        except docker.errors.APIError:
-            pass
 
 
 @pytest.fixture
@@ -87,9 +55,6 @@ def second_engine(engine):
     try:
         daemon = SecondDockerd([IMAGE_V1, IMAGE_V2])
     except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
-        message = f"cannot start a second dockerd ({exc}); it needs root and the ip tool"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(f"cannot start a second dockerd ({exc}); it needs root and the ip tool")
     yield daemon
     daemon.stop()

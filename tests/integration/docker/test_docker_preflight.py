@@ -6,24 +6,13 @@ import pytest
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.backend import DockerPlatform
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import WorkloadRef
 from tests.support.docker_harness import IMAGE_V1, IMAGE_V2, container_spec, run_playbook
+from tests.support.fake_module import FakeModule
 
 pytestmark = pytest.mark.docker
 
 
-class FakeModule:
-    """What the backend uses of an AnsibleModule."""
-
-    def __init__(self, **params):
-        self.params = params
-        self.check_mode = False
-        self.warnings = []
-
-    def warn(self, text):
-        self.warnings.append(text)
-
-
 def _findings(name, **params):
-    platform = DockerPlatform(FakeModule(**params), WorkloadRef("docker", name))
+    platform = DockerPlatform(FakeModule(params), WorkloadRef("docker", name))
     return {f.check: f.severity for f in platform.preflight(params)}
 
 

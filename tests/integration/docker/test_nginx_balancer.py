@@ -16,14 +16,12 @@ import typing as t
 
 import pytest
 
-from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.config import SamplerConfig
-from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.recorder import TrafficRecorder
 from tests.support.docker_harness import (IMAGE_BROKEN, IMAGE_FLAKY, IMAGE_V1, IMAGE_V2, WrkLoad, container_of, container_spec,
                                           free_port, module_args, run_playbook)
+from tests.support.under_load import assert_no_failure, running, start_recorder, upgrade_and_rollback, versions
+from tests.support.unavailable import skip_or_fail
 
 pytestmark = pytest.mark.docker
-
-RECORDER_RATE = 60
 
 
 def _nginx_binary() -> t.Optional[str]:
@@ -137,27 +135,13 @@ http {{
 def nginx(workload_name):
     binary = _nginx_binary()
     if binary is None or shutil.which("wrk") is None:
-        message = "nginx or wrk is not installed; run `make services`"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail("nginx or wrk is not installed; run `make services`")
     proxy = PrivateNginx(binary, workload_name)
     yield proxy
     proxy.stop()
 
 
 _base = functools.partial(module_args, drain_timeout=3)
-
-
-def _versions(samples):
-    out: dict[str, int] = {}
-    for sample in samples:
-        out[sample.version] = out.get(sample.version, 0) + 1
-    return out
-
-
-def _running(containers):
-    return sorted((c.labels["zerodown.revision"], c.id) for c in containers(all=False))
 
 
 def _published(container) -> str:
@@ -170,17 +154,6 @@ def _expected_upstream(containers) -> dict[str, str]:
     return {c.name: _published(c) for c in containers(all=False)}
 
 
-def _recorder(nginx):
-    return TrafficRecorder(SamplerConfig(url=f"{nginx.url}/version", concurrency=4, timeout=5),
-                           rate=RECORDER_RATE, max_duration=120).start()
-
-
-def _assert_no_failure(load, timeline):
-    summary = timeline["summary"]
-    assert summary["errors"] == 0, (summary["error_kinds"], summary["error_examples"])
-    assert load["socket_errors"] == 0 and load["non_2xx_3xx"] == 0, load["text"]
-
-
 @pytest.mark.exclusive  # it must hold 100 requests/s: not beside another stream of tests (scripts/test.sh)
 def test_upgrade_and_rollback_through_real_nginx(engine, nginx, workload_name, containers, tmp_path):
     create = run_playbook(tmp_path, [
@@ -188,49 +161,33 @@ def test_upgrade_and_rollback_through_real_nginx(engine, nginx, workload_name, c
                                                  docker_container=container_spec())},
     ])["localhost"]["r0"]
     assert create.get("changed") and not create.get("failed") and create["revision"] == 1, create
-    v1_ids = [cid for rev, cid in _running(containers) if rev == "1"]
+    v1_ids = [cid for rev, cid in running(containers) if rev == "1"]
     assert len(v1_ids) == 3
     assert nginx.servers() == _expected_upstream(containers)
     master = nginx.master_pid()
 
-    load = WrkLoad(f"{nginx.url}/version", connections=8, delay_ms=40, max_seconds=90)
-    recorder = _recorder(nginx)
-    try:
-        time.sleep(1.5)
-        mark_upgrade = len(recorder.snapshot())
-        upgrade = run_playbook(tmp_path, [
-            {"zerodown.rollout.image_upgrade": _base(workload_name, nginx, image=IMAGE_V2, batch_size=1)},
-        ])["localhost"]["r0"]
-        mark_upgraded = len(recorder.snapshot())
-        time.sleep(1.5)
-        mark_rollback = len(recorder.snapshot())
-        rollback = run_playbook(tmp_path, [
-            {"zerodown.rollout.rollback": _base(workload_name, nginx, batch_size=1)},
-        ])["localhost"]["r0"]
-        mark_rolled_back = len(recorder.snapshot())
-        time.sleep(1.5)
-    finally:
-        timeline = recorder.stop()
-        load = load.stop()
-    assert not upgrade.get("failed"), upgrade
-    assert (upgrade["previous_revision"], upgrade["revision"]) == (1, 2)
-    assert not rollback.get("failed"), rollback
-    assert (rollback["previous_revision"], rollback["revision"]) == (2, 1)
+    run = upgrade_and_rollback(tmp_path, f"{nginx.url}/version",
+                               WrkLoad(f"{nginx.url}/version", connections=8, delay_ms=40, max_seconds=90),
+                               _base(workload_name, nginx, image=IMAGE_V2, batch_size=1),
+                               _base(workload_name, nginx, batch_size=1), max_duration=120)
+    assert not run.upgrade.get("failed"), run.upgrade
+    assert (run.upgrade["previous_revision"], run.upgrade["revision"]) == (1, 2)
+    assert not run.rollback.get("failed"), run.rollback
+    assert (run.rollback["previous_revision"], run.rollback["revision"]) == (2, 1)
 
-    _assert_no_failure(load, timeline)
-    assert load["requests_per_s"] >= 100, load["text"]
-    snap = recorder.snapshot()
-    assert _versions(snap[:mark_upgrade]) == {"1.0": mark_upgrade}
-    assert set(_versions(snap[mark_upgrade:mark_upgraded])) == {"1.0", "2.0"}
-    # a reload's old worker may finish a request or two after the playbook returned
-    assert _versions(snap[mark_upgraded + 10:mark_rollback]) == {"2.0": mark_rollback - mark_upgraded - 10}
-    assert set(_versions(snap[mark_rollback:mark_rolled_back])) == {"1.0", "2.0"}
-    assert set(_versions(snap[mark_rolled_back + 10:])) == {"1.0"}
+    assert_no_failure(run.load, run.timeline)
+    assert run.load["requests_per_s"] >= 100, run.load["text"]
+    assert versions(run.before) == {"1.0": len(run.before)}
+    assert set(versions(run.upgrading)) == {"1.0", "2.0"}
+    # a reload's old worker may finish a request or two after the playbook returned (under_load.SETTLING_SAMPLES)
+    assert versions(run.upgraded) == {"2.0": len(run.upgraded)}
+    assert set(versions(run.rolling_back)) == {"1.0", "2.0"}
+    assert set(versions(run.rolled_back)) == {"1.0"}
 
     # reloads, never a restart: the same master served the whole run
     assert nginx.master_pid() == master
-    assert sorted(cid for rev, cid in _running(containers) if rev == "1") == sorted(v1_ids)
-    assert [rev for rev, _cid in _running(containers)] == ["1"] * 3
+    assert sorted(cid for rev, cid in running(containers) if rev == "1") == sorted(v1_ids)
+    assert [rev for rev, _cid in running(containers)] == ["1"] * 3
     upstream = nginx.servers()
     assert upstream == _expected_upstream(containers) and len(upstream) == 3
     assert subprocess.run(nginx.command("-t", "-q"), capture_output=True, check=False).returncode == 0
@@ -241,11 +198,11 @@ def test_broken_image_leaves_nginx_and_old_replicas_alone(engine, nginx, workloa
         {"zerodown.rollout.image_upgrade": _base(workload_name, nginx, image=IMAGE_V1, replicas=3,
                                                  docker_container=container_spec())}])["localhost"]["r0"]
     assert not create.get("failed"), create
-    before_ids = _running(containers)
+    before_ids = running(containers)
     before_file = pathlib.Path(nginx.upstream_file).read_text()
     assert len(nginx.servers()) == 3
     load = WrkLoad(f"{nginx.url}/version", connections=8, delay_ms=40, max_seconds=60)
-    recorder = _recorder(nginx)
+    recorder = start_recorder(f"{nginx.url}/version", max_duration=120)
     try:
         time.sleep(1.0)
         result = run_playbook(tmp_path, [
@@ -257,9 +214,9 @@ def test_broken_image_leaves_nginx_and_old_replicas_alone(engine, nginx, workloa
         load = load.stop()
     assert result.get("failed") and not result.get("changed"), result
     assert "unhealthy" in result["msg"] and IMAGE_BROKEN in result["msg"], result["msg"]
-    _assert_no_failure(load, timeline)
+    assert_no_failure(load, timeline)
     assert load["requests"] > 0 and set(timeline["summary"]["versions"]) == {"1.0"}
-    assert _running(containers) == before_ids
+    assert running(containers) == before_ids
     assert [c for c in containers() if c.labels["zerodown.image"] == IMAGE_BROKEN] == []
     assert pathlib.Path(nginx.upstream_file).read_text() == before_file
 
@@ -275,9 +232,8 @@ def test_steps_on_nginx_are_judged_from_a_sample_of_each_member(
         {"zerodown.rollout.image_upgrade": _base(workload_name, nginx, image=IMAGE_V1, replicas=3,
                                                  docker_container=container_spec())}])["localhost"]["r0"]
     assert not create.get("failed"), create
-    v1 = sorted(cid for rev, cid in _running(containers) if rev == "1")
-    recorder = TrafficRecorder(SamplerConfig(url=f"{nginx.url}/cgi-bin/version", concurrency=4, timeout=5),
-                               rate=RECORDER_RATE, max_duration=120).start()
+    v1 = sorted(cid for rev, cid in running(containers) if rev == "1")
+    recorder = start_recorder(f"{nginx.url}/cgi-bin/version", max_duration=120)
     try:
         result = run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": _base(
             workload_name, nginx, image=image, strategy="steps", steps=[{"weight": 30, "duration": 6}],
@@ -295,11 +251,11 @@ def test_steps_on_nginx_are_judged_from_a_sample_of_each_member(
         assert result.get("failed") and result["revision"] == 1, result
         assert "analysis.max_error_rate=5.0%" in result["msg"], result["msg"]
         assert step["analysis"]["new"]["responses_5xx"] > 0 and step["analysis"]["baseline"]["errors"] == 0, step
-        assert sorted(cid for rev, cid in _running(containers) if rev == "1") == v1
+        assert sorted(cid for rev, cid in running(containers) if rev == "1") == v1
         assert not [c for c in containers() if c.labels["zerodown.revision"] != "1"]
         assert summary["errors"] == 0 or set(summary["error_kinds"]) == {"status"}, summary["error_kinds"]
     else:
         assert not result.get("failed") and result["revision"] == 2 and result["partial"] is False, result
-        assert [rev for rev, _cid in _running(containers)] == ["2"] * 3
+        assert [rev for rev, _cid in running(containers)] == ["2"] * 3
         assert summary["errors"] == 0, (summary["error_kinds"], summary["error_examples"])
     assert nginx.servers() == _expected_upstream(containers) and len(nginx.servers()) == 3

@@ -1,43 +1,20 @@
 """Fixtures of the fault tests: the Docker engine, an HAProxy per test and cleanup, from the Docker tests' harness."""
 from __future__ import annotations
 
-import os
-
 import pytest
 
 
-from tests.support.docker_harness import IMAGE_BROKEN, IMAGE_SLOW_V1, IMAGE_SLOW_V2, IMAGE_V1, IMAGE_V2, RUN_ID, TEST_LABEL, Haproxy  # noqa: E402
+from tests.support.docker_harness import IMAGE_BROKEN, IMAGE_SLOW_V1, IMAGE_SLOW_V2, IMAGE_V1, IMAGE_V2, Haproxy  # noqa: E402
+from tests.support.docker_engine import demo_engine, remove_run_containers  # noqa: E402
 
 docker = pytest.importorskip("docker")
 
 
-def _skip_or_fail(message: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="session")
 def engine():
-    try:
-        client = docker.DockerClient(base_url=os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock",
-                                     version="auto", timeout=60)
-        client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
-        _skip_or_fail(f"Docker engine not reachable ({exc}); run `make services`")
-    for ref in (IMAGE_V1, IMAGE_V2, IMAGE_BROKEN, IMAGE_SLOW_V1, IMAGE_SLOW_V2):
-        try:
-            client.images.get(ref)
-        except docker.errors.ImageNotFound:
-            _skip_or_fail(f"demo image {ref} missing; run `make images`")
+    client = demo_engine((IMAGE_V1, IMAGE_V2, IMAGE_BROKEN, IMAGE_SLOW_V1, IMAGE_SLOW_V2))
     yield client
-    # only this run's containers (another test run or a benchmark may share the engine); sparse: no inspect
-    # per container, so one removed meanwhile cannot fail the listing
-    for container in client.containers.list(all=True, sparse=True, filters={"label": f"{TEST_LABEL}={RUN_ID}"}):
-        try:
-            container.remove(force=True, v=True)
-        except docker.errors.APIError:
-            pass
+    remove_run_containers(client)
     client.close()
 
 

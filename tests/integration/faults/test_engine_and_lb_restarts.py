@@ -28,6 +28,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.recorder 
 from tests.support.docker_harness import IMAGE_V1, IMAGE_V2, container_spec
 from tests.support.fault_harness import (PlaybookRun, backend_servers, check_converged, restartable_dockerd,
                                          wait_until, write_playbook)
+from tests.support.unavailable import skip_or_fail
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 REPLICAS = 4
@@ -38,10 +39,7 @@ def own_dockerd(engine):
     try:
         daemon = restartable_dockerd([IMAGE_V1, IMAGE_V2])
     except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
-        message = f"cannot start a dockerd of the test's own ({exc}); it needs root and the ip tool"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(f"cannot start a dockerd of the test's own ({exc}); it needs root and the ip tool")
     yield daemon
     daemon.stop()
 

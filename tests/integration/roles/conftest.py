@@ -1,31 +1,14 @@
 """Fixtures of the role/playbook tests."""
 from __future__ import annotations
 
-import os
-
 import pytest
 
-
-def _fail_or_skip(message: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+from tests.support.docker_engine import demo_engine
 
 
 @pytest.fixture(scope="session")
 def docker_engine():
     """The local Docker engine with the demo images (skips, or fails under CI=true, without them)."""
-    docker = pytest.importorskip("docker")
-    try:
-        client = docker.DockerClient(base_url=os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock",
-                                     version="auto", timeout=60)
-        client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
-        _fail_or_skip(f"Docker engine not reachable ({exc}); run `make services`")
-    for ref in ("zerodown/demo-app:1.0", "zerodown/demo-app:2.0", "zerodown/demo-app:broken"):
-        try:
-            client.images.get(ref)
-        except docker.errors.ImageNotFound:
-            _fail_or_skip(f"demo image {ref} missing; run `make images`")
+    client = demo_engine(("zerodown/demo-app:1.0", "zerodown/demo-app:2.0", "zerodown/demo-app:broken"))
     yield client
     client.close()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import time
 import uuid
@@ -19,6 +18,7 @@ import yaml
 from tests.support.docker_harness import (IMAGE_BROKEN, IMAGE_V1, IMAGE_V2, Haproxy, container_spec,
                                           run_playbook as run_tasks, start_dockerds)
 from tests.support.roles_harness import ROOT, recording, run_playbook
+from tests.support.unavailable import skip_or_fail
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 FLEET = ROOT / "playbooks" / "fleet_upgrade.yml"
@@ -38,10 +38,7 @@ def docker_fleet(docker_engine):
     try:
         daemons = start_dockerds(HOSTS, [IMAGE_V1, IMAGE_V2, IMAGE_BROKEN])
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
-        message = f"cannot start {HOSTS} extra dockerds ({exc}); they need root and the ip tool"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(f"cannot start {HOSTS} extra dockerds ({exc}); they need root and the ip tool")
     proxies: list[Haproxy] = []
     try:
         for _daemon in daemons:

@@ -1,32 +1,20 @@
 """The DaemonSet controller: one pod per fake node, RollingUpdate bounded by maxUnavailable."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from ..podutil import is_available, is_ready, is_terminating, pod_from_template
 from ..resources import DAEMONSET, POD
-from ..store import AlreadyExists, Conflict, NotFound, Store
 from ..util import int_or_percent, is_controlled_by, now
+from .base import PodController
 from .history import HASH_LABEL, sync_revisions, template_of, truncate_history
 
 Obj = dict[str, Any]
 REVISION_LABEL = "controller-revision-hash"
 
 
-class DaemonSetController:
-    def __init__(self, store: Store, record_event: Callable[..., None], nodes: list[str],
-                 delete_pod: Callable[[Obj], None]) -> None:
-        self.store = store
-        self.event = record_event
-        self.nodes = nodes
-        self.delete_pod = delete_pod
-
-    def sync_all(self) -> None:
-        for ds in self.store.list(DAEMONSET)[0]:
-            try:
-                self.sync(ds)
-            except (Conflict, NotFound, AlreadyExists):
-                continue
+class DaemonSetController(PodController):
+    kind = DAEMONSET
 
     def sync(self, ds: Obj) -> None:
         if ds["metadata"].get("deletionTimestamp"):

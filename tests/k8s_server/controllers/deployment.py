@@ -11,9 +11,10 @@ import functools
 from typing import Any, Callable
 
 from ..resources import DEPLOYMENT, REPLICASET
-from ..store import AlreadyExists, Conflict, NotFound, Store, StoreError
+from ..store import AlreadyExists, Conflict, NotFound, StoreError
 from ..util import (compute_hash, controller_ref, int_or_percent, is_controlled_by, iso, now, parse_time,
                     selector_matches)
+from .base import Controller
 
 Obj = dict[str, Any]
 
@@ -354,17 +355,8 @@ def _status_eq(a: Obj, b: Obj) -> bool:
 
 # ---------------------------------------------------------------------------- the controller
 
-class DeploymentController:
-    def __init__(self, store: Store, record_event: Callable[..., None]) -> None:
-        self.store = store
-        self.event = record_event
-
-    def sync_all(self) -> None:
-        for d in self.store.list(DEPLOYMENT)[0]:
-            try:
-                self.sync(d)
-            except (Conflict, NotFound, AlreadyExists):
-                continue  # requeued: the next tick retries with fresh objects
+class DeploymentController(Controller):
+    kind = DEPLOYMENT
 
     # -- helpers writing through the store --------------------------------------------------
     def _owned_rss(self, d: Obj) -> list[Obj]:

@@ -5,23 +5,19 @@ so ReplicaSet status lags its spec by one sync (the lag the Deployment controlle
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from ..podutil import deletion_rank, is_active, is_available, is_ready, pick_node, pod_from_template
 from ..resources import POD, REPLICASET
-from ..store import Conflict, NotFound, Store
+from ..store import Conflict, NotFound
 from ..util import is_controlled_by, now
+from .base import PodController
 
 Obj = dict[str, Any]
 
 
-class ReplicaSetController:
-    def __init__(self, store: Store, record_event: Callable[..., None], nodes: list[str],
-                 delete_pod: Callable[[Obj], None]) -> None:
-        self.store = store
-        self.event = record_event
-        self.nodes = nodes
-        self.delete_pod = delete_pod
+class ReplicaSetController(PodController):
+    kind = REPLICASET
 
     def sync_all(self) -> None:
         pods_by_ns: dict[str, list[Obj]] = {}

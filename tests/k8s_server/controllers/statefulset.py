@@ -1,12 +1,12 @@
 """The StatefulSet controller: OrderedReady pods, RollingUpdate from the highest ordinal, partition."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from ..podutil import is_available, is_ready, is_terminating, phase, pod_from_template, pick_node
 from ..resources import POD, STATEFULSET
-from ..store import AlreadyExists, Conflict, NotFound, Store
 from ..util import is_controlled_by, now
+from .base import PodController
 from .history import sync_revisions, template_of, truncate_history
 
 Obj = dict[str, Any]
@@ -25,20 +25,8 @@ def _running_ready(pod: Obj) -> bool:
     return phase(pod) == "Running" and is_ready(pod)
 
 
-class StatefulSetController:
-    def __init__(self, store: Store, record_event: Callable[..., None], nodes: list[str],
-                 delete_pod: Callable[[Obj], None]) -> None:
-        self.store = store
-        self.event = record_event
-        self.nodes = nodes
-        self.delete_pod = delete_pod
-
-    def sync_all(self) -> None:
-        for sts in self.store.list(STATEFULSET)[0]:
-            try:
-                self.sync(sts)
-            except (Conflict, NotFound, AlreadyExists):
-                continue
+class StatefulSetController(PodController):
+    kind = STATEFULSET
 
     def sync(self, sts: Obj) -> None:
         if sts["metadata"].get("deletionTimestamp"):

@@ -151,3 +151,17 @@ def test_unreachable_target_fails_with_connection_errors(lookup):
     assert result["verdict"] == "fail"
     assert "Connection refused" in result["error_examples"]["connection"]
     assert ":pw@" not in repr(result)
+
+
+def documented_options(attribute: str) -> dict:
+    import yaml
+    from ansible_collections.zerodown.rollout.plugins.doc_fragments.traffic import ModuleDocFragment
+    return yaml.safe_load(getattr(ModuleDocFragment, attribute))["options"]
+
+
+def test_every_documented_sampling_option_and_threshold_reaches_the_sampler_and_the_verdict():
+    """The fragments are the lookup's options (set_options validates them); each one is a field of SamplerConfig or
+    Thresholds under the same name, so none is documented and dropped, or taken and undocumented."""
+    from ansible_collections.zerodown.rollout.plugins.lookup import traffic_check
+    assert set(documented_options("DOCUMENTATION")) == set(traffic_check.SAMPLER_OPTIONS)
+    assert set(documented_options("THRESHOLDS")) == set(traffic_check.THRESHOLD_OPTIONS)

@@ -19,24 +19,17 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     WorkloadRef,
 )
 
-
-class Module:
-    def __init__(self, **params):
-        self.params = params
-        self.check_mode = False
-        self.warnings = []
-
-    def warn(self, text):
-        self.warnings.append(text)
+from tests.support.docker_containers import retained_replica as container
+from tests.support.fake_module import FakeModule
 
 
 def platform_with(**params):
-    return DockerPlatform(Module(**params), WorkloadRef("docker", "w"))
+    return DockerPlatform(FakeModule(params), WorkloadRef("docker", "w"))
 
 
 def test_invalid_workload_name_is_refused_before_anything():
     with pytest.raises(InvalidInput, match="not a valid Docker workload name"):
-        DockerPlatform(Module(), WorkloadRef("docker", "bad name"))
+        DockerPlatform(FakeModule({}), WorkloadRef("docker", "bad name"))
 
 
 @pytest.mark.parametrize("value", [0, -1])
@@ -67,19 +60,6 @@ def test_a_load_balancer_that_cannot_be_driven_fails_before_anything():
 
 
 # -- planning ---------------------------------------------------------------------------------------------------
-def container(cid, rev, image, image_id, running, env=("A=1",), created="2024-01-01T00:00:00Z"):
-    labels = {"zerodown.workload": "w", "zerodown.revision": str(rev), "zerodown.image": image,
-              "zerodown.change-cause": f"cause {rev}", "zerodown.created": created, "zerodown.replicas": "2",
-              "zerodown.port": "8080/tcp", "team": "shop"}
-    return Replica.from_attrs({
-        "Id": cid, "Name": f"/w-r{rev}-{cid}", "Image": image_id,
-        "Config": {"Image": image, "Env": list(env), "Labels": labels, "ExposedPorts": {"8080/tcp": {}}},
-        "HostConfig": {"PortBindings": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}},
-        "State": {"Status": "running" if running else "exited", "StartedAt": f"2024-01-0{rev}T00:00:00Z",
-                  "FinishedAt": "" if running else f"2024-01-0{rev}T01:00:00Z"},
-    })
-
-
 def planning(history, local=None, check_mode=True, **params):
     """A platform that plans on ``history`` in check mode, its engine answering ``local`` (image reference ->
     image id) for the images it has."""
@@ -94,7 +74,7 @@ def planning(history, local=None, check_mode=True, **params):
     return platform
 
 
-def _history(*replicas):
+def _history(*replicas: Replica) -> History:
     return History(list(replicas))
 
 

@@ -16,14 +16,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     WorkloadRef,
 )
 
-
-class Module:
-    def __init__(self, check_mode=False):
-        self.check_mode = check_mode
-        self.warnings = []
-
-    def warn(self, text):
-        self.warnings.append(text)
+from tests.support.fake_module import FakeModule
 
 
 def container(cid, rev, running, finished=""):
@@ -102,7 +95,7 @@ class Workload:
 
 
 def run_on(workload, check_mode=False, **params):
-    return ChangeRun(workload, Module(check_mode), params)
+    return ChangeRun(workload, FakeModule(params, check_mode), params)
 
 
 # -- the lock ---------------------------------------------------------------------------------------------------

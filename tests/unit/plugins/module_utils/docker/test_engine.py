@@ -14,6 +14,8 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     WorkloadRef,
 )
 
+from tests.support.fake_module import FakeModule
+
 docker = pytest.importorskip("docker")
 requests = pytest.importorskip("requests")
 
@@ -144,18 +146,8 @@ def test_health_gate_losing_the_engine_fails_cleanly():
         wait_healthy(engine.DockerEngine(raw, HOST), ["abc"], timeout=1)
 
 
-class Module:
-    def __init__(self, **params):
-        self.params = params
-        self.check_mode = False
-        self.warnings: list[str] = []
-
-    def warn(self, text):
-        self.warnings.append(text)
-
-
 def test_backend_calls_describe_what_they_were_doing():
-    platform = DockerPlatform(Module(docker_host=HOST), WorkloadRef("docker", "w"))
+    platform = DockerPlatform(FakeModule({"docker_host": HOST}), WorkloadRef("docker", "w"))
     raw = RawClient()
     raw.api.raises = requests.exceptions.ConnectionError("('Connection aborted.', RemoteDisconnected())")
     platform.docker._engine = engine.DockerEngine(raw, HOST)

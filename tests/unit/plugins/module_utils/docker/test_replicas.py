@@ -9,17 +9,7 @@ import pytest
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker import replicas as rp
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import InvalidInput, RolloutFailed
 
-
-def attrs(cid, rev, running, started="", finished="", image="app:1", port=None, name=None):
-    return {
-        "Id": cid * 8, "Name": f"/{name or 'w-r%d-%s' % (rev, cid)}", "Image": f"sha256:{image}",
-        "Config": {"Image": image, "Labels": {rp.LABEL_WORKLOAD: "w", rp.LABEL_REVISION: str(rev),
-                                              rp.LABEL_IMAGE: image, rp.LABEL_PORT: "8080/tcp",
-                                              rp.LABEL_CREATED: started}},
-        "State": {"Status": "running" if running else "exited", "StartedAt": started, "FinishedAt": finished,
-                  "Health": {"Status": "healthy"}},
-        "NetworkSettings": {"Ports": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]} if port else {}},
-    }
+from tests.support.docker_containers import container_attrs as attrs
 
 
 def test_published_address():

@@ -3,20 +3,10 @@ containers' labels and states; the retained revision an upgrade restarts instead
 from __future__ import annotations
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker import replicas as rp
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import Replica
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History, reusable
 
-
-def attrs(cid, rev, running, started="", finished="", image="app:1", port=None, name=None):
-    return {
-        "Id": cid * 8, "Name": f"/{name or 'w-r%d-%s' % (rev, cid)}", "Image": f"sha256:{image}",
-        "Config": {"Image": image, "Labels": {rp.LABEL_WORKLOAD: "w", rp.LABEL_REVISION: str(rev),
-                                              rp.LABEL_IMAGE: image, rp.LABEL_PORT: "8080/tcp",
-                                              rp.LABEL_CREATED: started}},
-        "State": {"Status": "running" if running else "exited", "StartedAt": started, "FinishedAt": finished,
-                  "Health": {"Status": "healthy"}},
-        "NetworkSettings": {"Ports": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]} if port else {}},
-    }
+from tests.support.docker_containers import container_attrs as attrs
+from tests.support.docker_containers import retained_replica as container
 
 
 def history(*items):
@@ -58,19 +48,6 @@ def test_revisions_in_model_shape():
 
 
 # -- an upgrade to a retained revision -------------------------------------------------------------------------
-def container(cid, rev, image, image_id, running, env=("A=1",), created="2024-01-01T00:00:00Z"):
-    labels = {"zerodown.workload": "w", "zerodown.revision": str(rev), "zerodown.image": image,
-              "zerodown.change-cause": f"cause {rev}", "zerodown.created": created, "zerodown.replicas": "2",
-              "zerodown.port": "8080/tcp", "team": "shop"}
-    return Replica.from_attrs({
-        "Id": cid, "Name": f"/w-r{rev}-{cid}", "Image": image_id,
-        "Config": {"Image": image, "Env": list(env), "Labels": labels, "ExposedPorts": {"8080/tcp": {}}},
-        "HostConfig": {"PortBindings": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}},
-        "State": {"Status": "running" if running else "exited", "StartedAt": f"2024-01-0{rev}T00:00:00Z",
-                  "FinishedAt": "" if running else f"2024-01-0{rev}T01:00:00Z"},
-    })
-
-
 def retained(*replicas):
     return History(list(replicas))
 
