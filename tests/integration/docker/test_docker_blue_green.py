@@ -59,8 +59,8 @@ def _drop_marker(engine, name: str) -> None:
         container.remove(force=True)
 
 
-def test_switch_standby_and_rollback_by_switching_back_under_load(engine, haproxy, workload_name, containers,
-                                                                   tmp_path):
+def test_switch_standby_and_rollback_by_switching_back_under_load(
+        engine, haproxy, workload_name, containers, tmp_path):
     created = run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": _base(
         workload_name, haproxy, image=IMAGE_V1, replicas=4, docker_container=container_spec())}])["localhost"]["r0"]
     assert not created.get("failed"), created
