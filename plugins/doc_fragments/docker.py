@@ -314,7 +314,7 @@ options:
         weight 0, then switches every request to them at once (the new members get their default weight first,
         then the old ones weight 0, so the pool is never without a weighed member). The old revision keeps
         running at weight 0 as a standby for O(standby_seconds), so that M(zerodown.rollout.rollback) in that
-        window is one switch back with no container started. A module does not run in the background: the run
+        window is one switch back with no container started. A module does not run in the background, so the run
         that switched records the standby and its deadline on a container that is created and never started
         (C(zerodown-standby-<name>)), and a later run of this module with the same O(image) retires a standby
         whose time has passed, or any standby with O(promote=true) (drained, taken out, stopped and kept as a
