@@ -76,7 +76,7 @@ def rollout_status(history: History, workload: str, target: t.Optional[int] = No
                      and m.status.startswith("UP")]
     others = [r for r in running_all if group is None or r.revision != group.number]
     standing_by = standing_by_replicas(others, standby, number, members, scope)
-    others = [r for r in others if r not in standing_by]
+    others = [r for r in others if r.id not in {s.id for s in standing_by}]
     desired = len(updated)
     if others:
         # mid-swap: the run that created this revision recorded how many replicas it aimed for
