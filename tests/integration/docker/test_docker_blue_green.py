@@ -18,6 +18,11 @@ pytestmark = pytest.mark.docker
 _base = functools.partial(module_args, drain_timeout=2)
 
 
+def _info(name: str, haproxy) -> dict:
+    """rollout_info's arguments (it takes no rollout options)."""
+    return {"platform": "docker", "name": name, "load_balancer": haproxy.lb_options()}
+
+
 def _recorder(haproxy, rate: float = 40):
     return TrafficRecorder(SamplerConfig(url=f"{haproxy.url}/version", concurrency=8, timeout=5), rate=rate,
                            max_duration=300).start()
@@ -75,7 +80,7 @@ def test_switch_standby_and_rollback_by_switching_back_under_load(
         time.sleep(3)  # traffic goes on: the standby must get none of it
         stat_later = _stat(haproxy)
         again = run_playbook(tmp_path, [upgrade, dict(upgrade, check_mode=True),
-                                        {"zerodown.rollout.rollout_info": _base(workload_name, haproxy)}])["localhost"]
+                                        {"zerodown.rollout.rollout_info": _info(workload_name, haproxy)}])["localhost"]
         before_rollback = _by_revision(containers)
         rolled = run_playbook(tmp_path, [{"zerodown.rollout.rollback": _base(workload_name, haproxy)}])["localhost"]["r0"]
         phase2 = recorder.snapshot()[len(phase1):]
@@ -126,7 +131,7 @@ def test_a_run_after_the_standby_window_retires_it(engine, haproxy, workload_nam
     try:
         switched = run_playbook(tmp_path, [upgrade])["localhost"]["r0"]
         time.sleep(2)  # past the standby's one second (its deadline is whole seconds, rounded up)
-        res = run_playbook(tmp_path, [{"zerodown.rollout.rollout_info": _base(workload_name, haproxy)},
+        res = run_playbook(tmp_path, [{"zerodown.rollout.rollout_info": _info(workload_name, haproxy)},
                                       dict(upgrade, check_mode=True), upgrade, upgrade])["localhost"]
     finally:
         timeline = recorder.stop()
