@@ -96,7 +96,7 @@ def test_switch_standby_and_rollback_by_switching_back_under_load(
     # every answer after the switch comes from 2.0; both versions answered for at most a second
     assert _switch_seconds(phase1, "1.0", "2.0") <= 1.0
     # the standby: revision 1's four containers still running, at weight 0, sent no request after the switch
-    revision1 = {name: v for name, v in before_rollback["1"].items()}
+    revision1 = before_rollback["1"]
     assert len(revision1) == 4 and all(status == "running" for status, _start in revision1.values()), revision1
     standby_stat = {name: stat_later[name] for name in revision1}
     assert all(s["weight"] == 0 for s in standby_stat.values()), stat_later
