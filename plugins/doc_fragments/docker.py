@@ -346,10 +346,38 @@ options:
         O(steps[].duration) one that counts requests per server (V(haproxy)), and a pool of the workload's
         own. The host runs both revisions side by side meanwhile; O(batch_size) and O(batch_interval) do not
         apply (every new replica starts at once), and O(max_batches) is refused.
+      - V(blue_green) starts every replica of the new revision, gates them and puts them in the load balancer at
+        weight 0, then switches every request to them at once (the new members get their default weight first,
+        then the old ones weight 0, so the pool is never without a weighed member). The old revision keeps
+        running at weight 0 as a standby for O(standby_seconds), so that M(zerodown.rollout.rollback) in that
+        window is one switch back with no container started. A module does not run in the background, so the run
+        that switched records the standby and its deadline on a container that is created and never started
+        (C(zerodown-standby-<name>)), and a later run of this module with the same O(image) retires a standby
+        whose time has passed, or any standby with O(promote=true) (drained, taken out, stopped and kept as a
+        retained revision). Until then the status is V(complete) and reports the standby. Same needs as
+        V(steps) (a load balancer that weighs its members, a pool of the workload's own); O(max_batches),
+        O(steps) and O(analysis) are refused.
       - A run that changes nothing but the replica count, and M(zerodown.rollout.rollback), swap as V(rolling)
-        does.
+        does (a rollback to the standby of V(blue_green) switches back instead).
     type: str
-    choices: [rolling, steps]
+    choices: [rolling, steps, blue_green]
+  standby_seconds:
+    description:
+      - With O(strategy=blue_green), how long the old revision stands by, running at weight 0, after the switch.
+        The deadline is recorded by the run that switched; a later run with other O(standby_seconds) does not
+        move it. It is retired by the first run of this module (same O(image)) after the deadline, not at the
+        deadline itself; M(zerodown.rollout.rollout_info) and M(zerodown.rollout.rollout_wait) report it as
+        C(expired) meanwhile, and a rollback still switches back to it while it runs.
+      - V(0) keeps no standby - the old revision is drained, taken out and stopped at the end of the switching
+        run.
+      - Refused with another O(strategy). Default V(300).
+    type: float
+  promote:
+    description:
+      - With O(strategy=blue_green) and the same O(image) as the run that switched, V(true) retires the standby
+        now, whatever its deadline. With no standby, nothing to do (unchanged).
+      - Refused with another O(strategy).
+    type: bool
   steps:
     description:
       - The steps of O(strategy=steps), in order. A step V({weight, duration}) gives the new revision

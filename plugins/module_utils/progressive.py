@@ -31,7 +31,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.analysis import (
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import InvalidInput
 from ansible_collections.zerodown.rollout.plugins.module_utils.sampled_counters import SAMPLE_OPTIONS
 
-STRATEGIES = ("rolling", "steps")
+STRATEGIES = ("rolling", "steps", "blue_green")
 ON_INCONCLUSIVE = ("pause", "fail", "continue")
 # the options of strategy=steps (argument-spec style; the backend owns them)
 STEP_OPTIONS: t.Dict[str, t.Dict[str, t.Any]] = {

@@ -131,6 +131,30 @@ EXAMPLES = r"""
       type: haproxy
       socket: /run/haproxy/admin.sock
       servers_file: /etc/haproxy/conf.d/shop.cfg
+
+- name: Blue-green on a Docker host - one switch, the old revision standing by for ten minutes
+  zerodown.rollout.image_upgrade:
+    platform: docker
+    name: shop
+    image: shop/web:2.0
+    strategy: blue_green
+    standby_seconds: 600
+    load_balancer:
+      type: haproxy
+      socket: /run/haproxy/admin.sock
+      servers_file: /etc/haproxy/conf.d/shop.cfg
+
+- name: Later - retire the standby now rather than at the next run after its deadline
+  zerodown.rollout.image_upgrade:
+    platform: docker
+    name: shop
+    image: shop/web:2.0
+    strategy: blue_green
+    promote: true
+    load_balancer:
+      type: haproxy
+      socket: /run/haproxy/admin.sock
+      servers_file: /etc/haproxy/conf.d/shop.cfg
 """
 
 RETURN = r"""
@@ -239,6 +263,15 @@ analysis:
   type: dict
   sample: {"verdict": "fail", "reasons": ["error rate 21.0% (21 of 100...) is above analysis.max_error_rate=5.0%"],
            "new": {"requests": 100, "errors": 21, "error_rate": 0.21}, "baseline": {"requests": 1900, "errors": 0}}
+standby:
+  description:
+    - With O(strategy=blue_green), the old revision standing by at weight 0 after the run - its C(revision), the
+      revision it stands by for (C(serving)), when the switch recorded it (C(since)), until when (C(until), UTC) and
+      whether that time has passed (C(expired)). V(null) when none stands by (retired, or O(standby_seconds=0)).
+    - The status (C(status.standby)) carries the same, with the number of its running C(replicas).
+  returned: O(strategy=blue_green) and another revision ran next to the new one (not in check mode)
+  type: dict
+  sample: {"revision": 3, "serving": 4, "since": "2026-06-11T10:00:00Z", "until": "2026-06-11T10:05:00Z", "expired": false}
 health_log:
   description:
     - The last HEALTHCHECK results of the new container that failed the health gate. Only for O(platform=docker).

@@ -51,6 +51,8 @@ status:
     - The rollout status (see M(zerodown.rollout.rollout_wait) for the keys).
     - On a Docker host, while a run of M(zerodown.rollout.image_upgrade) or M(zerodown.rollout.rollback) holds
       the workload's lock, C(lock) names its owner (host, pid, operation, target, since) and the message says so.
+    - On a Docker host after a C(strategy=blue_green) upgrade, C(standby) is the old revision standing by at weight
+      0 (see M(zerodown.rollout.rollout_wait)); this module reports it, C(expired) included, and never retires it.
   returned: always
   type: dict
   sample: {"desired": 3, "updated": 3, "ready": 3, "available": 3, "revision": 2, "state": "complete", "done": true,

@@ -103,6 +103,14 @@ status:
         - Only with O(platform=kubernetes) and O(wait_old_pods_gone=true).
       type: bool
       returned: when O(wait_old_pods_gone=true)
+    standby:
+      description:
+        - On a Docker host after a C(strategy=blue_green) upgrade, the old revision standing by at weight 0 (it takes
+          no request, so the rollout is V(complete)) - its C(revision), C(serving) (the revision it stands by for),
+          C(since), C(until) (UTC), C(expired) (its time has passed; the next run of
+          M(zerodown.rollout.image_upgrade) retires it) and its running C(replicas).
+      type: dict
+      returned: a blue-green standby is recorded and running
   sample: {"desired": 3, "updated": 3, "ready": 3, "available": 3, "revision": 4, "state": "complete", "done": true,
            "message": "deployment \"shop\" successfully rolled out", "reason": null}
 duration:

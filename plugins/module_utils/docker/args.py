@@ -9,7 +9,7 @@
   change the workload (image_upgrade, rollback).
 * ``DOCKER_CONTAINER_ARGS`` (``zerodown.rollout.docker.CONTAINER``): how a new workload's containers are
   created, how far an upgrade goes (``max_batches``) and how it moves traffic (``strategy``, ``steps``,
-  ``analysis``); image_upgrade only.
+  ``analysis``, ``standby_seconds``, ``promote``); image_upgrade only.
 """
 
 from __future__ import annotations
@@ -85,4 +85,7 @@ DOCKER_CONTAINER_ARGS: dict[str, dict[str, t.Any]] = {
     "strategy": {"type": "str", "choices": list(STRATEGIES)},
     "steps": {"type": "list", "elements": "dict", "options": STEP_OPTIONS},
     "analysis": {"type": "dict", "options": ANALYSIS_OPTIONS},
+    # strategy=blue_green (docker/blue_green.py); no defaults, so that given can be told from unset
+    "standby_seconds": {"type": "float"},
+    "promote": {"type": "bool"},
 }

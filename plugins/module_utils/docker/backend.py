@@ -21,6 +21,11 @@ import typing as t
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.none import NO_BALANCER_WARNING
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker import preflight as preflight_mod
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.blue_green import (
+    BlueGreenPlan,
+    blue_green_strategy,
+    check_blue_green,
+)
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.change import ChangeRun
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.lock import lock_container, lock_name
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import (
@@ -65,6 +70,7 @@ class DockerPlatform(Platform):
         # the change it makes: the lock, the swap, the background stops, the result (change.py)
         self.change = ChangeRun(self.docker, module, self.params)
         self._steps: t.Optional[list[Step]] = None  # strategy=steps: the run's steps (steps.py)
+        self._blue_green: t.Optional[float] = None  # strategy=blue_green: its standby seconds (blue_green.py)
 
     def _run_command(self, argv: list[str]) -> tuple[int, str, str]:
         rc, out, err = self.module.run_command(argv)
@@ -117,6 +123,7 @@ class DockerPlatform(Platform):
         history = self.docker.load()
         self._check_balancer()
         self._steps = check_steps(p, self.docker.balancer) if steps_strategy(p) else None
+        self._blue_green = check_blue_green(p, self.docker.balancer) if blue_green_strategy(p) else None
         return self._plan_upgrade(image, history)
 
     def _plan_upgrade(self, image: str, history: History) -> ActionResult:
@@ -146,6 +153,12 @@ class DockerPlatform(Platform):
             return self._continue_partial(history, current, stale, desired, limit, before)
         if same_image and stale and self._steps is not None:
             return StepsPlan(self, self._steps).resume(
+                history, current, stale, desired, before,
+                lambda message: self.change.result(True, history, current.number, current.number, before,
+                                                   dict(before, replicas=desired), message),
+                lambda: self._upgrade_under_lock(image, [current.newest.image_id]))
+        if same_image and stale and self._blue_green is not None:
+            return BlueGreenPlan(self, self._blue_green).resume(
                 history, current, stale, desired, before,
                 lambda message: self.change.result(True, history, current.number, current.number, before,
                                                    dict(before, replicas=desired), message),
@@ -189,8 +202,8 @@ class DockerPlatform(Platform):
         if pull == "always" and not self.module.check_mode:
             image_id = self.docker.ensure_image(image, pull).get("Id")
         reuse = reusable(history, current, image, image_id, self.docker.image_config)
-        if self._steps is not None:
-            return self._steps_upgrade(history, current, stale, image, reuse, desired, before, local is None)
+        if self._steps is not None or self._blue_green is not None:
+            return self._weighted_upgrade(history, current, stale, image, reuse, desired, before, local is None)
         if reuse is not None:
             return self._upgrade_to_retained(history, current, stale, reuse, desired, before, partial)
         number = history.next_number
@@ -321,13 +334,15 @@ class DockerPlatform(Platform):
         self.change.swap.run([], replicas, start)
         return self.change.finish(1, None, {}, f"created {self.workload.describe()} with {replicas} replicas of {image}")
 
-    def _steps_upgrade(self, history: History, current: RevisionGroup, stale: list[Replica], image: str,
-                       reuse: t.Optional[RevisionGroup], desired: int, before: dict[str, t.Any],
-                       pulls: bool) -> ActionResult:
-        """An upgrade in steps to a new revision of ``image``, or to the retained revision ``reuse`` restarted."""
+    def _weighted_upgrade(self, history: History, current: RevisionGroup, stale: list[Replica], image: str,
+                          reuse: t.Optional[RevisionGroup], desired: int, before: dict[str, t.Any],
+                          pulls: bool) -> ActionResult:
+        """An upgrade in steps or blue-green (the whole new set at weight 0 first) to a new revision of ``image``,
+        or to the retained revision ``reuse`` restarted."""
         number = reuse.number if reuse is not None else history.next_number
         after = {"revision": number, "image": image, "replicas": desired}
-        plan = StepsPlan(self, self._steps or [])
+        plan: t.Union[StepsPlan, BlueGreenPlan] = (BlueGreenPlan(self, self._blue_green) if self._blue_green is not None
+                                                   else StepsPlan(self, self._steps or []))
 
         def check_result(message: str) -> ActionResult:
             if reuse is not None:
@@ -354,15 +369,20 @@ class DockerPlatform(Platform):
                               lambda: self._upgrade_under_lock(image, images))
 
     def _shift_to(self, keep: t.Sequence[Replica], others: t.Sequence[Replica]) -> None:
-        """Where a steps rollout left weights: the members of ``keep`` get their default weight back and those of
-        ``others`` (about to be taken out) weight 0 at once, so that requests move before the drain."""
+        """Where a steps or blue-green rollout left weights: the members of ``keep`` get their default weight back
+        and those of ``others`` (about to be taken out) weight 0 at once, so that requests move before the drain.
+        ``keep`` is raised first, ``others`` lowered second: between the two both serve, never neither."""
         lb = self.docker.balancer
         if not lb.weights:
             return
 
         def names(reps: t.Sequence[Replica]) -> list[str]:
             return [n for r in reps for n in lb.member_names(r.name) if n in lb.intent]
-        lb.set_weights({**{n: 0 for n in names(others)}, **{n: None for n in names(keep)}})
+        raised, lowered = names(keep), names(others)
+        if raised:
+            lb.set_weights({n: None for n in raised})
+        if lowered:
+            lb.set_weights({n: 0 for n in lowered})
 
     def _scale(self, current: RevisionGroup, desired: int) -> None:
         running = sorted(current.running, key=lambda r: (r.created or "", r.name))
@@ -426,10 +446,16 @@ class DockerPlatform(Platform):
                                                                           [current.newest.image_id],
                                                                           lambda: self._plan_rollback(self.docker.existing())))
         after = {"revision": target.number, "image": target.image, "replicas": desired}
+        # a blue-green standby of the target: the rollback is one switch back, no container starts
+        standby = self.docker.standby(history)
+        switch_back = (standby is not None and standby.revision == target.number
+                       and len(target.running) >= desired)
+        how = (f" by switching back to it: it stood by at weight 0, so no container starts, and revision "
+               f"{current.number} is drained, taken out and stopped" if switch_back else "")
         if self.module.check_mode:
             return self.change.result(True, history, target.number, current.number, before, after,
                                       f"would roll {self.workload.describe()} back from revision {current.number} to "
-                                      f"revision {target.number} ({target.image})")
+                                      f"revision {target.number} ({target.image}){how}")
         if not self.change.holding_lock:
             return self.change.locked("rollback", f"revision {target.number} ({target.image})",
                                       [current.newest.image_id, target.newest.image_id],
@@ -451,7 +477,8 @@ class DockerPlatform(Platform):
             batches = self.change.swap.run(old, desired, start)
         return self.change.finish(target.number, current.number, before,
                                   f"{self.workload.describe()} rolled back from revision {current.number} ({current.image}) "
-                                  f"to revision {target.number} ({target.image}) in {batches} batch(es)")
+                                  f"to revision {target.number} ({target.image})"
+                                  + (how if switch_back else f" in {batches} batch(es)"))
 
     # -- pre-flight --------------------------------------------------------------------------------
     checks = preflight_mod.CHECKS

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import typing as t
 
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker import standby as standby_mod
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.lock import LockHeld, engine_lock, this_process
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.swap import (
@@ -117,6 +118,12 @@ class ChangeRun:
         self.half_made_removed = sorted(r.name for r in half)
         return self.docker.load()
 
+    def drop_stale_standby(self, history: History) -> None:
+        """Under the lock: remove the blue-green standby marker when what it records is no longer true (its
+        revision was retired or rolled back to, another revision became current)."""
+        if standby_mod.read(self.docker.engine, self.workload.name) is not None and self.docker.standby(history) is None:
+            standby_mod.drop(self.docker.engine, self.workload.name)
+
     # -- results -----------------------------------------------------------------------------------
     def result(self, changed: bool, history: History, revision: t.Optional[int], previous: t.Optional[int],
                before: dict[str, t.Any], after: dict[str, t.Any], message: str) -> ActionResult:
@@ -195,6 +202,7 @@ class ChangeRun:
         self.docker.repair(last=True)
         if pruned:
             history = self.docker.load()
+        self.drop_stale_standby(history)
         status = self.docker.status(history, revision)
         # a run stopped by max_batches leaves other revisions serving on purpose: nothing to wait for
         partial = (paused or batch_limit(self.params) is not None) and any(r.running and r.revision != revision

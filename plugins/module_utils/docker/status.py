@@ -13,6 +13,8 @@ with a load balancer that routes, the pool's members. Pure: no engine or load ba
 * failed when an updated replica is unhealthy, restarting or dead, or none runs; progressing while other
   revisions run, while the pool differs from the workload (``LoadBalancerOutOfStep``) or some updated replica is
   not available yet; complete otherwise.
+* a blue-green *standby* (standby.py: the old revision running at weight 0 after the switch, recorded by the run
+  that switched) is not "another revision running": the status is complete, and says the standby (``standby``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import typing as t
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import Member, Scope, server_name
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.lock import LockOwner
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.standby import Standby
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     STATE_COMPLETE,
     STATE_FAILED,
@@ -51,12 +54,13 @@ def implied_intent(history: History, scope: Scope, members: t.Mapping[str, Membe
 
 def rollout_status(history: History, workload: str, target: t.Optional[int] = None,
                    members: t.Optional[t.Mapping[str, Member]] = None, scope: t.Optional[Scope] = None,
-                   diverged: t.Sequence[str] = ()) -> RolloutStatus:
+                   diverged: t.Sequence[str] = (), standby: t.Optional[Standby] = None) -> RolloutStatus:
     """The status of revision ``target`` (None: the current one) of ``workload`` (its name).
 
     ``members``: the pool as read, with ``scope`` naming this run's members in it; None when no load balancer
     routes (the null driver), and then a ready replica is available. ``diverged``: what differs between the pool
     and the workload (``Balancer.divergence``), which keeps a rollout that is otherwise done progressing.
+    ``standby``: the blue-green standby recorded for the workload (valid: standby.valid_for), if any.
     """
     current = history.current
     number = target if target is not None else (current.number if current else None)
@@ -71,6 +75,8 @@ def rollout_status(history: History, workload: str, target: t.Optional[int] = No
                      if (m := members.get(scope.name(r.name)) or members.get(server_name(r.name))) is not None
                      and m.status.startswith("UP")]
     others = [r for r in running_all if group is None or r.revision != group.number]
+    standing_by = standing_by_replicas(others, standby, number, members, scope)
+    others = [r for r in others if r.id not in {s.id for s in standing_by}]
     desired = len(updated)
     if others:
         # mid-swap: the run that created this revision recorded how many replicas it aimed for
@@ -80,6 +86,8 @@ def rollout_status(history: History, workload: str, target: t.Optional[int] = No
         "replicas": [r.to_dict() for r in sorted(history.replicas, key=lambda r: (r.revision, r.name)) if r.running],
         "image": group.image if group else None,
     }
+    if standing_by and standby is not None:
+        extra["standby"] = dict(standby.to_dict(), replicas=len(standing_by))
     broken = [r for r in updated if r.health == "unhealthy" or r.state in ("restarting", "dead")]
     counts = dict(desired=desired, updated=len(updated), ready=len(ready), available=len(available),
                   revision=number)
@@ -107,7 +115,24 @@ def rollout_status(history: History, workload: str, target: t.Optional[int] = No
                                      f"{len(updated)} updated replicas are available...")
     return RolloutStatus(**counts, state=STATE_COMPLETE, extra=extra,
                          message=f"Docker workload {name!r} successfully rolled out (revision {number}, "
-                                 f"{len(updated)} replicas)")
+                                 f"{len(updated)} replicas)"
+                                 + (f"; {standby.describe()}" if standing_by and standby is not None else ""))
+
+
+def standing_by_replicas(others: t.Sequence[t.Any], standby: t.Optional[Standby], number: t.Optional[int],
+                         members: t.Optional[t.Mapping[str, Member]], scope: t.Optional[Scope]) -> list[t.Any]:
+    """The replicas of ``others`` (running, of other revisions than ``number``) that are the blue-green standby:
+    of the standby's revision, standing by for ``number``, and, where the pool is read, taking no request (weight 0,
+    or drained). A standby whose switch did not end (a member still weighed) is not one: the rollout goes on."""
+    if standby is None or number is None or standby.serving != number:
+        return []
+    reps = [r for r in others if r.revision == standby.revision]
+    if members is not None and scope is not None:
+        for rep in reps:
+            member = members.get(scope.name(rep.name)) or members.get(server_name(rep.name))
+            if member is not None and member.serving and member.weight != 0:
+                return []
+    return reps
 
 
 def note_lock(status: RolloutStatus, container: str, labels: t.Optional[dict[str, str]]) -> None:

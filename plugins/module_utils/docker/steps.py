@@ -66,6 +66,18 @@ def check_steps(params: t.Mapping[str, t.Any], balancer: t.Any) -> list[Step]:
     return steps
 
 
+def check_own_pool(docker: t.Any, history: History, strategy: str) -> None:
+    """Refuse a pool that also holds members of other hosts or workloads (``docker``: the DockerWorkload): the
+    weights of ``strategy`` give shares of the whole pool, and theirs are not this run's to change."""
+    lb = docker.view(history)
+    foreign = sorted(n for n in lb.members() if not lb.owns(n))
+    if foreign:
+        raise InvalidInput(f"strategy={strategy} needs a load-balancer pool of its own: {lb.describe()} also holds "
+                           f"{', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''} (other hosts or "
+                           "workloads), whose weights would make every share wrong; give this host's workload its "
+                           "own backend, or use strategy=rolling")
+
+
 class StepsPlan:
     """The steps part of one run of :class:`~.backend.DockerPlatform` (``platform``)."""
 
@@ -77,15 +89,7 @@ class StepsPlan:
         self.workload = platform.workload
 
     def check_pool(self, history: History) -> None:
-        """Refuse a pool that also holds members of other hosts or workloads: the weights give shares of the whole
-        pool, and theirs are not this run's to change."""
-        lb = self.docker.view(history)
-        foreign = sorted(n for n in lb.members() if not lb.owns(n))
-        if foreign:
-            raise InvalidInput(f"strategy=steps needs a load-balancer pool of its own: {lb.describe()} also holds "
-                               f"{', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''} (other hosts or "
-                               "workloads), whose weights would make every step's share wrong; give this host's "
-                               "workload its own backend, or use strategy=rolling")
+        check_own_pool(self.docker, history, "steps")
 
     def _names(self, reps: t.Sequence[Replica], members: t.Mapping[str, t.Any]) -> list[str]:
         lb = self.docker.balancer

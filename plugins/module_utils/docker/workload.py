@@ -30,6 +30,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base imp
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.registry import make_balancer
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker import engine as engine_mod
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import LABEL_WORKLOAD, Replica
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker import standby as standby_mod
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.status import implied_intent, rollout_status
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.swap import drain_timeout, health_timeout
@@ -216,15 +217,29 @@ class DockerWorkload:
         lb = self.balancer if self.bound else self._view(history, members)
         return lb.divergence(members)
 
+    # -- blue-green standby ------------------------------------------------------------------------
+    def standby(self, history: History) -> t.Optional[standby_mod.Standby]:
+        """The blue-green standby recorded for the workload (standby.py), when what it records is still true of
+        ``history``: its revision runs and stands by for the current one. None otherwise."""
+        if not history.exists:
+            return None
+        found = standby_mod.read(self.engine, self.ref.name)
+        record = found[1] if found is not None else None
+        current = history.current
+        running = {r.revision for r in history.replicas if r.running}
+        if standby_mod.valid_for(record, running, current.number if current else None):
+            return record
+        return None
+
     # -- status ------------------------------------------------------------------------------------
     def status(self, history: History, target: t.Optional[int] = None) -> RolloutStatus:
         """status.py's verdict on ``history``, with the pool's members read once (none without a load balancer
-        that routes)."""
+        that routes) and the blue-green standby, if one is recorded."""
         lb = self.balancer
         members = lb.members() if lb.routes else None
         diverged = self.divergence(history, members) if members is not None else []
         scope = (lb.scope or self.scope(history)) if members is not None else None
-        return rollout_status(history, self.ref.name, target, members, scope, diverged)
+        return rollout_status(history, self.ref.name, target, members, scope, diverged, self.standby(history))
 
     def wait(self, revision: t.Optional[int], timeout: float, progress: t.Any = None) -> RolloutStatus:
         """Until revision ``revision`` (None: the current one) is rolled out; fails at once when it cannot be any

@@ -3,13 +3,10 @@ the lock taken first), and an upgrade and a rollback end to end on an engine in 
 balancer (the swap's own order and failures: test_swap.py)."""
 from __future__ import annotations
 
-import copy
-
 import pytest
 
-from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import Balancer, Member, engine_tag
+from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import engine_tag
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.backend import DockerPlatform
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.engine import EngineNotFound
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import Replica, creation_config
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
@@ -18,6 +15,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     RolloutFailed,
     WorkloadRef,
 )
+from tests.support.docker_fakes import Engine, Pool
 
 from tests.support.docker_containers import retained_replica as container
 from tests.support.fake_module import FakeModule
@@ -142,72 +140,6 @@ def test_rollback_to_a_negative_revision_is_refused():
 
 
 # -- end to end on a stand-in engine, without a load balancer ---------------------------------------------------
-class Engine:
-    """An engine in memory, as DockerEngine answers: containers by id (each inspect a fresh copy), images by
-    reference and id; a clock ticks on every change, for StartedAt and FinishedAt."""
-
-    def __init__(self):
-        self.images = {"app:1": {"Id": "sha:1", "Config": {}}, "app:2": {"Id": "sha:2", "Config": {}}}
-        self.by_id = {}
-        self.created = 0
-        self.tick = 0
-        self.calls = []
-
-    def _now(self):
-        self.tick += 1
-        return f"2024-01-01T00:00:{self.tick:02d}Z"
-
-    def info(self):
-        return {"ID": "E", "Name": "host", "DockerRootDir": "/d"}
-
-    def containers(self, label):
-        key, value = label.split("=", 1)
-        return [{"Id": cid} for cid, c in self.by_id.items() if c["Config"]["Labels"].get(key) == value]
-
-    def inspect_container(self, ref, what=""):
-        found = self.by_id.get(ref) or next((c for c in self.by_id.values() if c["Name"] == f"/{ref}"), None)
-        if found is None:
-            raise EngineNotFound(f"the Docker engine found nothing to {what or 'inspect'}")
-        return copy.deepcopy(found)
-
-    def inspect_image(self, ref, what=""):
-        image = self.images.get(ref) or next((i for i in self.images.values() if i["Id"] == ref), None)
-        if image is None:
-            raise EngineNotFound(f"the Docker engine found nothing to {what or 'inspect image'}")
-        return copy.deepcopy(image)
-
-    def create(self, config, name):
-        self.created += 1
-        cid = f"c{self.created}"
-        self.calls.append(("create", name.rsplit("-", 1)[0]))
-        self.by_id[cid] = {"Id": cid, "Name": f"/{name}", "Image": self.images[config["Image"]]["Id"],
-                           "Config": {k: v for k, v in config.items() if k not in ("HostConfig", "NetworkingConfig")},
-                           "HostConfig": config.get("HostConfig") or {}, "State": {"Status": "created"}}
-        return cid
-
-    def create_unless_taken(self, config, name, what):
-        if any(c["Name"] == f"/{name}" for c in self.by_id.values()):
-            return None
-        self.calls.append(("lock",))
-        return self.create(dict(config, Image="app:1"), name)
-
-    def start(self, cid, what=""):
-        self.calls.append(("start", self.by_id[cid]["Name"][1:]))
-        self.by_id[cid]["State"] = {"Status": "running", "StartedAt": self._now(), "FinishedAt": ""}
-        self.by_id[cid]["NetworkSettings"] = {"Ports": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": cid[1:]}]}}
-
-    def stop(self, cid, timeout, what=""):
-        self.calls.append(("stop", self.by_id[cid]["Name"][1:]))
-        self.by_id[cid]["State"] = dict(self.by_id[cid]["State"], Status="exited", FinishedAt=self._now())
-
-    def remove(self, cid, volumes=True, what=""):
-        self.calls.append(("remove", self.by_id.pop(cid)["Name"][1:]))
-
-    def running(self):
-        return sorted((c["Config"]["Labels"]["zerodown.revision"], c["Name"][1:]) for c in self.by_id.values()
-                      if c["State"]["Status"] == "running")
-
-
 def test_an_upgrade_and_a_rollback_end_to_end_without_a_load_balancer():
     engine = Engine()
     for index in (1, 2):
@@ -235,36 +167,6 @@ def test_an_upgrade_and_a_rollback_end_to_end_without_a_load_balancer():
     assert (result.revision, result.previous_revision) == (1, 2)
     assert engine.running() == [("1", "w-r1-old1"), ("1", "w-r1-old2")]  # the very containers, restarted
     assert not any(c[0] == "create" and c[1] != "zerodown-lock" for c in engine.calls), engine.calls
-
-
-class Pool(Balancer):
-    """A load balancer in memory that routes: what it holds is what it was asked to hold, UP at once."""
-
-    kind = "pool"
-
-    def __init__(self, log):
-        super().__init__()
-        self.log = log
-        self.pool = {}
-
-    def members(self):
-        return {n: Member(n, a, "UP") for n, a in self.pool.items()}
-
-    def add(self, name, address):
-        self.intent[name] = address
-        self.pool[name] = address
-        self.log.append(("add", name.split(".")[0]))
-
-    def drain(self, name):
-        self.intent.pop(name, None)
-        self.log.append(("drain", name.split(".")[0]))
-
-    def remove(self, name):
-        self.intent.pop(name, None)
-        self.pool.pop(name, None)
-
-    def reconcile(self, settle=False):
-        return []
 
 
 def test_an_upgrade_end_to_end_behind_a_load_balancer_ends_with_the_new_containers_as_its_members():

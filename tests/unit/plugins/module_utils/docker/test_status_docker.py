@@ -129,3 +129,27 @@ def test_a_held_lock_is_named_in_the_status():
     note_lock(status, "zerodown-lock-w", {"something": "else"})
     assert status.extra["lock"] == {"container": "zerodown-lock-w"}
     assert status.message == "done; locked by a run (lock container zerodown-lock-w)"
+
+
+def _standby(revision=1, serving=2):
+    import datetime
+    from ansible_collections.zerodown.rollout.plugins.module_utils.docker.standby import Standby
+    now = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
+    return Standby("w", revision, serving, now, now + datetime.timedelta(seconds=60))
+
+
+def test_a_blue_green_standby_at_weight_0_leaves_the_rollout_complete_and_is_reported():
+    history = History([replica("a", 1, started="2024-01-01T00:00:00Z"), replica("b", 2, started="2024-01-02T00:00:00Z")])
+    pool = {SCOPE.name("w-r1-a"): Member(SCOPE.name("w-r1-a"), "127.0.0.1:1", "UP", weight=0),
+            SCOPE.name("w-r2-b"): Member(SCOPE.name("w-r2-b"), "127.0.0.1:2", "UP", weight=1)}
+    status = rollout_status(history, "w", None, pool, SCOPE, standby=_standby())
+    assert status.state == "complete" and (status.revision, status.desired, status.available) == (2, 1, 1), status
+    assert status.extra["standby"]["revision"] == 1 and status.extra["standby"]["replicas"] == 1
+    assert "revision 1 stands by at weight 0" in status.message
+    # without the record, or with a standby member still weighed (a switch that did not end): progressing
+    assert rollout_status(history, "w", None, pool, SCOPE).state == "progressing"
+    pool[SCOPE.name("w-r1-a")].weight = 1
+    weighed = rollout_status(history, "w", None, pool, SCOPE, standby=_standby())
+    assert weighed.state == "progressing" and "standby" not in weighed.extra
+    # a record for another revision than the one asked about says nothing about it
+    assert rollout_status(history, "w", 1, pool, SCOPE, standby=_standby()).state == "progressing"
