@@ -391,8 +391,8 @@ def test_absent_removes_the_canary_of_a_workload_that_is_gone(monkeypatch):
 
 
 def test_request_defaults_apply_when_the_suboptions_are_left_out():
-    request = CanaryRequest.from_params({"image": V2, "canary": {"state": None, "replicas": None,
-                                                                  "name_suffix": None}}, WEB)
+    unset = {"state": None, "replicas": None, "name_suffix": None}
+    request = CanaryRequest.from_params({"image": V2, "canary": unset}, WEB)
     assert (request.state, request.name, request.replicas) == ("present", "web-canary", 1)
     absent = CanaryRequest.from_params({"canary": {"state": "absent", "name_suffix": "-try"}}, WEB)
     assert (absent.state, absent.name, absent.replicas) == ("absent", "web-try", 0)
