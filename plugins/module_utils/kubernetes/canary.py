@@ -313,7 +313,7 @@ class Canary:
             try:
                 self.waiter().wait_pods_gone(selector, timeout, progress.note)
             except RolloutError as err:
-                err.msg += (f". The canary is scaled to 0 and left in place; run the task again to remove it once "
+                err.msg += (". The canary is scaled to 0 and left in place; run the task again to remove it once "
                             "its pods are gone")
                 err.details.setdefault("changed", True)
                 err.details.setdefault("canary", dict(before, state="present", replicas=0))
