@@ -129,3 +129,51 @@ options:
       - Default V(false). Only for O(platform=kubernetes), refused with O(platform=docker).
     type: bool
 """
+
+    # image_upgrade's canary; module_utils/kubernetes/args.py KUBERNETES_CANARY_ARGS is the matching argument spec.
+    CANARY = r"""
+options:
+  canary:
+    description:
+      - Run the new image in a separate canary Deployment next to the workload instead of upgrading the workload,
+        or remove that canary. The workload itself is never changed. Only for O(platform=kubernetes) with
+        O(kind=Deployment); refused with O(platform=docker), where O(max_batches) or O(strategy=steps) is the
+        canary.
+      - The canary is named after the workload plus O(canary.name_suffix). It is a copy of the workload's pod
+        template in which the containers O(image) applies to (O(container), or those whose image repository
+        matches) run O(image), with the workload's labels plus C(track=canary), in its selector too, so that its
+        pods take their share of a Service that selects the workload's labels, and are never counted as the
+        workload's own. The workload's C(strategy), C(minReadySeconds) and C(progressDeadlineSeconds) are
+        copied. The annotation C(zerodown.rollout/canary-of) names the workload; a Deployment of the canary's
+        name without it is never changed or removed.
+      - With O(canary.state=present), creates the canary, or updates it when its pod template or replicas differ
+        from what the workload and O(image) give; nothing changes when they are the same. With O(wait=true),
+        waits up to O(wait_timeout) seconds until its pods are ready, with the same fail-fast rules as any rollout.
+        O(replicas) (the workload's) is refused with it.
+      - With O(canary.state=absent), scales the canary to 0, waits (with O(wait=true), up to O(wait_timeout)
+        seconds) until none of its pods is left, terminating ones included, then deletes it. Nothing changes
+        when there is no canary. O(image), O(container), O(change_cause) and O(replicas) are refused with it
+        (the canary is removed whatever it runs), so O(image) is required unless O(canary.state=absent).
+      - Check mode does the creation or update as a server-side dry run, and predicts a removal.
+      - O(change_cause) becomes the canary's C(kubernetes.io/change-cause).
+    type: dict
+    suboptions:
+      state:
+        description:
+          - V(present) runs the canary, V(absent) removes it.
+        type: str
+        choices: [present, absent]
+        default: present
+      replicas:
+        description:
+          - How many canary pods to run, from 1 to the workload's replicas (a larger canary would take most of
+            the traffic). Refused below 1.
+          - Default V(1) with O(canary.state=present); refused with O(canary.state=absent).
+        type: int
+      name_suffix:
+        description:
+          - Appended to the workload's name to name the canary. Must not be empty, and the whole name must be a
+            valid Kubernetes object name.
+        type: str
+        default: -canary
+"""

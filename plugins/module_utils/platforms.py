@@ -34,18 +34,21 @@ COMMON_ARGS: dict[str, dict[str, t.Any]] = {
 }
 
 
-def _backend_arg_tables() -> tuple[t.Any, dict[str, dict[str, t.Any]]]:
-    """(the Docker backend's args module or None, the Kubernetes options or {}): a backend missing from the
-    build has no options."""
+def _backend_arg_tables() -> tuple[t.Any, dict[str, dict[str, t.Any]], dict[str, dict[str, t.Any]]]:
+    """(the Docker backend's args module or None, the Kubernetes options or {}, image_upgrade's Kubernetes canary
+    option or {}): a backend missing from the build has no options."""
     try:
         from ansible_collections.zerodown.rollout.plugins.module_utils.docker import args as docker_args
     except ImportError:  # the backend is not part of this build
         docker_args = None
     try:
-        from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.args import KUBERNETES_ARGS
+        from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.args import (
+            KUBERNETES_ARGS,
+            KUBERNETES_CANARY_ARGS,
+        )
     except ImportError:
-        KUBERNETES_ARGS = {}
-    return docker_args, KUBERNETES_ARGS
+        KUBERNETES_ARGS, KUBERNETES_CANARY_ARGS = {}, {}
+    return docker_args, KUBERNETES_ARGS, KUBERNETES_CANARY_ARGS
 
 
 def platform_options() -> dict[str, frozenset[str]]:
@@ -54,14 +57,21 @@ def platform_options() -> dict[str, frozenset[str]]:
     None of them has a default in the argument spec (each backend applies its documented default), so a value
     that is not None was given by the task (or its module_defaults)."""
     owned: dict[str, set[str]] = {"kubernetes": {"kind", "namespace"}, "docker": set()}
-    docker_args, kubernetes_args = _backend_arg_tables()
+    docker_args, kubernetes_args, canary_args = _backend_arg_tables()
     if docker_args is not None:
         owned["docker"] |= set(docker_args.DOCKER_ARGS) | set(docker_args.DOCKER_ROLLOUT_ARGS) | \
             set(docker_args.DOCKER_CONTAINER_ARGS)
-    owned["kubernetes"] |= set(kubernetes_args)
+    owned["kubernetes"] |= set(kubernetes_args) | set(canary_args)
     for spec in kubernetes_args.values():
         owned["kubernetes"] |= set(spec.get("aliases") or ())
     return {name: frozenset(options) for name, options in owned.items()}
+
+
+# (option, platform it was given with) -> what that platform offers instead
+OTHER_PLATFORM_HINTS = {
+    ("canary", "docker"): "on a Docker host a canary is max_batches (with batch_size, the first replicas only; a later "
+                          "run swaps the rest) or strategy=steps (weighted steps behind the load balancer)",
+}
 
 
 def check_options(params: dict[str, t.Any], platform: str) -> None:
@@ -71,15 +81,18 @@ def check_options(params: dict[str, t.Any], platform: str) -> None:
             continue
         given = sorted(name for name in options if params.get(name) is not None)
         if given:
+            hints = "".join(f"; {OTHER_PLATFORM_HINTS[(name, platform)]}" for name in given
+                            if (name, platform) in OTHER_PLATFORM_HINTS)
             raise InvalidInput(
                 f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to platform={other} only, and this "
                 f"task has platform={platform}: remove {'it' if len(given) == 1 else 'them'} (or check module_defaults)"
+                f"{hints}"
             )
 
 
 def _backend_args(groups: t.Sequence[str] = ()) -> dict[str, dict[str, t.Any]]:
     spec: dict[str, dict[str, t.Any]] = {}
-    docker_args, kubernetes_args = _backend_arg_tables()
+    docker_args, kubernetes_args, canary_args = _backend_arg_tables()
     if docker_args is not None:
         spec.update(docker_args.DOCKER_ARGS)
         # option groups only some modules take (documented in the matching doc fragment sections)
@@ -88,6 +101,8 @@ def _backend_args(groups: t.Sequence[str] = ()) -> dict[str, dict[str, t.Any]]:
         if "docker_container" in groups:
             spec.update(docker_args.DOCKER_CONTAINER_ARGS)
     spec.update(kubernetes_args)
+    if "kubernetes_canary" in groups:
+        spec.update(canary_args)
     return spec
 
 
@@ -95,8 +110,9 @@ def argument_spec(*groups: str, **module_args: dict[str, t.Any]) -> dict[str, di
     """The full argument spec of a module: common + both backends' + the module's own options.
 
     ``groups`` names the optional option groups the module takes: ``docker_rollout`` (how Docker
-    containers are swapped: fragment ``zerodown.rollout.docker.ROLLOUT``) and ``docker_container``
-    (how a new Docker workload is created: ``zerodown.rollout.docker.CONTAINER``).
+    containers are swapped: fragment ``zerodown.rollout.docker.ROLLOUT``), ``docker_container``
+    (how a new Docker workload is created: ``zerodown.rollout.docker.CONTAINER``) and ``kubernetes_canary``
+    (image_upgrade's canary Deployment: ``zerodown.rollout.kubernetes.CANARY``).
     """
     spec = dict(COMMON_ARGS)
     spec.update(_backend_args(groups))

@@ -22,6 +22,8 @@ description:
   - On a Docker host, one run at a time changes a workload; a run that finds another one changing it waits
     up to O(lock_timeout) seconds, then decides again from what that run left (often there is nothing left to do).
   - Does nothing when the workload already runs O(image).
+  - On Kubernetes, with O(canary), runs O(image) in a canary Deployment next to a Deployment, or removes that
+    canary, and leaves the workload itself as it is.
 extends_documentation_fragment:
   - zerodown.rollout.common
   - zerodown.rollout.common.ATTRIBUTES
@@ -29,6 +31,7 @@ extends_documentation_fragment:
   - zerodown.rollout.docker.ROLLOUT
   - zerodown.rollout.docker.CONTAINER
   - zerodown.rollout.kubernetes
+  - zerodown.rollout.kubernetes.CANARY
 attributes:
   check_mode:
     support: full
@@ -41,8 +44,8 @@ options:
   image:
     description:
       - The new image reference, for example V(registry.example.org/shop/web:2.0).
+      - Required, except with O(canary.state=absent), which refuses it.
     type: str
-    required: true
   container:
     description:
       - Name of the container whose image is set. Only for O(platform=kubernetes).
@@ -89,6 +92,25 @@ EXAMPLES = r"""
     image: registry.example.org/shop/web:2.0
     change_cause: "release 2.0"
   register: upgrade
+
+- name: Canary on Kubernetes - one pod of the new image next to the Deployment, waited for
+  zerodown.rollout.image_upgrade:
+    platform: kubernetes
+    name: shop
+    namespace: prod
+    image: registry.example.org/shop/web:2.0
+    canary:
+      replicas: 1
+    wait_timeout: 120
+  register: canary
+
+- name: Remove the Kubernetes canary (scaled to 0, its pods gone, deleted)
+  zerodown.rollout.image_upgrade:
+    platform: kubernetes
+    name: shop
+    namespace: prod
+    canary:
+      state: absent
 
 - name: Upgrade a set of containers behind HAProxy on a Docker host, two at a time
   zerodown.rollout.image_upgrade:
@@ -272,6 +294,17 @@ standby:
   returned: O(strategy=blue_green) and another revision ran next to the new one (not in check mode)
   type: dict
   sample: {"revision": 3, "serving": 4, "since": "2026-06-11T10:00:00Z", "until": "2026-06-11T10:05:00Z", "expired": false}
+canary:
+  description:
+    - With O(canary), the canary Deployment after the task. C(name); C(state); C(replicas) (V(0) once removed);
+      C(image), the image it runs or ran (null when there was no canary to remove); C(images), container name to
+      image (empty when there was none); and C(status), its rollout status (the keys of RV(status)) when the task
+      waited for it.
+    - The other return values are the workload's, which a canary leaves as it is.
+  returned: O(canary) given
+  type: dict
+  sample: {"name": "shop-canary", "state": "present", "replicas": 1, "image": "registry.example.org/shop/web:2.0",
+           "images": {"web": "registry.example.org/shop/web:2.0"}, "status": {"desired": 1, "ready": 1, "done": true}}
 health_log:
   description:
     - The last HEALTHCHECK results of the new container that failed the health gate. Only for O(platform=docker).
@@ -284,13 +317,14 @@ health_log:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.platforms import argument_spec, run
+from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import InvalidInput, Platform
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec=argument_spec(
-            "docker_rollout", "docker_container",
-            image={"type": "str", "required": True},
+            "docker_rollout", "docker_container", "kubernetes_canary",
+            image={"type": "str"},
             container={"type": "str"},
             change_cause={"type": "str"},
             replicas={"type": "int"},
@@ -299,7 +333,13 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    run(module, lambda platform: platform.upgrade(module.params).to_module_result(module._diff))
+    run(module, lambda platform: upgrade(module, platform))
+
+
+def upgrade(module: AnsibleModule, platform: Platform) -> dict:
+    if module.params["image"] is None and (module.params.get("canary") or {}).get("state") != "absent":
+        raise InvalidInput("image is required (it is left out only with canary.state=absent): the new image reference")
+    return platform.upgrade(module.params).to_module_result(module._diff)
 
 
 if __name__ == "__main__":

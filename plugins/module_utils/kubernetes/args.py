@@ -51,3 +51,14 @@ KUBERNETES_ARGS: dict[str, dict[str, t.Any]] = {
     "readiness_failure_limit": {"type": "int"},
     "wait_old_pods_gone": {"type": "bool"},
 }
+
+# image_upgrade's canary (the argument spec group "kubernetes_canary"; doc fragment section CANARY). No default at
+# the top level, so that platforms.check_options can refuse it on a Docker host; replicas has none either, so that a
+# replicas given with state=absent can be told apart and refused (its documented default, 1, is applied in canary.py).
+KUBERNETES_CANARY_ARGS: dict[str, dict[str, t.Any]] = {
+    "canary": {"type": "dict", "options": {
+        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+        "replicas": {"type": "int"},
+        "name_suffix": {"type": "str", "default": "-canary"},
+    }},
+}

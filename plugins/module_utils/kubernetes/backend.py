@@ -15,6 +15,7 @@ import typing as t
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes import revisions as rev
+from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.canary import canary_action
 from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.client import (
     HAS_KUBERNETES,
     KubeClient,
@@ -25,6 +26,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.kubernetes.worklo
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     ActionResult,
     Finding,
+    ImageRef,
     InvalidInput,
     Platform,
     ProgressCallback,
@@ -160,8 +162,35 @@ class KubernetesPlatform(Platform):
         numbers = [e.number for e in entries] + ([current] if current else [])
         return (max(numbers) + 1) if numbers else 1
 
+    def matching_containers(self, template: t.Optional[dict[str, t.Any]], image: ImageRef,
+                            wanted: t.Optional[str]) -> list[tuple[str, dict[str, t.Any]]]:
+        """The containers of ``template`` a new ``image`` applies to, as (list key, container) pairs.
+
+        The one named ``wanted``, else every container (init containers included) whose image repository is the
+        repository of ``image``; raises InvalidInput, listing the containers, when there is none."""
+        pod_spec = (template or {}).get("spec") or {}
+        containers = [("containers", c) for c in pod_spec.get("containers") or []]
+        containers += [("initContainers", c) for c in pod_spec.get("initContainers") or []]
+        listing = ", ".join(f"{c.get('name')} ({c.get('image')})" for dummy, c in containers) or "none"
+        if wanted:
+            targets = [(key, c) for key, c in containers if c.get("name") == wanted]
+            if not targets:
+                raise InvalidInput(
+                    f"{self.workload.describe()} has no container named {wanted!r}; its containers are: {listing}")
+            return targets
+        repo = normalize_repository(image.repository)
+        targets = [(key, c) for key, c in containers if _repository_of(c.get("image", "")) == repo]
+        if not targets:
+            raise InvalidInput(
+                f"no container of {self.workload.describe()} runs an image of repository {image.repository!r}; "
+                f"its containers are: {listing}. Set container to the one to change")
+        return targets
+
     # ------------------------------------------------------------------------------------ upgrade
     def upgrade(self, params: dict[str, t.Any]) -> ActionResult:
+        if params.get("canary") is not None:
+            # a canary Deployment next to the workload: the workload itself is not touched
+            return canary_action(self, params)
         image_text = (params.get("image") or "").strip()
         image = parse_image_reference(image_text)
         wait = bool(params.get("wait", True))
@@ -178,23 +207,7 @@ class KubernetesPlatform(Platform):
 
         obj = self.adapter.get()
         spec = obj.get("spec") or {}
-        pod_spec = (spec.get("template") or {}).get("spec") or {}
-        containers = [("containers", c) for c in pod_spec.get("containers") or []]
-        containers += [("initContainers", c) for c in pod_spec.get("initContainers") or []]
-        listing = ", ".join(f"{c.get('name')} ({c.get('image')})" for dummy, c in containers) or "none"
-        wanted = params.get("container")
-        if wanted:
-            targets = [(key, c) for key, c in containers if c.get("name") == wanted]
-            if not targets:
-                raise InvalidInput(
-                    f"{self.workload.describe()} has no container named {wanted!r}; its containers are: {listing}")
-        else:
-            repo = normalize_repository(image.repository)
-            targets = [(key, c) for key, c in containers if _repository_of(c.get("image", "")) == repo]
-            if not targets:
-                raise InvalidInput(
-                    f"no container of {self.workload.describe()} runs an image of repository {image.repository!r}; "
-                    f"its containers are: {listing}. Set container to the one to change")
+        targets = self.matching_containers(spec.get("template"), image, params.get("container"))
 
         previous_images = rev.template_images(spec.get("template"))
         changes = {c.get("name"): key for key, c in targets if c.get("image") != image_text}

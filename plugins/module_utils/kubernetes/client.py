@@ -74,6 +74,12 @@ def takes_keyword(func: t.Callable[..., t.Any], name: str) -> bool:
         return False
 
 
+def manifest_name(body: t.Any) -> str:
+    """The metadata.name of a manifest, or '?' when it has none (the server then refuses it)."""
+    meta = body.get("metadata") if isinstance(body, dict) else None
+    return str((meta or {}).get("name") or "?")
+
+
 class KubeClient:
     """Thin JSON-in/JSON-out access to the few resources the backend needs."""
 
@@ -157,6 +163,19 @@ class KubeClient:
         if dry_run:
             kwargs["dry_run"] = "All"
         return self._call(f"patch {kind} {namespace}/{name}", method, name, namespace, body, **kwargs)
+
+    def create(self, kind: str, namespace: str, body: dict[str, t.Any], dry_run: bool = False) -> dict[str, t.Any]:
+        """POST a new object; ``dry_run`` asks the server to validate and answer without persisting."""
+        name = manifest_name(body)
+        kwargs: dict[str, t.Any] = {"dry_run": "All"} if dry_run else {}
+        return self._call(f"create {kind} {namespace}/{name}", self._method("create", kind), namespace, body, **kwargs)
+
+    def delete(self, kind: str, name: str, namespace: str, dry_run: bool = False) -> dict[str, t.Any]:
+        """DELETE an object; its dependents (ReplicaSets, pods) are removed by the garbage collector afterwards."""
+        kwargs: dict[str, t.Any] = {"propagation_policy": "Background"}
+        if dry_run:
+            kwargs["dry_run"] = "All"
+        return self._call(f"delete {kind} {namespace}/{name}", self._method("delete", kind), name, namespace, **kwargs)
 
     def watch(self, kind: str, namespace: str, name: t.Optional[str], resource_version: t.Optional[str],
               timeout_seconds: int, quiet_timeout: t.Optional[float] = None,

@@ -391,6 +391,32 @@ class RolloutWaiter:
                     status=status.to_dict(), reason="Timeout", old_pods=names)
             pods, resource_version = self._next_pods(pods, resource_version, selector, deadline)
 
+    def wait_pods_gone(self, selector: str, timeout: float,
+                       progress: t.Optional[t.Callable[[str], None]] = None) -> None:
+        """Return once no pod that ``selector`` selects exists any more, terminating ones included.
+
+        One LIST, then a watch on the selector from the LIST's ``resourceVersion`` (polling once a second when the
+        watch fails), within ``timeout`` seconds (0: look once). Raises WaitTimeout naming the pods still there.
+        """
+        if not selector:
+            raise RolloutError(f"{self.adapter.describe()}: no label selector to find its pods by")
+        deadline = Deadline(timeout, self._clock)
+        pods, resource_version = self._list_pods(selector)
+        try:
+            while pods:
+                left = sorted(pods.values(), key=lambda p: str(rev.meta(p).get("name") or ""))
+                shown = ", ".join(self._pod_text(p) for p in left[:5]) + (", ..." if len(left) > 5 else "")
+                if progress is not None:
+                    progress(f"Waiting for the {len(left)} pod(s) of {self.adapter.describe()} to be gone ({shown})...")
+                if deadline.expired:
+                    raise WaitTimeout(
+                        f"timed out after {timeout:g}s waiting for the pods of {self.adapter.describe()} to be gone: "
+                        f"{len(left)} still present: {shown}",
+                        reason="Timeout", pods=[str(rev.meta(p).get("name")) for p in left])
+                pods, resource_version = self._next_pods(pods, resource_version, selector, deadline)
+        finally:
+            self._close_segment()
+
     def _list_pods(self, selector: t.Optional[str]) -> tuple[dict[str, dict[str, t.Any]], t.Optional[str]]:
         listing = self.client.list("Pod", self.adapter.namespace, label_selector=selector)
         pods = {str(rev.meta(p).get("name")): p for p in listing.get("items") or []}

@@ -1,6 +1,7 @@
 """The API calls: errors without the token, the patch on both client shapes, impersonation on the wire."""
 from __future__ import annotations
 
+import inspect
 import json
 import socket
 
@@ -135,3 +136,48 @@ def test_impersonation_headers_reach_the_wire_one_line_per_group():
     assert headers.get_all("Authorization") == [f"Bearer {SECRET}"]
     assert headers.get_all("Impersonate-User") == ["deployer"]
     assert headers.get_all("Impersonate-Group") == ["ops", "auditors", "system:authenticated"]
+
+
+class RecordingWrites:
+    """create_/delete_namespaced_deployment that record their arguments."""
+
+    def __init__(self):
+        self.calls = []
+
+    def create_namespaced_deployment(self, namespace, body, **kwargs):
+        self.calls.append(("create", namespace, body, kwargs))
+        return self._answer(body["metadata"]["name"])
+
+    def delete_namespaced_deployment(self, name, namespace, **kwargs):
+        self.calls.append(("delete", namespace, name, kwargs))
+        return self._answer(name)
+
+    @staticmethod
+    def _answer(name):
+        class Response:
+            data = json.dumps({"kind": "Deployment", "metadata": {"name": name}})
+        return Response()
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_create_and_delete_send_dry_run_only_when_asked(dry_run):
+    client = KubeClient(resolve_connection({"host": "http://127.0.0.1:1"}, {}))
+    api = RecordingWrites()
+    client._apis["AppsV1Api"] = api
+    body = {"metadata": {"name": "web-canary"}, "spec": {}}
+    assert client.create("Deployment", "ns", body, dry_run=dry_run)["metadata"]["name"] == "web-canary"
+    client.delete("Deployment", "web-canary", "ns", dry_run=dry_run)
+    (verb1, ns1, sent, create_kwargs), (verb2, ns2, name, delete_kwargs) = api.calls
+    assert (verb1, ns1, sent, verb2, ns2, name) == ("create", "ns", body, "delete", "ns", "web-canary")
+    assert create_kwargs.get("dry_run") == delete_kwargs.get("dry_run") == ("All" if dry_run else None)
+    assert delete_kwargs["propagation_policy"] == "Background"
+
+
+def test_the_real_client_takes_the_write_keywords_used():
+    from kubernetes import client as k8s
+    api = k8s.AppsV1Api(k8s.ApiClient())
+    # newer clients declare them; older ones take **kwargs and check them against the same names
+    for method, names in ((api.create_namespaced_deployment, ("dry_run",)),
+                          (api.delete_namespaced_deployment, ("dry_run", "propagation_policy"))):
+        params = inspect.signature(method).parameters
+        assert all(name in params for name in names) or any(p.kind is p.VAR_KEYWORD for p in params.values())
