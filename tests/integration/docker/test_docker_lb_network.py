@@ -137,7 +137,11 @@ def test_upgrade_and_rollback_on_a_bridge_under_load(engine, haproxy, workload_n
     assert summary["errors"] == 0, (summary["error_kinds"], summary["error_examples"])
     assert load["socket_errors"] == 0 and load["non_2xx_3xx"] == 0, load["text"]
     assert load["requests_per_s"] >= 200, load["text"]
-    assert haproxy.failed_requests() == []
+    # and none in HAProxy's log either; a connection the client closed before it sent any request (the load's own
+    # keep-alive connections when it stops: no server, request time -1, state CR) is no request
+    failed = [line for line in haproxy.failed_requests()
+              if not (line.split()[3] == "<NOSRV>" and line.split()[4].startswith("-1/") and line.split()[6].startswith("CR"))]
+    assert failed == [], failed[-20:]
     snap = recorder.snapshot()
     assert set(_versions(snap[:mark_upgraded])) == {"1.0", "2.0"}
     assert set(_versions(snap[mark_upgraded + 10:mark_rollback])) == {"2.0"}
