@@ -199,7 +199,9 @@ options:
   health_check:
     description:
       - An HTTP probe every new container must pass, on top of its HEALTHCHECK, before it takes traffic.
-      - The request goes to the address where the container publishes its port.
+      - The request goes to the address the load balancer connects to, read after the container started - where
+        it publishes its port, or its address on the network of C(docker_container.lb_network). It is sent from
+        where the module runs, which must reach that address.
     type: dict
     suboptions:
       path:
@@ -256,7 +258,8 @@ options:
     description:
       - How the containers are created when the workload does not exist yet. Only for O(platform=docker).
       - Ignored for a workload that exists; upgrades and scaling copy the configuration of its running
-        containers and change only the image.
+        containers and change only the image. Only its addressing is checked then (O(docker_container.lb_network)
+        given or not, which must match the workload's).
     type: dict
     suboptions:
       port:
@@ -267,8 +270,22 @@ options:
         description:
           - The host address the port is published on, with a port Docker chooses. The load balancer
             connects to this address.
+          - Default V(127.0.0.1). Refused together with O(docker_container.lb_network).
         type: str
-        default: 127.0.0.1
+      lb_network:
+        description:
+          - Reach the replicas at their address on this Docker network instead of a published port. No port is
+            published; the load balancer (and the O(health_check) probe) connects to the container's IP address on
+            the network with O(docker_container.port).
+          - For a load balancer that runs in a container on that network (Caddy, nginx-proxy, Traefik, Kamal's
+            proxy), or on the engine's host, which reaches containers on a user-defined bridge network.
+          - The network must exist (C(docker network create)); it is added to O(docker_container.networks) when it
+            is not one of them (the first network when there are none). V(host), V(none) and an empty name are
+            refused, and so is O(docker_container.publish_address) given with it.
+          - The containers carry the label C(zerodown.lb-network). Every later revision keeps the addressing the
+            workload was created with; a task whose O(docker_container) asks for the other addressing of an
+            existing workload is refused before anything changes.
+        type: str
       env:
         description:
           - Environment variables.
@@ -285,6 +302,7 @@ options:
       networks:
         description:
           - Docker networks to attach the containers to. The first one replaces the default bridge.
+          - See O(docker_container.lb_network) for the network the load balancer reaches them on.
         type: list
         elements: str
       restart_policy:

@@ -43,7 +43,7 @@ options:
         V(recreate_strategy), V(on_delete_strategy), V(prestop_hook), V(termination_grace),
         V(progress_deadline), V(partition), V(daemonset_surge), V(paused).
       - The checks of O(platform=docker) - V(workload-exists), V(load-balancer), V(health-gate), V(replicas),
-        V(restart-policy), V(published-port).
+        V(restart-policy), V(published-port), V(lb-network).
     type: list
     elements: str
     default: []

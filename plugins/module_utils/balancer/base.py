@@ -147,7 +147,8 @@ class Balancer:
         :meth:`add`), with ``weight`` when given (0: in the pool, health-checked, taking no request); returns the
         member names added, for :meth:`wait_up` and for an undo."""
         if not address:
-            raise RolloutFailed(f"container {container} publishes no port, so the load balancer cannot reach it")
+            raise RolloutFailed(f"container {container} has no address for the load balancer (no published port, or "
+                                "no address on its docker_container.lb_network), so the load balancer cannot reach it")
         name = self.member_names(container)[0]
         if weight is not None:
             self.weights[name] = weight

@@ -60,7 +60,8 @@ DOCKER_CONTAINER_ARGS: dict[str, dict[str, t.Any]] = {
         "type": "dict",
         "options": {
             "port": {"type": "int"},
-            "publish_address": {"type": "str", "default": "127.0.0.1"},
+            "publish_address": {"type": "str"},  # unset: 127.0.0.1 (replicas.creation_config); refused with lb_network
+            "lb_network": {"type": "str"},
             "env": {"type": "dict", "no_log": False},
             "command": {"type": "list", "elements": "str"},
             "labels": {"type": "dict"},

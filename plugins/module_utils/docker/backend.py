@@ -31,9 +31,12 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker.lock impor
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import (
     LABEL_REVISION,
     Replica,
+    check_addressing,
     check_workload_name,
     clone_config,
     creation_config,
+    lb_network_option,
+    tcp_reach,
 )
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History, RevisionGroup, reusable
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.status import note_lock
@@ -121,6 +124,10 @@ class DockerPlatform(Platform):
             raise InvalidInput("container applies to platform=kubernetes only; a Docker workload runs one "
                                "container per replica")
         history = self.docker.load()
+        if history.current is not None:
+            # how the load balancer reaches the replicas is fixed at creation: a docker_container asking otherwise is refused
+            check_addressing(p.get("docker_container"), history.current.newest.lb_network, self.docker.lb_network,
+                             self.workload.describe())
         self._check_balancer()
         self._steps = check_steps(p, self.docker.balancer) if steps_strategy(p) else None
         self._blue_green = check_blue_green(p, self.docker.balancer) if blue_green_strategy(p) else None
@@ -318,6 +325,10 @@ class DockerPlatform(Platform):
                 f"{self.workload.describe()} does not exist on {self.docker.host()}; to create it, set replicas "
                 "(and docker_container: port, env...)"
             )
+        spec = p.get("docker_container") or {}
+        network = lb_network_option(spec)
+        if network is not None:
+            network = self.docker.lb_network(network)  # refused before anything changes (in check mode too)
         after = {"revision": 1, "image": image, "replicas": replicas}
         if self.module.check_mode:
             return ActionResult(changed=True, workload=self.workload, revision=1, previous_revision=None,
@@ -327,8 +338,8 @@ class DockerPlatform(Platform):
         if not self.change.holding_lock:  # a run that waited finds the workload created: it plans as for any other
             return self._upgrade_under_lock(image, [info.get("Id", "")])
         cause = p.get("change_cause") or f"created with {image}"
-        config, later_names = creation_config(image, self.workload.name, 1, cause, p.get("docker_container") or {},
-                                              info.get("Config") or {}, replicas)
+        config, later_names = creation_config(image, self.workload.name, 1, cause, spec, info.get("Config") or {},
+                                              replicas, network)
         start = ReplicaFactory(self.docker.engine, self.module.warn, self.workload.name, 1,
                                lambda: (dict(config), [(n, []) for n in later_names]))
         self.change.swap.run([], replicas, start)
@@ -495,7 +506,31 @@ class DockerPlatform(Platform):
             except RolloutError as err:
                 balancer = err.msg
         return preflight_mod.lint(history, self.workload.describe(), self.docker.host(), balancer,
-                                  (self.params.get("health_check") or {}).get("path"))
+                                  (self.params.get("health_check") or {}).get("path"), self._network_facts(history))
+
+    def _network_facts(self, history: History) -> t.Optional[preflight_mod.NetworkFacts]:
+        """What preflight needs to know about the network the replicas are reached on (None: they publish ports):
+        whether the engine has it, its driver, and, on a local engine, whether this host connects to a replica."""
+        current = history.current
+        if current is None or not current.newest.lb_network:
+            return None
+        name = current.newest.lb_network
+        found = self.docker.network(name)
+        driver = (found.get("Driver") or "unknown") if found is not None else None
+        facts = preflight_mod.NetworkFacts(name, driver, engine_is_local(self.docker.engine_label()))
+        running = sorted((r for r in current.running if r.address), key=lambda r: r.name)
+        if found is not None and facts.local and running:
+            facts.address = running[0].address
+            facts.unreachable = tcp_reach(facts.address or "")
+        return facts
+
+
+def engine_is_local(label: str) -> bool:
+    """Whether engine ``label`` (``unix://...``, ``tcp://host:port``, ``ssh://...``) runs on this machine."""
+    if label.startswith("unix://"):
+        return True
+    host = label.split("://", 1)[-1].split("@")[-1].rsplit(":", 1)[0].strip("[]")
+    return label.startswith("tcp://") and (host in ("localhost", "::1") or host.startswith("127."))
 
 
 def assert_group(group: t.Optional[RevisionGroup]) -> None:

@@ -119,6 +119,10 @@ class DockerEngine:
         """``docker image inspect`` of an image (by reference or id)."""
         return self._call(what or f"inspect image {ref}", self._api.inspect_image, ref)
 
+    def inspect_network(self, ref: str, what: str = "") -> dict[str, t.Any]:
+        """``docker network inspect`` of a network (by name or id)."""
+        return self._call(what or f"inspect network {ref}", self._api.inspect_network, ref)
+
     # -- changing ----------------------------------------------------------------------------------
     def pull(self, repository: str, tag: str, what: str) -> None:
         """``docker pull repository:tag`` (``tag`` may be a digest)."""

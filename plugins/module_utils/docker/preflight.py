@@ -10,18 +10,59 @@ accepts."""
 from __future__ import annotations
 
 import typing as t
+from dataclasses import dataclass
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import Finding
 
-CHECKS = ("workload-exists", "load-balancer", "health-gate", "replicas", "restart-policy", "published-port")
+CHECKS = ("workload-exists", "load-balancer", "health-gate", "replicas", "restart-policy", "published-port",
+          "lb-network")
+
+
+@dataclass
+class NetworkFacts:
+    """What the backend read about the network a workload's replicas are reached on (docker_container.lb_network)."""
+
+    name: str
+    driver: t.Optional[str]  # None: the engine has no such network
+    local: bool  # the engine runs on the machine the module runs on
+    address: t.Optional[str] = None  # a running replica's address on it, when one was tried
+    unreachable: t.Optional[str] = None  # why connecting to ``address`` from here failed (None: it worked, or not tried)
+
+
+def network_findings(net: NetworkFacts, where: str) -> list[Finding]:
+    """Whether the load balancer can reach replicas at their address on network ``net`` of engine ``where``."""
+    if net.driver is None:
+        return [Finding("lb-network", "error",
+                        f"the replicas are reached on network {net.name} (docker_container.lb_network), which {where} "
+                        "does not have: a container that is restarted (a rollback, a retained revision) cannot start",
+                        f"create it again (docker network create {net.name})")]
+    findings = []
+    if net.driver != "bridge":
+        findings.append(Finding("lb-network", "warning",
+                                f"network {net.name} uses the {net.driver} driver: the engine's host cannot usually "
+                                "reach containers on it, so the load balancer must be a container attached to it",
+                                f"attach the load balancer to {net.name}, or use a bridge network"))
+    if not net.local:
+        findings.append(Finding("lb-network", "warning",
+                                f"the engine ({where}) is not on the machine the module runs on: the load balancer "
+                                f"must run on the engine's host or be attached to network {net.name}, and a "
+                                "health_check probe, sent from where the module runs, cannot reach the replicas",
+                                "run the module on the engine's host, or gate on the image's HEALTHCHECK only"))
+    if net.unreachable:
+        findings.append(Finding("lb-network", "error",
+                                f"this host cannot connect to a replica at {net.address} on network {net.name}: "
+                                f"{net.unreachable}",
+                                "check the host's firewall (Docker's DOCKER-USER chain) and that the app listens "
+                                "on that port"))
+    return findings
 
 
 def lint(history: History, workload: str, where: str, balancer: t.Optional[str],
-         health_check_path: t.Optional[str]) -> list[Finding]:
+         health_check_path: t.Optional[str], network: t.Optional[NetworkFacts] = None) -> list[Finding]:
     """The findings for ``workload`` (its description), whose containers ``history`` holds, on engine ``where``.
     ``balancer``: None when no load balancer is configured, "" when checking it found nothing wrong, else what is
-    wrong with it."""
+    wrong with it. ``network``: what was read about the network the replicas are reached on, when they are."""
     if not history.exists or history.current is None:
         return [Finding("workload-exists", "warning", f"{workload} does not exist on {where} yet",
                         "create it with zerodown.rollout.image_upgrade (replicas, docker_container)")]
@@ -50,7 +91,10 @@ def lint(history: History, workload: str, where: str, balancer: t.Optional[str],
         findings.append(Finding("restart-policy", "warning",
                                 "the containers have no restart policy: a crash is not recovered",
                                 "create them with docker_container.restart_policy=unless-stopped"))
-    if not current.newest.address:
+    if current.newest.lb_network:
+        if network is not None:
+            findings += network_findings(network, where)
+    elif not current.newest.address:
         findings.append(Finding("published-port", "error", "the containers publish no port for the load balancer",
-                                "create them with docker_container.port"))
+                                "create them with docker_container.port, or docker_container.lb_network"))
     return findings

@@ -7,7 +7,9 @@
 A workload is the set of containers labelled ``zerodown.workload=<name>``. Each also carries
 ``zerodown.revision`` (the revision it belongs to), ``zerodown.image`` (the image reference asked for),
 ``zerodown.change-cause``, ``zerodown.created``, ``zerodown.port`` (the app's port in the container) and
-``zerodown.replicas`` (how many replicas the run that created it aimed for).
+``zerodown.replicas`` (how many replicas the run that created it aimed for); ``zerodown.lb-network``, on a
+workload created with ``docker_container.lb_network``, names the network whose address the load balancer
+connects to (no port is published then).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import copy
 import datetime
 import re
 import secrets
+import socket
 import time
 import typing as t
 import urllib.error
@@ -31,6 +34,9 @@ LABEL_CAUSE = "zerodown.change-cause"
 LABEL_CREATED = "zerodown.created"
 LABEL_PORT = "zerodown.port"
 LABEL_REPLICAS = "zerodown.replicas"
+LABEL_LB_NETWORK = "zerodown.lb-network"
+# network modes that give a container no address of its own on a network
+NO_ADDRESS_NETWORKS = ("host", "none")
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,39}$")
 POLL = 0.25
@@ -72,6 +78,8 @@ class Replica:
     created: t.Optional[str]
     attrs: dict[str, t.Any] = field(repr=False, default_factory=dict)
     desired: t.Optional[int] = None
+    # the network whose address the load balancer connects to (docker_container.lb_network); None: the published port
+    lb_network: t.Optional[str] = None
 
     @property
     def running(self) -> bool:
@@ -90,6 +98,7 @@ class Replica:
             revision = int(labels.get(LABEL_REVISION, "0"))
         except ValueError:
             revision = 0
+        network = labels.get(LABEL_LB_NETWORK) or None
         return cls(
             id=attrs["Id"],
             name=(attrs.get("Name") or "").lstrip("/"),
@@ -100,12 +109,21 @@ class Replica:
             health=health,
             started_at=state.get("StartedAt") or "",
             finished_at=state.get("FinishedAt") or "",
-            address=published_address(attrs, labels.get(LABEL_PORT)),
+            address=(network_address(attrs, network, labels.get(LABEL_PORT)) if network
+                     else published_address(attrs, labels.get(LABEL_PORT))),
             change_cause=labels.get(LABEL_CAUSE),
             created=labels.get(LABEL_CREATED),
             attrs=attrs,
             desired=int(labels[LABEL_REPLICAS]) if str(labels.get(LABEL_REPLICAS, "")).isdigit() else None,
+            lb_network=network,
         )
+
+    def no_address(self) -> str:
+        """Why the load balancer has no address for this replica (its :attr:`address` is None)."""
+        if self.lb_network:
+            return (f"container {self.name} has no address on network {self.lb_network} (docker_container.lb_network), "
+                    "so the load balancer cannot reach it")
+        return f"container {self.name} publishes no port, so the load balancer cannot reach it"
 
     def to_dict(self) -> dict[str, t.Any]:
         return {"name": self.name, "revision": self.revision, "image": self.image, "state": self.state,
@@ -127,14 +145,72 @@ def published_address(attrs: dict[str, t.Any], port: t.Optional[str]) -> t.Optio
     return None
 
 
+def network_address(attrs: dict[str, t.Any], network: str, port: t.Optional[str]) -> t.Optional[str]:
+    """``ip:port`` of the container on ``network`` with the app port (``8080/tcp``): what a load balancer on that
+    network, or on the engine's host for a bridge network, connects to. None while it has no address there (not
+    running, not attached). Read from a fresh inspect: a restarted container may get another address."""
+    endpoint = (((attrs.get("NetworkSettings") or {}).get("Networks")) or {}).get(network) or {}
+    number = str(port or "").split("/", 1)[0]
+    if not number.isdigit():
+        return None
+    if endpoint.get("IPAddress"):
+        return f"{endpoint['IPAddress']}:{number}"
+    if endpoint.get("GlobalIPv6Address"):
+        return f"[{endpoint['GlobalIPv6Address']}]:{number}"
+    return None
+
+
+def lb_network_option(spec: t.Mapping[str, t.Any]) -> t.Optional[str]:
+    """``docker_container.lb_network`` as given (None: replicas publish their port), refused when it cannot work:
+    empty, a network mode that gives no address of its own, or given with ``publish_address``."""
+    network = spec.get("lb_network")
+    if network is None:
+        return None
+    if not str(network).strip():
+        raise InvalidInput("docker_container.lb_network must name a Docker network (or be left out, and the app "
+                           "port is published on publish_address)")
+    if network in NO_ADDRESS_NETWORKS or str(network).startswith("container:"):
+        raise InvalidInput(f"docker_container.lb_network={network} gives a container no address of its own that a "
+                           "load balancer could reach: name a user-defined network (docker network create ...)")
+    if spec.get("publish_address") is not None:
+        raise InvalidInput("docker_container.lb_network and docker_container.publish_address exclude each other: "
+                           "with lb_network no port is published and the load balancer connects to the container's "
+                           "address on that network; remove one of them")
+    return str(network)
+
+
+def check_addressing(spec: t.Optional[t.Mapping[str, t.Any]], current: t.Optional[str], resolve: t.Callable[[str], str],
+                     workload: str) -> None:
+    """Refuse a ``docker_container`` whose addressing differs from that of the existing workload (``current``: the
+    network its replicas are reached on, None for published ports). ``resolve(network)`` gives a network's name
+    (an id or a name given); nothing given about addressing (no docker_container) keeps the workload's."""
+    if spec is None:
+        return
+    wanted = lb_network_option(spec)
+    if wanted is None and current is None:
+        return
+    if wanted is not None and current is not None and (wanted == current or resolve(wanted) == current):
+        return
+    now = f"on network {current} (docker_container.lb_network)" if current else "on their published ports"
+    asked = f"on network {wanted}" if wanted is not None else "on published ports (docker_container has no lb_network)"
+    raise InvalidInput(f"{workload} is reached by its load balancer {now}, and this task asks for {asked}: the "
+                       "addressing of a workload is chosen when it is created and every revision keeps it. Give "
+                       "docker_container the workload's own lb_network (or leave docker_container out); to change "
+                       "the addressing, create a workload of another name with it")
+
+
 def _seconds_to_ns(value: t.Optional[float]) -> int:
     return int(float(value) * NANOSECONDS) if value is not None else 0
 
 
 def creation_config(image: str, workload: str, revision: int, cause: str, spec: dict[str, t.Any],
-                    image_config: dict[str, t.Any], replicas: int = 1) -> tuple[dict[str, t.Any], list[str]]:
+                    image_config: dict[str, t.Any], replicas: int = 1,
+                    lb_network: t.Optional[str] = None) -> tuple[dict[str, t.Any], list[str]]:
     """The create body for a brand-new replica from the ``docker_container`` options.
 
+    ``lb_network``: the name of the network (checked to exist) whose address the load balancer connects to, as
+    ``docker_container.lb_network`` asks; no port is published then, and the network is added to ``networks``
+    when not there (the first network, replacing the default bridge, when there are none).
     Returns (config, extra networks to connect after creation).
     """
     spec = spec or {}
@@ -150,7 +226,12 @@ def creation_config(image: str, workload: str, revision: int, cause: str, spec: 
         if not 0 < int(port) < 65536:
             raise InvalidInput(f"docker_container.port={port} is not a TCP port")
         port_key = f"{int(port)}/tcp"
-    publish = spec.get("publish_address") or "127.0.0.1"
+    publish = spec.get("publish_address")
+    if publish is None:
+        publish = "127.0.0.1"
+    elif not str(publish).strip():
+        raise InvalidInput("docker_container.publish_address must be an address of the host (0.0.0.0 for every "
+                           "interface), or be left out for 127.0.0.1")
     labels = {str(k): str(v) for k, v in (spec.get("labels") or {}).items()}
     clash = [k for k in labels if k.startswith("zerodown.")]
     if clash:
@@ -160,8 +241,13 @@ def creation_config(image: str, workload: str, revision: int, cause: str, spec: 
                    LABEL_REPLICAS: str(replicas)})
     env = [f"{k}={v}" for k, v in sorted((spec.get("env") or {}).items())]
     networks = list(spec.get("networks") or [])
+    if lb_network is not None:
+        labels[LABEL_LB_NETWORK] = lb_network
+        if lb_network not in networks:
+            networks.append(lb_network)
     host_config: dict[str, t.Any] = {
-        "PortBindings": {port_key: [{"HostIp": publish, "HostPort": ""}]},
+        # reached on lb_network: nothing is published
+        "PortBindings": {port_key: [{"HostIp": publish, "HostPort": ""}]} if lb_network is None else {},
         "RestartPolicy": {"Name": spec.get("restart_policy") or "unless-stopped",
                           "MaximumRetryCount": 0},
         "NetworkMode": networks[0] if networks else "default",
@@ -254,7 +340,7 @@ def health_log(attrs: dict[str, t.Any], lines: int = 3) -> list[str]:
 
 
 def http_probe(address: str, path: str, expected: t.Sequence[int], timeout: float = 2.0) -> tuple[bool, str]:
-    """GET ``http://address/path`` (loopback publish address); (ok, what was seen)."""
+    """GET ``http://address/path`` (the replica's address for the load balancer); (ok, what was seen)."""
     url = f"http://{address}{path if path.startswith('/') else '/' + path}"
     try:
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -267,12 +353,22 @@ def http_probe(address: str, path: str, expected: t.Sequence[int], timeout: floa
     return status in expected, f"GET {url}: HTTP {status}"
 
 
+def tcp_reach(address: str, timeout: float = 2.0) -> t.Optional[str]:
+    """Connect to ``host:port`` (``[v6]:port``) and close; None when that worked, else why it did not."""
+    host, _sep, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return None
+    except (OSError, ValueError) as exc:
+        return str(exc) or type(exc).__name__
+
+
 def wait_healthy(engine: t.Any, container_ids: t.Sequence[str], timeout: float,
                  probe: t.Optional[dict[str, t.Any]] = None) -> dict[str, t.Any]:
     """Health gate for freshly started replicas: all must pass before ``timeout`` seconds.
 
     A replica passes when its HEALTHCHECK reports healthy (or it has none and is running) and, when
-    ``probe`` (``health_check`` option) is set, a GET of its published address answers an expected
+    ``probe`` (``health_check`` option) is set, a GET of its load-balancer address answers an expected
     status. An exited replica fails at once, and so does one that stays ``unhealthy`` for UNHEALTHY_GRACE
     seconds; the error names it and quotes its health log.
     Returns the fresh inspect data by id.
@@ -305,8 +401,9 @@ def wait_healthy(engine: t.Any, container_ids: t.Sequence[str], timeout: float,
                 seen[cid] = f"{rep.name}: {rep.health or rep.state}"
                 continue
             if probe and probe.get("path"):
+                # the address the load balancer connects to, read after the start (a restart may change it)
                 if not rep.address:
-                    raise RolloutFailed(f"new container {rep.name} publishes no port, so health_check cannot reach it")
+                    raise RolloutFailed(f"new {rep.no_address()}, nor can health_check", container=rep.name)
                 ok, what = http_probe(rep.address, probe["path"], probe.get("status") or [200])
                 if not ok:
                     seen[cid] = f"{rep.name}: {what}"

@@ -250,8 +250,11 @@ class BatchSwap:
         added: list[str] = []
         try:
             attrs = wait_healthy(self.engine, ids, timeout, self.params.get("health_check"))
+            # the addresses as inspected after the start: a restarted container may have another one on its network
             reps = [Replica.from_attrs(attrs[cid]) for cid in ids]
             for rep in reps:
+                if not rep.address and self.lb.routes:
+                    raise RolloutFailed(rep.no_address())
                 added += self.lb.admit(rep.name, rep.address, weight)
             for name in added:
                 self.lb.wait_up(name, timeout)

@@ -168,6 +168,27 @@ class DockerWorkload:
         except RolloutFailed:  # only refines the clone; without it the new image's defaults apply
             return None
 
+    # -- networks ----------------------------------------------------------------------------------
+    def network(self, ref: str) -> t.Optional[dict[str, t.Any]]:
+        """The engine's network ``ref`` (name or id, inspected), None when it has none."""
+        try:
+            return self.engine.inspect_network(ref)
+        except engine_mod.EngineNotFound:
+            return None
+
+    def lb_network(self, ref: str) -> str:
+        """The name of network ``ref`` (``docker_container.lb_network``), refused when the engine has no such network
+        or it gives containers no address of their own."""
+        found = self.network(ref)
+        if found is None:
+            raise InvalidInput(f"docker_container.lb_network={ref}: {self.host()} has no such network; create it "
+                               f"(docker network create {ref}) or name one that `docker network ls` lists")
+        driver = found.get("Driver") or ""
+        if driver in ("host", "null"):
+            raise InvalidInput(f"docker_container.lb_network={ref} is a {driver} network, which gives a container no "
+                               "address of its own: name a user-defined network (docker network create ...)")
+        return str(found.get("Name") or ref)
+
     # -- load balancer membership ------------------------------------------------------------------
     def scope(self, history: History) -> Scope:
         """The members this run owns: this workload's containers on this engine (see balancer/base.py)."""

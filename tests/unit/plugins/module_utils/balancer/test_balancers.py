@@ -297,7 +297,7 @@ def test_admit_adds_the_tagged_member_and_refuses_a_container_without_address(fa
     lb = hx.HaproxyRuntime(fake.path, "web")
     lb.check()
     lb.bind(Scope("app", "aaaaaa"), {}, drain_timeout=1, up_timeout=1)
-    with pytest.raises(RolloutFailed, match="app-r1-abcdef publishes no port"):
+    with pytest.raises(RolloutFailed, match="app-r1-abcdef has no address for the load balancer"):
         lb.admit("app-r1-abcdef", None)
     assert lb.intent == {} and not any(c.startswith("add server") for c in fake.commands)
     assert lb.admit("app-r1-abcdef", "127.0.0.1:32768") == ["app-r1-abcdef.aaaaaa"]

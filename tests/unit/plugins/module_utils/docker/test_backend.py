@@ -213,3 +213,75 @@ def test_a_new_revision_that_does_not_start_leaves_the_old_one_serving_and_the_l
     assert err.value.details["revision"] == 1
     assert engine.running() == [("1", "w-r1-old1"), ("1", "w-r1-old2")] and len(engine.by_id) == 2  # new one removed
     assert not any(c[0] == "stop" for c in engine.calls)
+
+
+# -- replicas reached on a network (docker_container.lb_network) -------------------------------------------------
+def test_a_new_workload_on_a_network_the_engine_lacks_is_refused_before_anything(monkeypatch):
+    for check_mode in (True, False):
+        platform = planning(_history(), {"app:1": "sha:1"}, check_mode=check_mode, replicas=2,
+                            docker_container={"port": 8080, "lb_network": "appnet"})
+        asked = []
+        platform.docker.network = lambda ref: asked.append(ref)  # None: no such network
+        platform.docker.ensure_image = lambda *a: pytest.fail("nothing may be pulled")
+        with pytest.raises(InvalidInput, match="lb_network=appnet: .* has no such network; create it"):
+            platform.upgrade({"image": "app:1"})
+        assert asked == ["appnet"]
+    platform = planning(_history(), {"app:1": "sha:1"}, replicas=2, docker_container={"lb_network": "hostnet"})
+    platform.docker.network = lambda ref: {"Name": "hostnet", "Driver": "host"}
+    with pytest.raises(InvalidInput, match="is a host network"):
+        platform.upgrade({"image": "app:1"})
+    # found under its id: the name is what the containers record
+    platform = planning(_history(), {"app:1": "sha:1"}, replicas=2, docker_container={"lb_network": "1234abcd"})
+    platform.docker.network = lambda ref: {"Name": "appnet", "Driver": "bridge"}
+    assert platform.docker.lb_network("1234abcd") == "appnet"
+    assert platform.upgrade({"image": "app:1"}).message.startswith("would create")
+
+
+def test_an_existing_workload_keeps_its_addressing_and_a_task_asking_otherwise_is_refused():
+    published = _history(*TWO_REVISIONS)
+    platform = planning(published, {"app:2": "sha:2"}, docker_container={"lb_network": "appnet"})
+    platform.docker.network = lambda ref: {"Name": ref, "Driver": "bridge"}
+    with pytest.raises(InvalidInput, match="reached by its load balancer on their published ports"):
+        platform.upgrade({"image": "app:3"})
+    # docker_container without lb_network, or none: as before (ignored for an existing workload)
+    assert planning(published, {"app:2": "sha:2"}, docker_container={"port": 8080}).upgrade({"image": "app:3"}).changed
+    networked = [copy.deepcopy(r) for r in TWO_REVISIONS]
+    for rep in networked:
+        rep.attrs["Config"]["Labels"]["zerodown.lb-network"] = "appnet"
+    history = _history(*[Replica.from_attrs(r.attrs) for r in networked])
+    platform = planning(history, {"app:2": "sha:2"}, docker_container={"port": 8080})
+    with pytest.raises(InvalidInput, match="on network appnet .* asks for on published ports"):
+        platform.upgrade({"image": "app:3"})
+    same = planning(history, {"app:2": "sha:2"}, docker_container={"lb_network": "appnet"}).upgrade({"image": "app:2"})
+    assert not same.changed  # the same options twice: nothing to do
+
+
+@pytest.mark.parametrize("label,local", [("unix:///var/run/docker.sock", True), ("tcp://127.0.0.1:2375", True),
+                                         ("tcp://localhost:2375", True), ("tcp://10.0.0.5:2376", False),
+                                         ("ssh://deploy@web1", False), ("ssh://127.0.0.1", False)])
+def test_which_engines_run_on_this_machine(label, local):
+    from ansible_collections.zerodown.rollout.plugins.module_utils.docker.backend import engine_is_local
+
+    assert engine_is_local(label) is local
+
+
+def test_preflight_reads_the_network_and_tries_a_replica_from_here(monkeypatch):
+    from ansible_collections.zerodown.rollout.plugins.module_utils.docker import backend
+
+    networked = []
+    for cid, ip in (("c", "172.30.0.7"), ("d", "172.30.0.6")):
+        rep = copy.deepcopy(container(cid, 2, "app:2", "sha:2", True))
+        rep.attrs["Config"]["Labels"]["zerodown.lb-network"] = "appnet"
+        rep.attrs["NetworkSettings"] = {"Networks": {"appnet": {"IPAddress": ip}}}
+        networked.append(Replica.from_attrs(rep.attrs))
+    history = _history(*networked)
+    tried = []
+    monkeypatch.setattr(backend, "tcp_reach", lambda address: tried.append(address) or "connection refused")
+    platform = planning(history, {})
+    platform.docker.network = lambda ref: {"Name": ref, "Driver": "bridge"}
+    facts = platform._network_facts(history)
+    assert (facts.name, facts.driver, facts.local) == ("appnet", "bridge", True)
+    assert tried == ["172.30.0.7:8080"] and facts.unreachable == "connection refused"
+    platform.docker.network = lambda ref: None
+    assert platform._network_facts(history).driver is None and tried == ["172.30.0.7:8080"]  # nothing to try
+    assert planning(_history(*TWO_REVISIONS), {})._network_facts(_history(*TWO_REVISIONS)) is None

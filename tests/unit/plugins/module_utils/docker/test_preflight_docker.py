@@ -1,7 +1,7 @@
 """docker/preflight.py: the zero-downtime checks over a workload's containers, without an engine."""
 from __future__ import annotations
 
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.preflight import CHECKS, lint
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.preflight import CHECKS, NetworkFacts, lint
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import Replica
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History
 
@@ -44,3 +44,40 @@ def test_a_missing_workload_is_one_warning_naming_it_and_the_engine():
     [finding] = lint(History([]), "Docker workload 'w'", "tcp://10.0.0.5:2376", None, None)
     assert (finding.check, finding.severity) == ("workload-exists", "warning")
     assert finding.message == "Docker workload 'w' does not exist on tcp://10.0.0.5:2376 yet"
+
+
+# -- replicas reached on a network (docker_container.lb_network) -------------------------------------------------
+def networked(cid, ip="172.30.0.5"):
+    rep = container(cid, port=None)
+    rep.attrs["Config"]["Labels"]["zerodown.lb-network"] = "appnet"
+    rep.attrs["NetworkSettings"]["Networks"] = {"appnet": {"IPAddress": ip}}
+    return Replica.from_attrs(rep.attrs)
+
+
+def test_a_workload_reached_on_a_bridge_from_this_host_has_no_finding():
+    history = History([networked("a"), networked("b")])
+    facts = NetworkFacts("appnet", "bridge", local=True, address="172.30.0.5:8080")
+    assert lint(history, "Docker workload 'w'", "the local engine", "", None, facts) == []
+
+
+def test_what_keeps_a_load_balancer_from_reaching_replicas_on_their_network():
+    history = History([networked("a"), networked("b")])
+    where = "tcp://10.0.0.5:2376"
+    [gone] = lint(history, "Docker workload 'w'", where, "", None, NetworkFacts("appnet", None, local=True))
+    assert (gone.check, gone.severity) == ("lb-network", "error")
+    assert "appnet" in gone.message and where in gone.message and "docker network create appnet" in gone.fix
+    found = lint(history, "Docker workload 'w'", where, "", None, NetworkFacts("appnet", "overlay", local=False))
+    assert [(f.check, f.severity) for f in found] == [("lb-network", "warning")] * 2
+    assert "overlay driver" in found[0].message and "not on the machine the module runs on" in found[1].message
+    facts = NetworkFacts("appnet", "bridge", local=True, address="172.30.0.5:8080", unreachable="timed out")
+    [blocked] = lint(history, "Docker workload 'w'", "the local engine", "", None, facts)
+    assert blocked.severity == "error" and "172.30.0.5:8080" in blocked.message and "timed out" in blocked.message
+    assert "lb-network" in CHECKS
+
+
+def test_no_published_port_is_no_finding_for_replicas_reached_on_a_network():
+    # stopped replicas have no address on the network: what matters is the network, not a published port
+    history = History([networked("a", ip=""), networked("b", ip="")])
+    assert "published-port" not in checks(lint(history, "Docker workload 'w'", "e", "", None))
+    history = History([container("a", port=None), container("b", port=None)])
+    assert checks(lint(history, "Docker workload 'w'", "e", "", None)) == {"published-port": "error"}

@@ -394,3 +394,50 @@ def test_a_container_that_cannot_be_removed_warns_and_the_cleanup_goes_on():
     warnings = []
     sw.discard(Lost([]), "0123456789abcdef", warnings.append)
     assert warnings and "could not remove container 0123456789ab" in warnings[0]
+
+
+# -- replicas reached on a network (docker_container.lb_network) -------------------------------------------------
+class NetworkEngine(Engine):
+    """Its containers are reached on network appnet (no port published); each start gives one a new address, as
+    a stopped container's address goes back to the network's pool and a restart may get another one."""
+
+    def __init__(self, log, **kwargs):
+        super().__init__(log, ports=False, **kwargs)
+        self.addresses = {}
+        self.next_host = 10
+
+    def start(self, cid, what=""):
+        super().start(cid, what)
+        self.next_host += 1
+        self.addresses[cid] = f"172.30.0.{self.next_host}"
+
+    def inspect_container(self, cid, what=""):
+        attrs = super().inspect_container(cid, what)
+        attrs["Config"]["Labels"]["zerodown.lb-network"] = "appnet"
+        attrs["NetworkSettings"]["Networks"] = {"appnet": {"IPAddress": self.addresses.get(cid, "")}}
+        return attrs
+
+
+def test_a_restarted_retained_container_joins_at_the_address_it_has_after_its_start():
+    log = []
+    engine = NetworkEngine(log)
+    engine.addresses["old1"] = "172.30.0.2"  # where it was before it was stopped
+    lb = RecordingBalancer(log, members=["w-r1-a.aaaaaa"])
+    swap = batch_swap(engine, lb)
+    swap.run([rep("a")], 2, factory(engine, retained=[rep("old1", 2)]))
+    swap.stops.close()
+    assert lb.intent == {"w-r2-old1.aaaaaa": "172.30.0.11:8080", "w-r2-new1.aaaaaa": "172.30.0.12:8080"}
+    assert lb.pool["w-r2-old1.aaaaaa"].address == "172.30.0.11:8080"
+
+
+def test_a_container_without_an_address_on_its_network_cannot_join_and_is_removed():
+    class Unattached(NetworkEngine):
+        def start(self, cid, what=""):
+            Engine.start(self, cid, what)  # starts, and has no address on appnet
+
+    log = []
+    engine = Unattached(log)
+    swap = batch_swap(engine, RecordingBalancer(log, members=["w-r1-a.aaaaaa"]))
+    with pytest.raises(RolloutFailed, match="w-r2-new1 has no address on network appnet"):
+        swap.run([rep("a")], 1, factory(engine))
+    assert ("removed", "new1") in log and not any(e[0] in ("add", "drain", "stopped") for e in log), log
