@@ -3,6 +3,8 @@ the lock taken first), and an upgrade and a rollback end to end on an engine in 
 balancer (the swap's own order and failures: test_swap.py)."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import engine_tag
