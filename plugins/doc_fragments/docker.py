@@ -140,7 +140,7 @@ options:
       drain_grace:
         description:
           - For V(nginx), seconds to wait after a container left the upstream before it is stopped.
-          - For V(caddy), seconds to wait after a container left the handler's upstreams before it is stopped:
+          - For V(caddy), seconds to wait after a container left the handler's upstreams before it is stopped;
             Caddy finishes the requests already sent to it on the old config's server, but counts them nowhere.
             Set it above the longest request the app serves.
           - Default V(1.0); zero or more.
@@ -156,7 +156,7 @@ options:
       handler_id:
         description:
           - For V(caddy), the C(@id) of the C(reverse_proxy) handler whose upstreams are the workload's
-            containers (C("@id": "shop") in the handler object of Caddy's JSON config). Defaults to O(name).
+            containers (C(@id) set to V(shop) in the handler object of Caddy's JSON config). Defaults to O(name).
           - The module adds each container as an upstream object with an C(@id) of its own (the container
             name and a tag of the Docker engine) and changes only those; upstreams without an C(@id), or of
             another workload or engine, stay as they are.
@@ -473,7 +473,7 @@ options:
         choices: [pause, fail, continue]
       sample:
         description:
-          - Judge each step from a sample of every member instead of the load balancer's counters: at every
+          - Judge each step from a sample of every member instead of the load balancer's counters. At every
             read, O(analysis.sample.requests) GET requests to O(analysis.sample.path) on each member of the
             pool (new and old revision), at the address the load balancer reaches it by, counted as HAProxy
             counts its servers' requests.

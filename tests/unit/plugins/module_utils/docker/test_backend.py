@@ -223,7 +223,7 @@ def test_a_new_workload_on_a_network_the_engine_lacks_is_refused_before_anything
         platform = planning(_history(), {"app:1": "sha:1"}, check_mode=check_mode, replicas=2,
                             docker_container={"port": 8080, "lb_network": "appnet"})
         asked = []
-        platform.docker.network = lambda ref: asked.append(ref)  # None: no such network
+        platform.docker.network = asked.append  # None: no such network
         platform.docker.ensure_image = lambda *a: pytest.fail("nothing may be pulled")
         with pytest.raises(InvalidInput, match="lb_network=appnet: .* has no such network; create it"):
             platform.upgrade({"image": "app:1"})
