@@ -73,6 +73,17 @@ PATH=$PATH:/usr/sbin haproxy -v | sed -n '1s/^/>> /p'
 # nginx -v writes to stderr
 PATH=$PATH:/usr/sbin nginx -v 2>&1 | sed -n '1s/^/>> /p'
 echo ">> caddy $(caddy version | sed -n '1p')"
+# Caddy rebinds its listeners on every config change (SO_REUSEPORT); when the old socket closes, Linux resets the
+# connections still in its accept queue unless this setting hands them to the new socket (Linux 5.14 and later).
+# Users of the caddy driver need it too (docs/docker.md; preflight warns when it is 0).
+migrate=/proc/sys/net/ipv4/tcp_migrate_req
+if [ -e "$migrate" ] && [ "$(cat "$migrate")" = 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    sysctl -qw net.ipv4.tcp_migrate_req=1 && say "net.ipv4.tcp_migrate_req set to 1 (Caddy's config reloads)"
+  else
+    say "warning: net.ipv4.tcp_migrate_req is 0 and we are not root: the Caddy tests will fail until it is 1"
+  fi
+fi
 echo ">> shellcheck $(shellcheck --version | sed -n 's/^version: //p')"
 
 # Bridges the tests' extra dockerds made (zd<hex>...) and that no running dockerd uses any more: a test run that

@@ -192,6 +192,11 @@ class Balancer:
         """Why this driver weighs no member (for the refusal of weights and steps); empty when it says nothing more."""
         return ""
 
+    def advisories(self) -> list[str]:
+        """What preflight should warn about in how the load balancer is set up here (it works, but a setting of the
+        machine it runs on can cost requests); none by default."""
+        return []
+
     def counters(self) -> t.Optional[dict[str, "ServerCounters"]]:
         """The owned members' cumulative request counters by name, or None when the load balancer keeps none."""
         return None

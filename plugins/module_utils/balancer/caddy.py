@@ -65,6 +65,22 @@ UNWEIGHTED = ("Caddy 2.6 (Debian 12's caddy package) has no weighted selection p
               "(weighted_round_robin came with Caddy 2.7), so the caddy driver does not weigh its members")
 
 
+MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req"
+MIGRATE_REQ_NAME = "net.ipv4.tcp_migrate_req"
+
+
+def _admin_is_local(address: str) -> bool:
+    """Whether the admin API (and so Caddy) is on the machine the module runs on: a unix socket or a loopback host."""
+    try:
+        kind, where = parse_admin(address)
+    except InvalidInput:
+        return False
+    if kind == "unix":
+        return True
+    host = where.rpartition(":")[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 class CaddyError(RolloutFailed):
     """Caddy's admin API refused a request."""
 
@@ -270,6 +286,25 @@ class CaddyUpstreams(Balancer):
 
     def unweighted_reason(self) -> str:
         return UNWEIGHTED
+
+    def advisories(self) -> list[str]:
+        """Caddy rebinds its listeners on every config change (SO_REUSEPORT); when the old socket closes, Linux resets
+        the connections still waiting in its accept queue unless net.ipv4.tcp_migrate_req moves them to the new one.
+        Read where the module runs, which is Caddy's machine when the admin API is local."""
+        if not _admin_is_local(self.admin):
+            return []
+        try:
+            with open(MIGRATE_REQ, encoding="ascii") as handle:
+                value = handle.read().strip()
+        except OSError:
+            return []  # not Linux, or a kernel before 5.14 (no such setting)
+        if value != "0":
+            return []
+        return [f"{MIGRATE_REQ_NAME} is 0 on this machine: Caddy rebinds its listening sockets on every change of "
+                "its config (each upstream added or taken out), and Linux resets the client connections still "
+                "waiting in the old socket's accept queue, so a few requests can fail with 'connection reset' during "
+                f"an upgrade. Set {MIGRATE_REQ_NAME}=1 (sysctl -w, and in /etc/sysctl.d/ to keep it) so that Linux "
+                "hands them to the new socket"]
 
     # -- reading -------------------------------------------------------------------------------------
     def _handler(self) -> tuple[str, dict[str, t.Any], bytes]:

@@ -498,15 +498,18 @@ class DockerPlatform(Platform):
         self.params.update(params)
         history = self.docker.load()
         balancer: t.Optional[str] = None
+        advisories: list[str] = []
         if history.exists:
             try:
                 lb = self.docker.balancer  # built and checked on first use: an unusable one is a finding, not a failure
                 lb.check()
                 balancer = "" if lb.routes else None
+                advisories = lb.advisories()
             except RolloutError as err:
                 balancer = err.msg
         return preflight_mod.lint(history, self.workload.describe(), self.docker.host(), balancer,
-                                  (self.params.get("health_check") or {}).get("path"), self._network_facts(history))
+                                  (self.params.get("health_check") or {}).get("path"), self._network_facts(history),
+                                  advisories)
 
     def _network_facts(self, history: History) -> t.Optional[preflight_mod.NetworkFacts]:
         """What preflight needs to know about the network the replicas are reached on (None: they publish ports):

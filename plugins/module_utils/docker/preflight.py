@@ -59,7 +59,8 @@ def network_findings(net: NetworkFacts, where: str) -> list[Finding]:
 
 
 def lint(history: History, workload: str, where: str, balancer: t.Optional[str],
-         health_check_path: t.Optional[str], network: t.Optional[NetworkFacts] = None) -> list[Finding]:
+         health_check_path: t.Optional[str], network: t.Optional[NetworkFacts] = None,
+         balancer_advisories: t.Sequence[str] = ()) -> list[Finding]:
     """The findings for ``workload`` (its description), whose containers ``history`` holds, on engine ``where``.
     ``balancer``: None when no load balancer is configured, "" when checking it found nothing wrong, else what is
     wrong with it. ``network``: what was read about the network the replicas are reached on, when they are."""
@@ -74,6 +75,8 @@ def lint(history: History, workload: str, where: str, balancer: t.Optional[str],
                                 "set load_balancer (type haproxy with the admin socket, or nginx)"))
     elif balancer:
         findings.append(Finding("load-balancer", "error", balancer, "fix load_balancer"))
+    for advice in balancer_advisories:
+        findings.append(Finding("load-balancer", "warning", advice, "change the setting named"))
     current = history.current
     config = current.newest.attrs.get("Config") or {}
     health = (config.get("Healthcheck") or {}).get("Test") or []

@@ -339,3 +339,21 @@ def test_release_takes_out_again_a_member_a_reload_brought_back(fake):
     fake.handler()["upstreams"].append({"@id": "app-r1-c1.aaaaaa", "dial": "127.0.0.1:32001"})
     assert lb.release(["app-r1-c1.aaaaaa"]) == []
     assert "app-r1-c1.aaaaaa" not in fake.dials()
+
+
+@pytest.mark.parametrize("admin, value, warned", [
+    ("localhost:2019", "0", True),
+    ("unix//run/caddy/admin.sock", "0", True),
+    ("127.0.0.1:2019", "1", False),
+    ("10.0.0.5:2019", "0", False),   # Caddy on another machine: this machine's setting says nothing of it
+])
+def test_preflight_advice_on_connections_reset_when_caddy_rebinds(tmp_path, monkeypatch, admin, value, warned):
+    setting = tmp_path / "tcp_migrate_req"
+    setting.write_text(value + "\n")
+    monkeypatch.setattr(cd, "MIGRATE_REQ", str(setting))
+    advice = cd.CaddyUpstreams("shop", admin=admin).advisories()
+    assert bool(advice) is warned
+    if warned:
+        assert "net.ipv4.tcp_migrate_req is 0" in advice[0] and "sysctl" in advice[0]
+    monkeypatch.setattr(cd, "MIGRATE_REQ", str(tmp_path / "absent"))   # a kernel before 5.14: nothing to advise
+    assert cd.CaddyUpstreams("shop", admin=admin).advisories() == []

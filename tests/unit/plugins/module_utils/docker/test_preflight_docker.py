@@ -81,3 +81,11 @@ def test_no_published_port_is_no_finding_for_replicas_reached_on_a_network():
     assert "published-port" not in checks(lint(history, "Docker workload 'w'", "e", "", None))
     history = History([container("a", port=None), container("b", port=None)])
     assert checks(lint(history, "Docker workload 'w'", "e", "", None)) == {"published-port": "error"}
+
+
+def test_a_load_balancers_advice_is_a_warning_of_the_load_balancer_check():
+    history = History([container("a"), container("b")])
+    [finding] = lint(history, "Docker workload 'w'", "the local engine", "", None, None,
+                     ["net.ipv4.tcp_migrate_req is 0 on this machine"])
+    assert (finding.check, finding.severity) == ("load-balancer", "warning")
+    assert "tcp_migrate_req" in finding.message
