@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Make sure a Docker engine, HAProxy, nginx and shellcheck are available for the demo and the tests.
+# Make sure a Docker engine, HAProxy, nginx, docker-compose and shellcheck are available for the demo and the tests.
 #  - a reachable engine (DOCKER_HOST or the default socket) is used as it is;
-#  - otherwise, as root on Debian, docker.io/haproxy/nginx/busybox-static/shellcheck are installed
+#  - otherwise, as root on Debian, docker.io/haproxy/nginx/busybox-static/shellcheck/docker-compose are installed
 #    from the distribution and dockerd is started in the background;
 #  - shellcheck is what ansible-test's shellcheck sanity test runs: without it the test is skipped;
 #  - nginx is only a binary for the tests: they start private instances, so the system service is
@@ -26,6 +26,8 @@ command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_pkgs+=(ha
 command -v wrk >/dev/null 2>&1 || need_pkgs+=(wrk)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx)
 command -v shellcheck >/dev/null 2>&1 || need_pkgs+=(shellcheck)
+# Compose 1.29 (Debian 12's docker-compose): the Compose-service tests drive a real one
+command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose)
 if ! engine_up && ! command -v dockerd >/dev/null 2>&1 && [ ! -x /usr/sbin/dockerd ]; then
   need_pkgs+=(docker.io)
 fi

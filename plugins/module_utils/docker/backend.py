@@ -21,6 +21,7 @@ import typing as t
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.none import NO_BALANCER_WARNING
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker import preflight as preflight_mod
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.adopt import adoption_findings
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.change import ChangeRun
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.lock import lock_container, lock_name
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import (
@@ -115,6 +116,7 @@ class DockerPlatform(Platform):
             raise InvalidInput("container applies to platform=kubernetes only; a Docker workload runs one "
                                "container per replica")
         history = self.docker.load()
+        self.docker.adoption.check_change(self.docker.balancer.routes)
         self._check_balancer()
         self._steps = check_steps(p, self.docker.balancer) if steps_strategy(p) else None
         return self._plan_upgrade(image, history)
@@ -383,8 +385,13 @@ class DockerPlatform(Platform):
         """Replicas of ``revision`` for the swap: ``retained`` containers restarted first, then copies of the
         container ``template`` (inspected) with ``image``; what it got from its own image is left out."""
         image_config = self.docker.image_config(template.get("Image", ""))
-        return ReplicaFactory(self.docker.engine, self.module.warn, self.workload.name, revision,
-                              lambda: clone_config(template, image_config, image, revision, cause, desired), retained)
+        copies = self.docker.copies  # an adopted or Compose template: its labels, ports and name (adopt.py)
+
+        def config() -> tuple[dict[str, t.Any], list[tuple[str, list[str]]]]:
+            body, later = clone_config(template, image_config, image, revision, cause, desired)
+            return copies.adapt(body, template), later
+        return ReplicaFactory(self.docker.engine, self.module.warn, self.workload.name, revision, config, retained,
+                              copies.name)
 
     # -- rollback ----------------------------------------------------------------------------------
     def rollback(self, params: dict[str, t.Any]) -> ActionResult:
@@ -468,7 +475,8 @@ class DockerPlatform(Platform):
             except RolloutError as err:
                 balancer = err.msg
         return preflight_mod.lint(history, self.workload.describe(), self.docker.host(), balancer,
-                                  (self.params.get("health_check") or {}).get("path"))
+                                  (self.params.get("health_check") or {}).get("path")) + \
+            adoption_findings(self.docker.adoption, history, balancer)
 
 
 def assert_group(group: t.Optional[RevisionGroup]) -> None:

@@ -14,7 +14,7 @@ import typing as t
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import Finding
 
-CHECKS = ("workload-exists", "load-balancer", "health-gate", "replicas", "restart-policy", "published-port")
+CHECKS = ("workload-exists", "load-balancer", "health-gate", "replicas", "restart-policy", "published-port", "adoption")
 
 
 def lint(history: History, workload: str, where: str, balancer: t.Optional[str],
