@@ -224,3 +224,33 @@ def test_preflight_says_what_adoption_will_do_or_why_it_cannot():
     [finding] = adoption_findings(ad, history, None)
     assert finding.severity == "error" and "load balancer" in finding.message
     assert adoption_findings(adoption({}), History([]), "") == []
+
+
+# -- the hooks in workload.py ----------------------------------------------------------------------
+class WorkloadEngine(Engine):
+    """Engine plus what DockerWorkload reads: the workload's own containers by label, the engine's identity."""
+
+    def containers(self, label):
+        return self.containers_labelled([label])
+
+    def info(self):
+        return {"ID": "ABCD", "Name": "host-1", "DockerRootDir": "/var/lib/docker"}
+
+
+def test_the_workload_reads_the_adopted_set_as_revision_1_and_owns_its_members():
+    from ansible_collections.zerodown.rollout.plugins.module_utils.docker.workload import DockerWorkload
+    from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import WorkloadRef
+
+    engine = WorkloadEngine(container("a1", "web-a"), container("b2", "web-b"))
+    docker = DockerWorkload(WorkloadRef("docker", "web"), {"adopt": {"labels": {"app": "web"}}}, lambda argv: (0, "", ""))
+    docker._engine = engine
+    history = docker.load()
+    assert list(history.groups) == [1] and history.current.number == 1
+    scope = docker.scope(history)
+    assert scope.owns(scope.name("web-a")) and scope.owns(scope.name("web-b")) and not scope.owns(scope.name("other"))
+    # given with another selector option, it is refused before anything is read
+    docker = DockerWorkload(WorkloadRef("docker", "web"), {"adopt": {"names": ["web-a"]}, "compose_project": "p",
+                                                           "compose_service": "s"}, lambda argv: (0, "", ""))
+    docker._engine = engine
+    with pytest.raises(InvalidInput, match="give one of them"):
+        docker.load()
