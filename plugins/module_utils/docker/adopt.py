@@ -26,6 +26,7 @@ import datetime
 import typing as t
 from dataclasses import dataclass, field
 
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.engine import EngineNotFound
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import (
     LABEL_IMAGE,
     LABEL_PORT,
@@ -203,15 +204,13 @@ class Adoption:
 
     @staticmethod
     def _inspect(engine: t.Any, ref: str) -> t.Optional[dict[str, t.Any]]:
-        from ansible_collections.zerodown.rollout.plugins.module_utils.docker.engine import EngineNotFound
         try:
             return engine.inspect_container(ref)
         except EngineNotFound:
             return None
 
     def _select(self, engine: t.Any) -> list[dict[str, t.Any]]:
-        sel = self.selector
-        assert_selector(sel)
+        sel = selector_given(self.selector)
         if sel.names:
             found, missing, stopped = [], [], []
             for name in sel.names:
@@ -294,7 +293,8 @@ class Adoption:
         return labels
 
 
-def assert_selector(selector: t.Optional[Selector]) -> Selector:
+def selector_given(selector: t.Optional[Selector]) -> Selector:
+    """``selector``, which the caller knows is given (narrowed for the type checker)."""
     if selector is None:
         raise RolloutFailed("no adopt selector is given")
     return selector
