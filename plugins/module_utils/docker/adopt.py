@@ -372,7 +372,8 @@ class Copies:
         """The name Compose would give the container ``config`` creates; None when it is not a Compose one."""
         labels = config.get("Labels") or {}
         if labels.get(COMPOSE_PROJECT) and labels.get(COMPOSE_SERVICE) and labels.get(COMPOSE_NUMBER):
-            return f"{labels[COMPOSE_PROJECT]}_{labels[COMPOSE_SERVICE]}_{labels[COMPOSE_NUMBER]}"
+            # Compose leaves leading '-' and '_' of the project out of its container names
+            return f"{labels[COMPOSE_PROJECT].lstrip('-_')}_{labels[COMPOSE_SERVICE]}_{labels[COMPOSE_NUMBER]}"
         return None
 
 

@@ -101,6 +101,16 @@ def test_compose_service_upgraded_and_rolled_back_under_load(engine, haproxy, wo
             {"zerodown.rollout.rollout_info": {"platform": "docker", "name": workload_name,
                                                "load_balancer": haproxy.lb_options()}},
         ])["localhost"]
+        ps_rolled_back = compose("ps")
+        # docs/docker.md: after a rollback, an unchanged `up` only removes the stopped containers (the new ones)
+        compose("up", "-d")
+        after_up = sorted(c.id for c in _service(engine, project))
+        # docs/docker.md: with retain 0 no stopped container is left, and an unchanged `up` does nothing
+        again = run_playbook(tmp_path, [
+            {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V2, retain=0, **svc)},
+        ])["localhost"]["r0"]
+        upgraded_again = sorted(c.id for c in _service(engine, project))
+        compose("up", "-d")
         time.sleep(1.0)
     finally:
         timeline = recorder.stop()
@@ -128,8 +138,15 @@ def test_compose_service_upgraded_and_rolled_back_under_load(engine, haproxy, wo
     # after the rollback the old ones serve again and the new ones are kept, stopped
     assert sorted(c.name for c in _service(engine, project, running=True)) == [c.name for c in old]
     assert sorted(haproxy.servers()) == [c.name for c in old]
-    ps_listing = compose("ps")
-    assert all(c.name in ps_listing for c in old + new), ps_listing
+    assert all(c.name in ps_rolled_back for c in old + new), ps_rolled_back
+    assert after_up == sorted(c.id for c in old)
+
+    assert not again.get("failed") and again["revision"] == 2 and again["pruned"], again
+    assert len(upgraded_again) == 3 and not set(upgraded_again) & set(after_up)
+    running = _service(engine, project, running=True)
+    assert sorted(c.id for c in _service(engine, project)) == upgraded_again and len(running) == 3
+    assert all(c.attrs["Config"]["Image"] == IMAGE_V2 for c in running)
+    assert sorted(haproxy.servers()) == sorted(c.name for c in running)
 
     compose("down")
     assert engine.containers.list(all=True, filters={"label": f"com.docker.compose.project={project}"}) == []
