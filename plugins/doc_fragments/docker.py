@@ -264,6 +264,8 @@ options:
       port:
         description:
           - The TCP port the app listens on in the container. Defaults to the only TCP port the image exposes.
+          - For a workload that adopts containers (O(adopt), O(compose_project)), the port of theirs the load
+            balancer reaches; defaults to the single container port they publish.
         type: int
       publish_address:
         description:
