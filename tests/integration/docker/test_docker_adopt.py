@@ -177,7 +177,7 @@ def test_adopted_by_name_upgrade_rollback_and_upgrade_again_under_load(engine, h
         [(False, 2), (False, 1), (False, 3)], res
     assert _revisions(res["r3"]) == {1: (False, 0), 2: (False, 0), 3: (True, 2)}, res["r3"]["revisions"]
     _assert_no_failure(load, timeline)
-    running = [c for c in containers(all=False)]
+    running = list(containers(all=False))
     assert len(running) == 2 and all(c.labels["zerodown.revision"] == "3" for c in running)
     assert sorted(haproxy.servers()) == sorted(c.name for c in running)
     for c in hand:

@@ -38,7 +38,7 @@ class Engine:
         self.queries.append(list(labels))
 
         def has(c, sel):
-            key, _, value = sel.partition("=")
+            key, _sep, value = sel.partition("=")
             got = c["Config"]["Labels"]
             return key in got and (not value or got[key] == value)
         return [{"Id": c["Id"]} for c in self.by_id.values() if all(has(c, s) for s in labels)]
@@ -202,7 +202,7 @@ def test_copies_of_a_compose_container_get_fresh_numbers_and_composes_names():
     ad.find(Engine(template), [])
     asked = []
     copies = Copies(ad, lambda project, service: asked.append((project, service)) or [1, 2, 3])
-    names = [copies.name(copies.adapt({"Labels": dict(labels), "HostConfig": {}}, template)) for _ in range(2)]
+    names = [copies.name(copies.adapt({"Labels": dict(labels), "HostConfig": {}}, template)) for _copy in range(2)]
     assert names == ["shop_web_4", "shop_web_5"]
     assert asked == [("shop", "web")]  # the engine is asked once per run
 

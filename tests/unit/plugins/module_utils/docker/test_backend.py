@@ -339,7 +339,7 @@ class AdoptEngine(Engine):
 
     def containers_labelled(self, labels):
         def has(c, sel):
-            key, _, value = sel.partition("=")
+            key, _sep, value = sel.partition("=")
             got = c["Config"]["Labels"]
             return key in got and (not value or got[key] == value)
         return [{"Id": cid} for cid, c in self.by_id.items() if all(has(c, s) for s in labels)]
