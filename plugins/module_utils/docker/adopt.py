@@ -23,9 +23,11 @@ the containers of a Compose service (``compose_project`` + ``compose_service``).
 from __future__ import annotations
 
 import datetime
+import re
 import typing as t
 from dataclasses import dataclass, field
 
+from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import Scope, server_name
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.engine import EngineNotFound
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import (
     LABEL_IMAGE,
@@ -397,3 +399,29 @@ def adoption_findings(adoption: Adoption, history: t.Any, balancer: t.Optional[s
                     "starts copies of their configuration with the new image as revision 2, and keeps them, stopped "
                     "and unchanged, as the revision a rollback restarts",
                     "nothing to fix: skip this check (adoption) once you have read it")]
+
+
+class ComposeScope(Scope):
+    """A :class:`Scope` that also owns the members of every container Compose would name for service ``service``
+    of project ``project`` (``<project>_<service>_<number>``): copies made during a run are named so, after the
+    run bound the load balancer to its scope."""
+
+    def __init__(self, workload: str, tag: str, legacy: t.Iterable[str], project: str, service: str) -> None:
+        super().__init__(workload, tag, legacy)
+        prefix = server_name(f"{project.lstrip('-_')}_{service}_")
+        self._compose = re.compile(rf"^{re.escape(prefix)}\d+\.{re.escape(tag)}$")
+
+    def owns(self, member: str) -> bool:
+        return super().owns(member) or bool(self._compose.match(member))
+
+
+def compose_service_of(selector: t.Optional[Selector], replicas: t.Iterable[Replica]) -> t.Optional[tuple[str, str]]:
+    """(project, service) of a workload that is a Compose service: from the selector, else from its containers'
+    Compose labels; None for any other workload."""
+    if selector is not None and selector.compose:
+        return str(selector.project), str(selector.service)
+    for rep in replicas:
+        labels = (rep.attrs.get("Config") or {}).get("Labels") or {}
+        if labels.get(COMPOSE_PROJECT) and labels.get(COMPOSE_SERVICE):
+            return labels[COMPOSE_PROJECT], labels[COMPOSE_SERVICE]
+    return None

@@ -33,8 +33,10 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker.adopt impo
     COMPOSE_PROJECT,
     COMPOSE_SERVICE,
     Adoption,
+    ComposeScope,
     Copies,
     compose_numbers,
+    compose_service_of,
     port_key,
     selector_from_params,
 )
@@ -217,6 +219,9 @@ class DockerWorkload:
         # adopted containers and a Compose service's have names of their own: their members are owned by name
         legacy = {server_name(r.name) for r in history.replicas}
         legacy |= {Scope(self.ref.name, self._engine_tag).name(r.name) for r in history.replicas}
+        compose = compose_service_of(self.adoption.selector, history.replicas)
+        if compose is not None:  # and those of the copies a run names as Compose does, made after the scope was bound
+            return ComposeScope(self.ref.name, self._engine_tag, legacy, *compose)
         return Scope(self.ref.name, self._engine_tag, legacy)
 
     def _view(self, history: History, members: t.Optional[t.Mapping[str, Member]] = None) -> Balancer:

@@ -254,3 +254,19 @@ def test_the_workload_reads_the_adopted_set_as_revision_1_and_owns_its_members()
     docker._engine = engine
     with pytest.raises(InvalidInput, match="give one of them"):
         docker.load()
+
+
+def test_a_compose_workload_owns_the_members_of_copies_named_after_its_scope_was_bound():
+    from ansible_collections.zerodown.rollout.plugins.module_utils.docker.workload import DockerWorkload
+    from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import WorkloadRef
+
+    labels = {"com.docker.compose.project": "shop", "com.docker.compose.service": "web",
+              "com.docker.compose.container-number": "1", "com.docker.compose.oneoff": "False"}
+    engine = WorkloadEngine(container("a1", "shop_web_1", labels=labels))
+    for params in ({"compose_project": "shop", "compose_service": "web"}, {}):
+        docker = DockerWorkload(WorkloadRef("docker", "web"), params, lambda argv: (0, "", ""))
+        docker._engine = engine
+        scope = docker.scope(History([Replica.from_attrs(engine.by_id["a1"])]))  # also from the labels alone
+        assert scope.owns(scope.name("shop_web_1")) and scope.owns(scope.name("shop_web_17"))
+        assert not scope.owns(scope.name("shop_worker_1")) and not scope.owns(scope.name("shop_web_x"))
+        assert not scope.owns("shop_web_2.ffffff")  # another engine's
