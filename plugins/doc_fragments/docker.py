@@ -146,9 +146,10 @@ options:
         them, stopped and unchanged (Docker cannot relabel a container), as the revision a rollback restarts.
       - From then on the workload's own containers record which containers were adopted, and the selector is
         not read again; O(adopt) may be left out of later tasks.
-      - An upgrade of an adopted set needs a O(load_balancer) and the app's port: the port C(docker_container.port)
-        of M(zerodown.rollout.image_upgrade) names, or the single port the containers publish. A selector that matches no running container, or containers of
-        two images, is refused before anything changes.
+      - An upgrade of an adopted set needs a O(load_balancer) and the app's port, which is C(docker_container.port)
+        of M(zerodown.rollout.image_upgrade) when given, else the single port the containers publish.
+      - A selector that matches no running container, or containers of two images, is refused before anything
+        changes.
       - Give exactly one of O(adopt.labels) and O(adopt.names). Not together with O(compose_project).
     type: dict
     suboptions:
