@@ -102,6 +102,8 @@ def test_compose_service_upgraded_and_rolled_back_under_load(engine, haproxy, wo
                                                "load_balancer": haproxy.lb_options()}},
         ])["localhost"]
         ps_rolled_back = compose("ps")
+        running_rolled_back = sorted(c.name for c in _service(engine, project, running=True))
+        members_rolled_back = sorted(haproxy.servers())
         # docs/docker.md: after a rollback, an unchanged `up` only removes the stopped containers (the new ones)
         compose("up", "-d")
         after_up = sorted(c.id for c in _service(engine, project))
@@ -136,8 +138,7 @@ def test_compose_service_upgraded_and_rolled_back_under_load(engine, haproxy, wo
         assert c.attrs["Config"]["Image"] == IMAGE_V2 and "GREETING=hello" in c.attrs["Config"]["Env"]
         assert f"{project}_default" in c.attrs["NetworkSettings"]["Networks"]
     # after the rollback the old ones serve again and the new ones are kept, stopped
-    assert sorted(c.name for c in _service(engine, project, running=True)) == [c.name for c in old]
-    assert sorted(haproxy.servers()) == [c.name for c in old]
+    assert running_rolled_back == members_rolled_back == [c.name for c in old]
     assert all(c.name in ps_rolled_back for c in old + new), ps_rolled_back
     assert after_up == sorted(c.id for c in old)
 
