@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Make sure a Docker engine, HAProxy, nginx, Caddy and shellcheck are available for the demo and the tests.
+# Make sure a Docker engine, HAProxy, nginx, Caddy, docker-compose and shellcheck are available for the demo and
+# the tests.
 #  - a reachable engine (DOCKER_HOST or the default socket) is used as it is;
-#  - otherwise, as root on Debian, docker.io/haproxy/nginx/caddy/busybox-static/shellcheck are installed
+#  - otherwise, as root on Debian, docker.io/haproxy/nginx/caddy/busybox-static/shellcheck/docker-compose are installed
 #    from the distribution and dockerd is started in the background;
 #  - shellcheck is what ansible-test's shellcheck sanity test runs: without it the test is skipped;
 #  - nginx and caddy are only binaries for the tests: they start private instances, so the system
@@ -27,6 +28,8 @@ command -v wrk >/dev/null 2>&1 || need_pkgs+=(wrk)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx)
 command -v caddy >/dev/null 2>&1 || [ -x /usr/bin/caddy ] || need_pkgs+=(caddy)
 command -v shellcheck >/dev/null 2>&1 || need_pkgs+=(shellcheck)
+# Compose 1.29 (Debian 12's docker-compose): the Compose-service tests drive a real one
+command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose)
 if ! engine_up && ! command -v dockerd >/dev/null 2>&1 && [ ! -x /usr/sbin/dockerd ]; then
   need_pkgs+=(docker.io)
 fi

@@ -173,6 +173,45 @@ options:
             change).
           - A Caddyfile cannot carry C(@id); C(caddy adapt --config Caddyfile --pretty) turns it into JSON.
         type: path
+  adopt:
+    description:
+      - Containers started by hand that the workload starts from. Only for O(platform=docker).
+      - While the workload has no container of its own (none labelled C(zerodown.workload)), the running
+        containers this selects are its revision 1. The first upgrade makes them load balancer members if they
+        are not, replaces them batch by batch with copies of their configuration running the new image, and keeps
+        them, stopped and unchanged (Docker cannot relabel a container), as the revision a rollback restarts.
+      - From then on the workload's own containers record which containers were adopted, and the selector is
+        not read again; O(adopt) may be left out of later tasks.
+      - An upgrade of an adopted set needs a O(load_balancer) and the app's port, which is C(docker_container.port)
+        of M(zerodown.rollout.image_upgrade) when given, else the single port the containers publish.
+      - A selector that matches no running container, or containers of two images, is refused before anything
+        changes.
+      - Give exactly one of O(adopt.labels) and O(adopt.names). Not together with O(compose_project).
+    type: dict
+    suboptions:
+      labels:
+        description:
+          - Labels every adopted container carries (a label with an empty value matches any value).
+        type: dict
+      names:
+        description:
+          - The names of the adopted containers (all must exist and run).
+        type: list
+        elements: str
+  compose_project:
+    description:
+      - With O(compose_service), the workload is a Compose service, found by Compose's own labels
+        (C(com.docker.compose.project), C(com.docker.compose.service)); it is adopted as O(adopt) describes.
+      - New containers keep Compose's labels with a container number of their own and Compose's name for it
+        (C(<project>_<service>_<number>)), so that C(docker-compose ps) lists them and C(docker-compose down)
+        removes them. See the Docker hosts guide for what a later C(docker-compose up) does.
+      - The project name is the Compose file's directory name unless C(-p) or E(COMPOSE_PROJECT_NAME) set another.
+        Only for O(platform=docker).
+    type: str
+  compose_service:
+    description:
+      - The service of O(compose_project), as named in the Compose file.
+    type: str
 """
 
     ROLLOUT = r"""
@@ -265,6 +304,8 @@ options:
       port:
         description:
           - The TCP port the app listens on in the container. Defaults to the only TCP port the image exposes.
+          - For a workload that adopts containers (O(adopt), O(compose_project)), the port of theirs the load
+            balancer reaches; defaults to the single container port they publish.
         type: int
       publish_address:
         description:

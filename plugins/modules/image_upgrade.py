@@ -123,6 +123,30 @@ EXAMPLES = r"""
       socket: /run/haproxy/admin.sock
       backend: shop
 
+- name: Adopt containers started by hand (docker run ... --label app=shop) and upgrade them; they are kept for rollback
+  zerodown.rollout.image_upgrade:
+    platform: docker
+    name: shop
+    image: shop/web:2.0
+    adopt:
+      labels: {app: shop}
+    load_balancer:
+      type: haproxy
+      socket: /run/haproxy/admin.sock
+      servers_file: /etc/haproxy/conf.d/shop.cfg
+
+- name: Upgrade the web service of the Compose project shop start-first; docker-compose ps lists the new containers
+  zerodown.rollout.image_upgrade:
+    platform: docker
+    name: shop-web
+    image: shop/web:2.0
+    compose_project: shop
+    compose_service: web
+    load_balancer:
+      type: haproxy
+      socket: /run/haproxy/admin.sock
+      servers_file: /etc/haproxy/conf.d/shop.cfg
+
 - name: Canary on a Docker host - swap one replica only, then check it before the rest
   zerodown.rollout.image_upgrade:
     platform: docker

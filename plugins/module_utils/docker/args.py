@@ -4,7 +4,8 @@
 # Note that this module util is PRIVATE to the collection. It can change at any time.
 """Argument specs of the Docker backend, in step with doc_fragments/docker.py.
 
-* ``DOCKER_ARGS`` (fragment ``zerodown.rollout.docker``): engine connection and load balancer; every module.
+* ``DOCKER_ARGS`` (fragment ``zerodown.rollout.docker``): engine connection, load balancer, and the containers a
+  workload adopts (``adopt``, ``compose_project``/``compose_service``); every module.
 * ``DOCKER_ROLLOUT_ARGS`` (``zerodown.rollout.docker.ROLLOUT``): how containers are swapped; modules that
   change the workload (image_upgrade, rollback).
 * ``DOCKER_CONTAINER_ARGS`` (``zerodown.rollout.docker.CONTAINER``): how a new workload's containers are
@@ -36,6 +37,16 @@ DOCKER_ARGS: dict[str, dict[str, t.Any]] = {
     "docker_client_key": {"type": "path", "no_log": True},
     "docker_timeout": {"type": "int"},
     "load_balancer": {"type": "dict", "options": LOAD_BALANCER_OPTIONS},
+    # a workload that starts from containers this collection did not create (docker/adopt.py)
+    "adopt": {
+        "type": "dict",
+        "options": {
+            "labels": {"type": "dict"},
+            "names": {"type": "list", "elements": "str"},
+        },
+    },
+    "compose_project": {"type": "str"},
+    "compose_service": {"type": "str"},
 }
 
 DOCKER_ROLLOUT_ARGS: dict[str, dict[str, t.Any]] = {

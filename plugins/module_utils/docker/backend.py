@@ -26,6 +26,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker.blue_green
     blue_green_strategy,
     check_blue_green,
 )
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.adopt import adoption_findings
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.change import ChangeRun
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.lock import lock_container, lock_name
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import (
@@ -128,6 +129,7 @@ class DockerPlatform(Platform):
             # how the load balancer reaches the replicas is fixed at creation: a docker_container asking otherwise is refused
             check_addressing(p.get("docker_container"), history.current.newest.lb_network, self.docker.lb_network,
                              self.workload.describe())
+        self.docker.adoption.check_change(self.docker.balancer.routes)
         self._check_balancer()
         self._steps = check_steps(p, self.docker.balancer) if steps_strategy(p) else None
         self._blue_green = check_blue_green(p, self.docker.balancer) if blue_green_strategy(p) else None
@@ -414,8 +416,13 @@ class DockerPlatform(Platform):
         """Replicas of ``revision`` for the swap: ``retained`` containers restarted first, then copies of the
         container ``template`` (inspected) with ``image``; what it got from its own image is left out."""
         image_config = self.docker.image_config(template.get("Image", ""))
-        return ReplicaFactory(self.docker.engine, self.module.warn, self.workload.name, revision,
-                              lambda: clone_config(template, image_config, image, revision, cause, desired), retained)
+        copies = self.docker.copies  # an adopted or Compose template: its labels, ports and name (adopt.py)
+
+        def config() -> tuple[dict[str, t.Any], list[tuple[str, list[str]]]]:
+            body, later = clone_config(template, image_config, image, revision, cause, desired)
+            return copies.adapt(body, template), later
+        return ReplicaFactory(self.docker.engine, self.module.warn, self.workload.name, revision, config, retained,
+                              copies.name)
 
     # -- rollback ----------------------------------------------------------------------------------
     def rollback(self, params: dict[str, t.Any]) -> ActionResult:
@@ -509,7 +516,7 @@ class DockerPlatform(Platform):
                 balancer = err.msg
         return preflight_mod.lint(history, self.workload.describe(), self.docker.host(), balancer,
                                   (self.params.get("health_check") or {}).get("path"), self._network_facts(history),
-                                  advisories)
+                                  advisories) + adoption_findings(self.docker.adoption, history, balancer)
 
     def _network_facts(self, history: History) -> t.Optional[preflight_mod.NetworkFacts]:
         """What preflight needs to know about the network the replicas are reached on (None: they publish ports):

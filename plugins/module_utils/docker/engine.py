@@ -111,6 +111,11 @@ class DockerEngine:
         """The summaries of every container, running or not, that carries ``label`` (``key=value``)."""
         return self._call("list containers", self._api.containers, all=True, filters={"label": label})
 
+    def containers_labelled(self, labels: t.Sequence[str]) -> list[dict[str, t.Any]]:
+        """The summaries of every container, running or not, that carries all ``labels`` (``key=value`` or
+        ``key``)."""
+        return self._call("list containers", self._api.containers, all=True, filters={"label": list(labels)})
+
     def inspect_container(self, ref: str, what: str = "") -> dict[str, t.Any]:
         """``docker inspect`` of a container (by id or name)."""
         return self._call(what or f"inspect container {ref[:12]}", self._api.inspect_container, ref)

@@ -16,7 +16,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions 
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import Finding
 
 CHECKS = ("workload-exists", "load-balancer", "health-gate", "replicas", "restart-policy", "published-port",
-          "lb-network")
+          "lb-network", "adoption")
 
 
 @dataclass

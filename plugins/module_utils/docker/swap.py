@@ -94,13 +94,15 @@ class ReplicaFactory:
     """
 
     def __init__(self, engine: DockerEngine, warn: t.Callable[[str], None], workload: str, revision: int,
-                 config: ConfigMaker, retained: t.Sequence[Replica] = ()) -> None:
+                 config: ConfigMaker, retained: t.Sequence[Replica] = (),
+                 name: t.Optional[t.Callable[[t.Dict[str, t.Any]], t.Optional[str]]] = None) -> None:
         self._engine = engine
         self._warn = warn
         self._workload = workload
         self._revision = revision
         self._config = config
         self.retained = list(retained)
+        self._name = name  # the name a create body asks for (a Compose service's), else None: the workload's own
 
     def __call__(self, k: int) -> t.Tuple[t.List[str], t.List[str]]:
         ids: list[str] = []
@@ -112,7 +114,8 @@ class ReplicaFactory:
                 ids.append(rep.id)
             else:
                 config, later = self._config()
-                cid = self._create_and_start(config, container_name(self._workload, self._revision), later)
+                name = (self._name(config) if self._name else None) or container_name(self._workload, self._revision)
+                cid = self._create_and_start(config, name, later)
                 ids.append(cid)
                 fresh.append(cid)
         return ids, fresh

@@ -29,6 +29,17 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base imp
 )
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.registry import make_balancer
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker import engine as engine_mod
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.adopt import (
+    COMPOSE_PROJECT,
+    COMPOSE_SERVICE,
+    Adoption,
+    ComposeScope,
+    Copies,
+    compose_numbers,
+    compose_service_of,
+    port_key,
+    selector_from_params,
+)
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import LABEL_WORKLOAD, Replica
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker import standby as standby_mod
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History
@@ -71,6 +82,8 @@ class DockerWorkload:
         self._ensured: dict[str, dict[str, t.Any]] = {}
         self.bound = False  # the balancer holds this run's intent (set under the lock)
         self.fixes: list[str] = []  # what this run repaired in the load balancer
+        self._adoption: t.Optional[Adoption] = None
+        self._copies: t.Optional[Copies] = None
 
     # -- connections -------------------------------------------------------------------------------
     @property
@@ -102,9 +115,35 @@ class DockerWorkload:
         """The engine as messages name it."""
         return self.params.get("docker_host") or "the default Docker engine"
 
+    # -- adopted containers (adopt.py) ---------------------------------------------------------------
+    @property
+    def adoption(self) -> Adoption:
+        """The containers the workload adopted or adopts (``adopt``, ``compose_project``/``compose_service``)."""
+        if self._adoption is None:
+            port = (self.params.get("docker_container") or {}).get("port")
+            self._adoption = Adoption(self.ref.name, selector_from_params(self.params),
+                                      port_key(port) if port is not None else None, self.host())
+        return self._adoption
+
+    @property
+    def copies(self) -> Copies:
+        """What the copies of this run get on top of replicas.clone_config (adopt.Copies)."""
+        if self._copies is None:
+            def taken(project: str, service: str) -> list[int]:
+                found = []
+                for summary in self.engine.containers_labelled([f"{COMPOSE_PROJECT}={project}",
+                                                                f"{COMPOSE_SERVICE}={service}"]):
+                    try:
+                        found.append(Replica.from_attrs(self.engine.inspect_container(summary["Id"])))
+                    except engine_mod.EngineNotFound:
+                        continue
+                return compose_numbers(found)
+            self._copies = Copies(self.adoption, taken)
+        return self._copies
+
     # -- reading -----------------------------------------------------------------------------------
     def load(self) -> History:
-        """All containers of the workload, grouped by revision."""
+        """All containers of the workload, grouped by revision: its own (labelled) and those it adopted."""
         replicas = []
         for summary in self.engine.containers(f"{LABEL_WORKLOAD}={self.ref.name}"):
             try:
@@ -112,6 +151,7 @@ class DockerWorkload:
             except engine_mod.EngineNotFound:
                 continue  # removed between the list and the inspect
             replicas.append(Replica.from_attrs(attrs))
+        replicas += self.adoption.find(self.engine, replicas)
         return History(replicas)
 
     def existing(self) -> History:
@@ -198,7 +238,13 @@ class DockerWorkload:
             # (and every machine cloned from one image) shares; host name and data root tell those apart
             identity = "|".join(str(info.get(k) or "") for k in ("ID", "Name", "DockerRootDir"))
             self._engine_tag = engine_tag(identity if identity.strip("|") else self.engine_label())
-        return Scope(self.ref.name, self._engine_tag, {server_name(r.name) for r in history.replicas})
+        # adopted containers and a Compose service's have names of their own: their members are owned by name
+        legacy = {server_name(r.name) for r in history.replicas}
+        legacy |= {Scope(self.ref.name, self._engine_tag).name(r.name) for r in history.replicas}
+        compose = compose_service_of(self.adoption.selector, history.replicas)
+        if compose is not None:  # and those of the copies a run names as Compose does, made after the scope was bound
+            return ComposeScope(self.ref.name, self._engine_tag, legacy, *compose)
+        return Scope(self.ref.name, self._engine_tag, legacy)
 
     def _view(self, history: History, members: t.Optional[t.Mapping[str, Member]] = None) -> Balancer:
         """The balancer bound to the intent ``history`` implies (status.implied_intent)."""

@@ -287,3 +287,75 @@ def test_preflight_reads_the_network_and_tries_a_replica_from_here(monkeypatch):
     platform.docker.network = lambda ref: None
     assert platform._network_facts(history).driver is None and tried == ["172.30.0.7:8080"]  # nothing to try
     assert planning(_history(*TWO_REVISIONS), {})._network_facts(_history(*TWO_REVISIONS)) is None
+
+
+# -- adopted containers (docker/adopt.py) end to end on the stand-in engine -----------------------------------------
+class AdoptEngine(Engine):
+    """Engine, with containers started by hand and the label query adoption makes."""
+
+    def containers_labelled(self, labels):
+        def has(c, sel):
+            key, _sep, value = sel.partition("=")
+            got = c["Config"]["Labels"]
+            return key in got and (not value or got[key] == value)
+        return [{"Id": cid} for cid, c in self.by_id.items() if all(has(c, s) for s in labels)]
+
+    def by_hand(self, name, port):
+        cid = f"h-{name}"
+        self.by_id[cid] = {"Id": cid, "Name": f"/{name}", "Image": "sha:1", "Created": "2024-01-01T00:00:00.5Z",
+                           "Config": {"Image": "app:1", "Labels": {"app": "web"}, "Env": ["GREETING=hi"]},
+                           "HostConfig": {"PortBindings": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": port}]},
+                                          "RestartPolicy": {"Name": "always"}},
+                           "State": {"Status": "created"}}
+        self.start(cid)
+        return cid
+
+    def state(self):
+        return {c["Name"][1:]: c["State"]["Status"] for c in self.by_id.values() if c["Name"] != "/zerodown-lock-w"}
+
+
+def test_containers_started_by_hand_are_adopted_upgraded_and_rolled_back_to():
+    engine = AdoptEngine()
+    hand = [engine.by_hand("web-a", "8081"), engine.by_hand("web-b", "8082")]
+    platform = platform_with(batch_size=1, stop_timeout=0, lock_timeout=0, adopt={"labels": {"app": "web"}})
+    platform.docker._engine = engine
+    platform.docker._balancer = pool = Pool(engine.calls)
+    tag = engine_tag("E|host|/d")
+    pool.pool = {f"web-a.{tag}": "127.0.0.1:8081", f"web-b.{tag}": "127.0.0.1:8082"}
+
+    result = platform.upgrade({"image": "app:2"})
+    assert (result.revision, result.previous_revision, result.status.state) == (2, 1, "complete")
+    new = [c for c in engine.by_id.values() if c["Config"]["Labels"].get("zerodown.workload") == "w"]
+    assert len(new) == 2 and all(c["State"]["Status"] == "running" for c in new)
+    for c in new:
+        labels = c["Config"]["Labels"]
+        assert labels["app"] == "web" and labels["zerodown.revision"] == "2" and labels["zerodown.port"] == "8080/tcp"
+        assert labels["zerodown.adopted"] == ",".join(hand) and c["Config"]["Env"] == ["GREETING=hi"]
+        assert c["HostConfig"]["PortBindings"] == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}
+        assert c["HostConfig"]["RestartPolicy"] == {"Name": "always"}
+    assert engine.state()["web-a"] == engine.state()["web-b"] == "exited"
+    assert engine.by_id[hand[0]]["Config"]["Labels"] == {"app": "web"}  # never relabelled
+    assert sorted(pool.pool) == sorted(f"{c['Name'][1:]}.{tag}" for c in new)
+
+    engine.by_hand("web-c", "8083")  # matches the selector, started after the upgrade: never adopted
+    back = platform_with(batch_size=1, stop_timeout=0, lock_timeout=0)  # no adopt: the record is enough
+    back.docker._engine = engine
+    back.docker._balancer = pool
+    result = back.rollback({})
+    assert (result.revision, result.previous_revision) == (1, 2)
+    state = engine.state()
+    assert (state["web-a"], state["web-b"], state["web-c"]) == ("running", "running", "running")
+    assert sorted(s for n, s in state.items() if n.startswith("w-r2")) == ["exited", "exited"]
+    assert sorted(pool.pool) == [f"web-a.{tag}", f"web-b.{tag}"]
+    assert [r.source for r in back.history() if r.number == 1] == ["web-a, web-b"]
+
+
+def test_adopting_without_a_load_balancer_is_refused_with_nothing_changed():
+    engine = AdoptEngine()
+    engine.by_hand("web-a", "8081")
+    platform = platform_with(adopt={"names": ["web-a"]}, lock_timeout=0)
+    platform.docker._engine = engine
+    engine.calls.clear()
+    with pytest.raises(InvalidInput, match="needs a load_balancer"):
+        platform.upgrade({"image": "app:2"})
+    assert engine.calls == [] and engine.state() == {"web-a": "running"}

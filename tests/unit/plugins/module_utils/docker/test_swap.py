@@ -371,6 +371,16 @@ def test_the_factory_restarts_retained_containers_first_then_creates_copies():
                    ("create", "new2", "w-r1", "app:1"), ("start", "new2", "start container w-r1")]
 
 
+def test_the_factory_names_a_copy_as_its_name_hook_says_else_as_the_workloads():
+    log = []
+    engine = Engine(log)
+    numbers = iter(["4", None])
+    start = sw.ReplicaFactory(engine, lambda text: None, "w", 2, lambda: ({"Image": "app:2", "n": next(numbers)}, []),
+                              name=lambda config: f"shop_web_{config['n']}" if config["n"] else None)
+    start(2)
+    assert [e[2] for e in log if e[0] == "create"] == ["shop_web_4", "w-r2"]
+
+
 def test_the_factory_connects_the_other_networks_before_the_start():
     log = []
     engine = Engine(log)
