@@ -204,3 +204,25 @@ def test_a_run_killed_between_the_two_weight_writes_is_ended_by_the_re_run():
     result = upgrade(engine, pool)
     assert result.changed and result.status.state == "complete" and result.extra["standby"]["revision"] == 1
     assert {n.split(".")[0]: w for n, w in pool.weights.items()} == {"w-r1-old1": 0, "w-r1-old2": 0}
+
+
+def restart(engine, name):
+    """``docker restart`` (or a crash under a restart policy): the container starts again, StartedAt now."""
+    cid = next(cid for cid, c in engine.by_id.items() if c["Name"] == f"/{name}")
+    engine.stop(cid, 0)
+    engine.start(cid)
+
+
+def test_a_standby_container_that_restarts_does_not_become_current():
+    engine, pool = two_replicas_behind_a_pool()
+    upgrade(engine, pool, standby_seconds=60)
+    restart(engine, "w-r1-old1")  # the newest StartedAt is now a standby container's
+    info = run(engine, pool, lambda p: p.status())
+    assert (info.revision, info.state) == (2, "complete"), info.message
+    assert info.extra["standby"]["revision"] == 1
+    again = upgrade(engine, pool, standby_seconds=60)
+    assert again.changed is False and again.revision == 2 and marker(engine) is not None, again.message
+    assert not [c for c in engine.calls if c[0] == "create" and c[1].startswith("w-r3")]
+    result = run(engine, pool, lambda p: p.rollback({}))
+    assert (result.revision, result.previous_revision) == (1, 2) and "no container starts" in result.message
+    assert [r for r, _name in engine.running()] == ["1", "1"]
