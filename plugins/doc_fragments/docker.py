@@ -417,7 +417,9 @@ options:
         V(steps) (a load balancer that weighs its members, a pool of the workload's own); O(max_batches),
         O(steps) and O(analysis) are refused.
       - A run that changes nothing but the replica count, and M(zerodown.rollout.rollback), swap as V(rolling)
-        does (a rollback to the standby of V(blue_green) switches back instead).
+        does (a rollback to the standby of V(blue_green) switches back instead, when each of its containers runs,
+        is not unhealthy and is UP in the load balancer within O(health_timeout); otherwise it warns and rolls
+        back start-first).
     type: str
     choices: [rolling, steps, blue_green]
   standby_seconds:
@@ -428,13 +430,16 @@ options:
         deadline itself; M(zerodown.rollout.rollout_info) and M(zerodown.rollout.rollout_wait) report it as
         C(expired) meanwhile, and a rollback still switches back to it while it runs.
       - V(0) keeps no standby - the old revision is drained, taken out and stopped at the end of the switching
-        run.
+        run. At most V(316224000) (10 years); a negative, infinite or larger value is refused before anything
+        changes.
       - Refused with another O(strategy). Default V(300).
     type: float
   promote:
     description:
       - With O(strategy=blue_green) and the same O(image) as the run that switched, V(true) retires the standby
         now, whatever its deadline. With no standby, nothing to do (unchanged).
+      - On the switching run itself (a new O(image)), V(true) keeps no standby, as O(standby_seconds=0) - the old
+        revision is drained, taken out and stopped at the end of that run.
       - Refused with another O(strategy).
     type: bool
   steps:

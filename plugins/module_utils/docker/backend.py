@@ -42,7 +42,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas i
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History, RevisionGroup, reusable
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.status import note_lock
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.steps import StepsPlan, check_steps, steps_strategy
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.swap import ReplicaFactory, batch_limit
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.swap import ReplicaFactory, batch_limit, health_timeout
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.workload import DockerWorkload
 from ansible_collections.zerodown.rollout.plugins.module_utils.progressive import Step
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
@@ -381,10 +381,12 @@ class DockerPlatform(Platform):
             return plan.fresh(history, current, stale, number, image, start, desired, before, check_result,
                               lambda: self._upgrade_under_lock(image, images))
 
-    def _shift_to(self, keep: t.Sequence[Replica], others: t.Sequence[Replica]) -> None:
+    def _shift_to(self, keep: t.Sequence[Replica], others: t.Sequence[Replica], raise_zero: bool = True) -> None:
         """Where a steps or blue-green rollout left weights: the members of ``keep`` get their default weight back
         and those of ``others`` (about to be taken out) weight 0 at once, so that requests move before the drain.
-        ``keep`` is raised first, ``others`` lowered second: between the two both serve, never neither."""
+        ``keep`` is raised first, ``others`` lowered second: between the two both serve, never neither. Unless
+        ``raise_zero``, members of ``keep`` at weight 0 (a blue-green standby) stay at 0, as long as another
+        member of ``keep`` takes requests."""
         lb = self.docker.balancer
         if not lb.weights:
             return
@@ -392,10 +394,36 @@ class DockerPlatform(Platform):
         def names(reps: t.Sequence[Replica]) -> list[str]:
             return [n for r in reps for n in lb.member_names(r.name) if n in lb.intent]
         raised, lowered = names(keep), names(others)
+        if not raise_zero and any(lb.weights.get(n) != 0 for n in raised):
+            raised = [n for n in raised if lb.weights.get(n) != 0]
         if raised:
             lb.set_weights({n: None for n in raised})
         if lowered:
             lb.set_weights({n: 0 for n in lowered})
+
+    def _unfit_standby(self, history: History, standby: t.Sequence[Replica], wait: bool) -> list[str]:
+        """Why the ``standby`` replicas (at weight 0) cannot take every request at once, empty when they can: each
+        running and not unhealthy, in the load balancer, and (``wait``, under the lock) its member UP there within
+        health_timeout. Check mode (not ``wait``) judges the containers and the members' presence only: how a
+        driver says UP for a member at weight 0 differs (nginx renders it ``down``), and its wait_up is the test."""
+        unfit = [f"container {r.name} is {'unhealthy' if r.running else r.state}"
+                 for r in sorted(standby, key=lambda r: r.name) if not r.running or r.health == "unhealthy"]
+        if unfit or not standby:
+            return unfit or ["no replica of it runs"]
+        lb = self.docker.view(history)
+        if not lb.routes:
+            return []
+        timeout = health_timeout(self.params)
+        for rep in sorted(standby, key=lambda r: r.name):
+            names = [n for n in lb.member_names(rep.name) if n in lb.intent]
+            if not names:
+                unfit.append(f"container {rep.name} is not in the load balancer")
+            for name in names if wait else ():
+                try:
+                    lb.wait_up(name, timeout)
+                except RolloutError as err:
+                    unfit.append(err.msg)
+        return unfit
 
     def _scale(self, current: RevisionGroup, desired: int) -> None:
         running = sorted(current.running, key=lambda r: (r.created or "", r.name))
@@ -471,6 +499,9 @@ class DockerPlatform(Platform):
         how = (f" by switching back to it: it stood by at weight 0, so no container starts, and revision "
                f"{current.number} is drained, taken out and stopped" if switch_back else "")
         if self.module.check_mode:
+            unfit = self._unfit_standby(history, target.running, wait=False) if switch_back else []
+            if unfit:
+                how = f" rolling (start-first), not by switching back: {'; '.join(unfit)}"
             return self.change.result(True, history, target.number, current.number, before, after,
                                       f"would roll {self.workload.describe()} back from revision {current.number} to "
                                       f"revision {target.number} ({target.image}){how}")
@@ -478,6 +509,15 @@ class DockerPlatform(Platform):
             return self.change.locked("rollback", f"revision {target.number} ({target.image})",
                                       [current.newest.image_id, target.newest.image_id],
                                       lambda: self._plan_rollback(self.docker.existing()))
+        # a switch back gives every request to the standby at once: only when each of its replicas can take them;
+        # otherwise the rolling rollback (new replicas of it started and gated first), the standby's taken out
+        unfit = self._unfit_standby(history, target.running, wait=True) if switch_back else []
+        standing = list(target.running) if unfit else []
+        if unfit:
+            switch_back = False
+            self.module.warn(f"revision {target.number} stood by for a switch back but cannot take the requests "
+                             f"({'; '.join(unfit)}); rolling back start-first instead: new replicas of it are "
+                             f"started and gated, and its standby replicas taken out")
         if self.docker.local_image(target.newest.attrs.get("Image", "")) is None:
             raise RolloutFailed(f"the image of revision {target.number} ({target.image}) is no longer on "
                                 f"{self.docker.host()}; a rollback does not pull. Load it, or upgrade to it instead")
@@ -485,12 +525,15 @@ class DockerPlatform(Platform):
         old = sorted([r for r in history.replicas if r.running and r.revision != target.number], key=lambda r: r.name)
         # replicas of the target that still run (an unfinished or paused rollout) stay as they are, at their default
         # weight, and the others stop taking requests at once; a target with none running takes the requests batch
-        # by batch as it starts, so until then the others serve at their default weight
-        desired = max(desired - len(target.running), 0)
-        if target.running:
-            self._shift_to(target.running, old)
+        # by batch as it starts, so until then the others serve at their weight (a blue-green standby's weight 0
+        # stays 0: it goes out with them). An unfit standby of the target counts as not running, taken out first.
+        running = [r for r in target.running if r not in standing]
+        old = sorted(standing, key=lambda r: r.name) + old
+        desired = max(desired - len(running), 0)
+        if running:
+            self._shift_to(running, old)
         else:
-            self._shift_to(old, ())
+            self._shift_to(old, (), raise_zero=False)
         with self._failure_says_what(f"rollback of {self.workload.describe()} to revision {target.number}", current.number):
             batches = self.change.swap.run(old, desired, start)
         return self.change.finish(target.number, current.number, before,

@@ -8,8 +8,8 @@ A fresh run starts every replica of the new revision, gates them and admits them
 records the standby (standby.py), then switches: the new members get their default weight first (for that instant
 both revisions serve, so the pool is never without a weighed member), then the old ones weight 0. The old
 revision keeps running at weight 0, the *standby*, until a later run retires it: one that finds its
-``standby_seconds`` passed, or is given ``promote: true``. ``standby_seconds: 0`` retires it at the end of the
-switching run. A rollback inside the window is a switch back (backend.py: no container starts).
+``standby_seconds`` passed, or is given ``promote: true``. ``standby_seconds: 0``, or ``promote: true`` given to
+the switching run itself, retires it at the end of the switching run. A rollback inside the window is a switch back (backend.py: no container starts).
 
 A re-run of the same upgrade (the new revision current, another still running) converges from what it finds
 (:func:`plan_rerun`): a switch that did not end is ended, a standby nobody recorded or whose time has passed is
@@ -19,6 +19,7 @@ retired, and a valid one is left as it is (unchanged).
 from __future__ import annotations
 
 import datetime
+import math
 import typing as t
 from dataclasses import dataclass, field
 
@@ -30,6 +31,8 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker.swap impor
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import ActionResult, InvalidInput, RolloutFailed
 
 DEFAULT_STANDBY_SECONDS = 300.0
+# the longest standby: its end must be a date the record can hold (an infinite or huge one overflows it)
+MAX_STANDBY_SECONDS = 10 * 366 * 24 * 3600
 OPTIONS = ("standby_seconds", "promote")
 
 
@@ -50,9 +53,11 @@ def check_blue_green(params: t.Mapping[str, t.Any], balancer: t.Any) -> float:
     """The seconds the old revision stands by, the run's options refused before anything changes when they cannot
     work here. (``steps`` and ``analysis`` with this strategy are refused by steps.steps_strategy.)"""
     seconds = params.get("standby_seconds")
-    if seconds is not None and (isinstance(seconds, bool) or seconds < 0):
-        raise InvalidInput(f"standby_seconds must be zero or more seconds (0: no standby, the old revision is taken "
-                           f"out at the end of the switching run), got {seconds!r}")
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+                                or not math.isfinite(seconds) or seconds < 0 or seconds > MAX_STANDBY_SECONDS):
+        raise InvalidInput(f"standby_seconds must be zero or more seconds, at most {MAX_STANDBY_SECONDS} (10 years; "
+                           f"0: no standby, the old revision is taken out at the end of the switching run), got "
+                           f"{seconds!r}")
     if batch_limit(params) is not None:
         raise InvalidInput("max_batches applies to strategy=rolling; strategy=blue_green switches every replica at "
                            "once (remove max_batches, or use strategy=steps for a part of the traffic)")
@@ -88,9 +93,10 @@ def plan_rerun(serving: t.Sequence[int], previous: t.Optional[int], switched: bo
         return Rerun(reason="no other revision runs")
     if not switched:
         keep = standby.revision if standby is not None else previous
-        if seconds <= 0 or keep is None:
+        if seconds <= 0 or promote or keep is None:
             return Rerun(switch=True, retire=others,
-                         reason="the switch had not ended; ending it, and no standby (standby_seconds=0)")
+                         reason="the switch had not ended; ending it, and no standby "
+                                f"({'promote: true' if promote else 'standby_seconds=0'})")
         return Rerun(switch=True, record=None if standby is not None else keep,
                      retire=[n for n in others if n != keep],
                      reason=f"the switch had not ended; ending it, revision {keep} to stand by")
@@ -118,12 +124,16 @@ class BlueGreenPlan:
         self.change = platform.change
         self.docker = platform.docker
         self.workload = platform.workload
+        # promote: true on the switching run keeps no standby, as standby_seconds: 0 (there is nothing to wait for)
+        self.promote = bool(platform.params.get("promote"))
 
     def _names(self, reps: t.Sequence[Replica]) -> list[str]:
         lb = self.docker.balancer
         return [n for r in reps for n in lb.member_names(r.name) if n in lb.intent]
 
     def _standing(self) -> str:
+        if self.promote:
+            return "is taken out at once (promote: true)"
         if self.seconds <= 0:
             return "is taken out at once (standby_seconds=0)"
         return f"stands by at weight 0 for {self.seconds:g}s (or until a run with promote: true)"
@@ -148,7 +158,7 @@ class BlueGreenPlan:
         new = self.change.swap.take_in(ids, fresh, weight=0)
         self.change.progress.note(f"{len(new)} replica(s) of revision {number} healthy and in the load balancer at "
                                   "weight 0")
-        record = current.number if self.seconds > 0 else None
+        record = current.number if self.seconds > 0 and not self.promote else None
         retire = list(stale) if record is not None else list(stale) + list(current.running)
         return self._converge(number, current.number, new, list(current.running) + list(stale), record, retire,
                               before, f"{self.workload.describe()} upgraded blue-green from revision {current.number} "
@@ -166,7 +176,7 @@ class BlueGreenPlan:
         switched = len(current.running) >= desired and self._switched(current.running, stale, members)
         previous = history.previous
         plan = plan_rerun([r.revision for r in stale], previous.number if previous is not None else None, switched,
-                          standby, bool(self.platform.params.get("promote")), self.seconds)
+                          standby, self.promote, self.seconds)
         before = dict(before, standby=standby.revision if standby is not None else None)
         what = f"{self.workload.describe()} revision {current.number} ({current.image})"
         if not plan.changes:

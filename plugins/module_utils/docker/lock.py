@@ -287,6 +287,8 @@ def engine_lock(engine: DockerEngine, workload: WorkloadRef, images: t.Sequence[
         raise RolloutFailed(f"no image of {workload.describe()} is on {host} to create the lock container {name} from")
 
     def remove(cid: str) -> None:
-        engine.remove(cid, volumes=False, what=f"remove the lock container {cid[:12]}")
+        # with its anonymous volumes: created from an app image, it got one for each of the image's VOLUMEs, and
+        # nothing else uses them (it never started, nothing mounts them)
+        engine.remove(cid, volumes=True, what=f"remove the lock container {cid[:12]}")
 
     return WorkloadLock(workload.name, create, lambda name: lock_container(engine, name), remove, warn)

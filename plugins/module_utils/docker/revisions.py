@@ -9,7 +9,10 @@
   or an upgrade to the image and configuration of a retained revision, restarts that revision's containers
   and it is current again under its own number.
 * The *current* revision is the one whose containers run (if several run, after an interrupted
-  rollout, the one started last).
+  rollout, the one started last). While a blue-green standby is recorded (standby.py) and exactly its two
+  revisions run, the one it stands by for is current, whichever started last: a standby container that
+  restarts (a crash under a restart policy, ``docker restart``, a daemon restart) does not make its revision
+  current.
 * The *previous* revision is the one whose containers were stopped last: the one that was current
   before the current one, what a rollback without ``to_revision`` goes back to. Two rollbacks in a
   row therefore toggle between two revisions, as two ``kubectl rollout undo`` do.
@@ -74,12 +77,15 @@ class RevisionGroup:
 class History:
     """All revisions of one workload."""
 
-    def __init__(self, replicas: t.Sequence[Replica]) -> None:
+    def __init__(self, replicas: t.Sequence[Replica], standby: t.Optional[tuple[int, int]] = None) -> None:
+        """``standby``: (standby revision, revision it stands by for) as the workload's standby marker records,
+        or None."""
         groups: dict[int, RevisionGroup] = {}
         for rep in replicas:
             groups.setdefault(rep.revision, RevisionGroup(rep.revision)).replicas.append(rep)
         self.groups = dict(sorted(groups.items()))
         self.replicas = list(replicas)
+        self.standby = standby
 
     @property
     def exists(self) -> bool:
@@ -95,6 +101,12 @@ class History:
         pool = running or list(self.groups.values())
         if not pool:
             return None
+        if self.standby is not None:
+            revision, serving = self.standby
+            # the recorded standby and the revision it stands by for run, and nothing else: the record says which
+            # serves (StartedAt does not: a standby container that restarted started last)
+            if revision != serving and {g.number for g in running} == {revision, serving}:
+                return self.groups[serving]
         key = (lambda g: max(r.started_at for r in g.running)) if running else (lambda g: g.last_started)
         return max(pool, key=key)
 

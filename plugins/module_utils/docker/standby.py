@@ -151,5 +151,7 @@ def drop(engine: DockerEngine, workload: str) -> bool:
     found = read(engine, workload)
     if found is None:
         return False
-    engine.remove(found[0], volumes=False, what=f"remove the standby marker {marker_name(workload)}")
+    # with its anonymous volumes (one per VOLUME of the app image it was created from; it never started and
+    # nothing else mounts them)
+    engine.remove(found[0], volumes=True, what=f"remove the standby marker {marker_name(workload)}")
     return True

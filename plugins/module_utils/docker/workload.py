@@ -152,7 +152,10 @@ class DockerWorkload:
                 continue  # removed between the list and the inspect
             replicas.append(Replica.from_attrs(attrs))
         replicas += self.adoption.find(self.engine, replicas)
-        return History(replicas)
+        # a blue-green standby record decides which of its two revisions is current (revisions.History.current)
+        found = standby_mod.read(self.engine, self.ref.name) if replicas else None
+        record = found[1] if found is not None else None
+        return History(replicas, (record.revision, record.serving) if record is not None else None)
 
     def existing(self) -> History:
         """As :meth:`load`, for a workload that must exist."""

@@ -19,7 +19,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker.backend im
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import creation_config
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.standby import Standby
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.steps import steps_strategy
-from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import InvalidInput, WorkloadRef
+from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import InvalidInput, RolloutFailed, WorkloadRef
 from tests.support.docker_fakes import Engine, Pool
 
 HAPROXY = HaproxyRuntime("/run/haproxy/admin.sock", "web")
@@ -49,10 +49,16 @@ def test_standby_seconds_default_and_an_explicit_zero_is_honoured():
     assert check_blue_green({}, HAPROXY) == DEFAULT_STANDBY_SECONDS
     assert check_blue_green({"standby_seconds": 0}, HAPROXY) == 0.0
     assert check_blue_green({"standby_seconds": 30}, NGINX) == 30.0
+    assert check_blue_green({"standby_seconds": 316224000}, NGINX) == 316224000.0  # 10 years: its end is recorded
+    assert Standby.starting("web", 1, 2, 316224000, NOW).until.year == 2040
 
 
 @pytest.mark.parametrize("params, balancer, said", [
     ({"standby_seconds": -1}, HAPROXY, "standby_seconds must be zero or more"),
+    ({"standby_seconds": float("inf")}, HAPROXY, r"standby_seconds must be zero or more .* got inf"),
+    ({"standby_seconds": float("nan")}, HAPROXY, r"standby_seconds must be zero or more .* got nan"),
+    ({"standby_seconds": 1e300}, HAPROXY, r"at most 316224000 \(10 years"),
+    ({"standby_seconds": 316224001}, HAPROXY, "standby_seconds must be zero or more"),
     ({"max_batches": 1}, HAPROXY, "max_batches applies to strategy=rolling; strategy=blue_green switches"),
     ({}, NoBalancer(), "strategy=blue_green needs a load balancer that weighs its members"),
 ])
@@ -82,6 +88,9 @@ def test_a_switch_that_did_not_end_is_ended_and_the_standby_recorded():
     # standby_seconds 0: switched, then everything else retired
     plan = plan_rerun([1], 1, False, None, False, 0, NOW)
     assert (plan.switch, plan.record, plan.retire) == (True, None, [1])
+    # promote: true, as standby_seconds 0 (a recorded standby is retired too)
+    plan = plan_rerun([1], 1, False, standby(), True, 60, NOW)
+    assert (plan.switch, plan.record, plan.retire) == (True, None, [1]) and "promote: true" in plan.reason
 
 
 def test_revisions_at_weight_0_that_no_record_names_are_retired():
@@ -204,3 +213,112 @@ def test_a_run_killed_between_the_two_weight_writes_is_ended_by_the_re_run():
     result = upgrade(engine, pool)
     assert result.changed and result.status.state == "complete" and result.extra["standby"]["revision"] == 1
     assert {n.split(".")[0]: w for n, w in pool.weights.items()} == {"w-r1-old1": 0, "w-r1-old2": 0}
+
+
+def restart(engine, name):
+    """``docker restart`` (or a crash under a restart policy): the container starts again, StartedAt now."""
+    cid = next(cid for cid, c in engine.by_id.items() if c["Name"] == f"/{name}")
+    engine.stop(cid, 0)
+    engine.start(cid)
+
+
+def test_a_standby_container_that_restarts_does_not_become_current():
+    engine, pool = two_replicas_behind_a_pool()
+    upgrade(engine, pool, standby_seconds=60)
+    restart(engine, "w-r1-old1")  # the newest StartedAt is now a standby container's
+    info = run(engine, pool, lambda p: p.status())
+    assert (info.revision, info.state) == (2, "complete"), info.message
+    assert info.extra["standby"]["revision"] == 1
+    again = upgrade(engine, pool, standby_seconds=60)
+    assert again.changed is False and again.revision == 2 and marker(engine) is not None, again.message
+    assert not [c for c in engine.calls if c[0] == "create" and c[1].startswith("w-r3")]
+    result = run(engine, pool, lambda p: p.rollback({}))
+    assert (result.revision, result.previous_revision) == (1, 2) and "no container starts" in result.message
+    assert [r for r, _name in engine.running()] == ["1", "1"]
+
+
+def test_promote_on_the_switching_run_keeps_no_standby():
+    engine, pool = two_replicas_behind_a_pool()
+    check = run(engine, pool, lambda p: (setattr(p.module, "check_mode", True), p.upgrade({"image": "app:2"}))[1],
+                strategy="blue_green", standby_seconds=60, promote=True)
+    assert check.changed and "revision 1 is taken out at once (promote: true)" in check.message, check.message
+    result = upgrade(engine, pool, standby_seconds=60, promote=True)
+    assert (result.revision, result.status.state) == (2, "complete") and result.extra["standby"] is None
+    assert [r for r, _name in engine.running()] == ["2", "2"] and marker(engine) is None
+    assert "stands by" not in result.message
+
+
+class Warned(Module):
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.warnings = []
+
+    def warn(self, text):
+        self.warnings.append(text)
+
+
+def rollback_warned(engine, pool, **params):
+    module = Warned(stop_timeout=0, lock_timeout=0)
+    platform = DockerPlatform(module, WorkloadRef("docker", "w"))
+    platform.docker._engine = engine
+    platform.docker._balancer = pool
+    pool.scope = None
+    return platform.rollback(params), module.warnings
+
+
+class DownPool(WeighingPool):
+    """A pool in which the members of ``down`` (container names) never come UP."""
+
+    down = ()
+
+    def members(self):
+        return {n: (m if n.split(".")[0] not in self.down else Member(n, m.address, "DOWN", weight=m.weight))
+                for n, m in super().members().items()}
+
+    def wait_up(self, name, timeout):
+        if name.split(".")[0] in self.down:
+            raise RolloutFailed(f"server {name.split('.')[0]} did not come UP within {timeout:g}s")
+
+
+def raised(engine):
+    """The members each weight write raised to their default weight (None)."""
+    return [sorted(n for n, w in c[1].items() if w is None) for c in engine.calls if c[0] == "weights"]
+
+
+@pytest.mark.parametrize("spoil", ["unhealthy", "down"])
+def test_a_standby_that_cannot_serve_is_not_switched_back_to_but_rolled_back_start_first(spoil):
+    engine = two_replicas_behind_a_pool()[0]
+    pool = DownPool(engine.calls)
+    pool.pool = {f"w-r1-old{i}.{TAG}": f"127.0.0.1:{i}" for i in (1, 2)}
+    upgrade(engine, pool, standby_seconds=60)
+    bad = next(c for c in engine.by_id.values() if c["Name"] == "/w-r1-old1")
+    if spoil == "unhealthy":
+        bad["State"]["Health"] = {"Status": "unhealthy"}
+    else:
+        pool.down = ("w-r1-old1",)
+    check = run(engine, pool, lambda p: (setattr(p.module, "check_mode", True), p.rollback({}))[1])
+    if spoil == "unhealthy":  # check mode judges the containers (a member's UP is waited for under the lock only)
+        assert "rolling (start-first), not by switching back: container w-r1-old1 is unhealthy" in check.message
+    engine.calls.clear()
+    result, warnings = rollback_warned(engine, pool)
+    assert (result.revision, result.previous_revision) == (1, 2) and "batch(es)" in result.message, result.message
+    assert len(warnings) == 1 and "rolling back start-first instead" in warnings[0] and "w-r1-old1" in warnings[0]
+    # new replicas of revision 1 started and gated; the standby never raised; the standby and revision 2 taken out
+    assert [c for c in engine.calls if c[0] == "start"] and not any("w-r1-old" in n for r in raised(engine) for n in r)
+    running = [name for r, name in engine.running()]
+    assert len(running) == 2 and all(n.startswith("w-r1-") and "old" not in n for n in running), running
+    stopped = sorted(c[1] for c in engine.calls if c[0] == "stop")
+    assert stopped[:2] == ["w-r1-old1", "w-r1-old2"] and len([n for n in stopped if n.startswith("w-r2-")]) == 2
+
+
+def test_a_rollback_to_a_third_revision_leaves_the_standby_at_weight_0():
+    engine, pool = two_replicas_behind_a_pool()
+    engine.images["app:3"] = {"Id": "sha:3", "Config": {}}
+    upgrade(engine, pool, standby_seconds=0)  # revision 1 retained, stopped
+    run(engine, pool, lambda p: p.upgrade({"image": "app:3"}), strategy="blue_green", standby_seconds=60)
+    assert sorted({r for r, _name in engine.running()}) == ["2", "3"] and marker(engine) is not None
+    engine.calls.clear()
+    result = run(engine, pool, lambda p: p.rollback({"to_revision": 1}))
+    assert (result.revision, result.previous_revision) == (1, 3), result.message
+    assert not any(n.startswith("w-r2-") for r in raised(engine) for n in r), raised(engine)
+    assert [r for r, _name in engine.running()] == ["1", "1"]

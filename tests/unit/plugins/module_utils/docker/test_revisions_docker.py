@@ -30,6 +30,21 @@ def test_mixed_running_revisions_current_is_started_last():
     assert h.current.number == 2
 
 
+def test_a_recorded_standby_names_current_while_only_its_two_revisions_run():
+    # revision 1 stands by for 2 and one of its containers restarted (started last): 2 is still current
+    running = (attrs("a", 1, True, "t9"), attrs("b", 2, True, "t3"), attrs("c", 2, True, "t4"))
+    h = History([rp.Replica.from_attrs(a) for a in running], standby=(1, 2))
+    assert (h.current.number, h.previous.number) == (2, 1)
+    assert history(*running).current.number == 1  # without the record: started last
+    # a third revision running (an upgrade under way from 2): the record says nothing about it, started last decides
+    h = History([rp.Replica.from_attrs(a) for a in running + (attrs("d", 3, True, "t8"),)], standby=(1, 2))
+    assert h.current.number == 1
+    # the serving revision stopped (rolled back to the standby): the record names nothing that runs
+    h = History([rp.Replica.from_attrs(a) for a in (attrs("a", 1, True, "t1"), attrs("b", 2, False, "t3", "t5"))],
+                standby=(1, 2))
+    assert h.current.number == 1
+
+
 def test_prune_keeps_current_and_most_recently_stopped():
     h = history(attrs("a", 1, False, "t1", "t2"), attrs("b", 2, False, "t3", "t6"), attrs("c", 3, False, "t4", "t5"),
                 attrs("d", 4, True, "t6"))

@@ -44,6 +44,7 @@ class FakeEngine:
     def __init__(self, missing_images=()):
         self.containers = {}
         self.missing_images = set(missing_images)
+        self.removed = []
 
     def inspect_container(self, ref, what=""):
         for cid, (name, labels) in self.containers.items():
@@ -61,6 +62,7 @@ class FakeEngine:
         return cid
 
     def remove(self, cid, volumes=True, what=""):
+        self.removed.append((cid, volumes))
         self.containers.pop(cid, None)
 
 
@@ -73,5 +75,7 @@ def test_the_marker_is_written_over_an_older_one_read_back_and_dropped():
     assert standby is not None and (standby.revision, standby.serving) == (2, 3)
     assert sb.read(engine, "shop") is None
     assert sb.drop(engine, "web") is True and sb.drop(engine, "web") is False and not engine.containers
+    # each marker removed with its anonymous volumes (one per VOLUME of the app image it was created from)
+    assert [volumes for _cid, volumes in engine.removed] == [True, True]
     with pytest.raises(RolloutFailed, match="no image of Docker workload 'web'"):
         sb.write(engine, sb.Standby.starting("web", 1, 2, 60, NOW), [])
