@@ -4,7 +4,10 @@ from __future__ import annotations
 import copy
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import Balancer, Member
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.backend import DockerPlatform
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.engine import EngineNotFound
+from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import WorkloadRef
+from tests.support.fake_module import FakeModule
 
 
 class Engine:
@@ -101,3 +104,21 @@ class Pool(Balancer):
 
     def reconcile(self, settle=False):
         return []
+
+
+def platform_with(**params):
+    return DockerPlatform(FakeModule(params), WorkloadRef("docker", "w"))
+
+
+def planning(history, local=None, check_mode=True, **params):
+    """A platform that plans on ``history`` in check mode, its engine answering ``local`` (image reference ->
+    image id) for the images it has."""
+    platform = platform_with(**params)
+    platform.module.check_mode = check_mode
+    platform.docker.load = lambda: history
+    platform.docker.existing = lambda: history
+    platform.docker.local_image = lambda ref: {"Id": local[ref]} if ref in (local or {}) else None
+    platform.docker.image_config = lambda image_id: {}
+    platform.docker.divergence = lambda history, members=None: []
+    platform.docker.status = lambda history, target=None: None
+    return platform

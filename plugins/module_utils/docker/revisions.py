@@ -34,7 +34,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas i
     Replica,
     clone_config,
 )
-from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import Revision
+from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import Revision, WorkloadNotFound
 
 
 @dataclass
@@ -188,3 +188,9 @@ def reusable(history: History, current: RevisionGroup, image: str, image_id: t.O
         if all(_comparable(r.attrs, image, image_config) == wanted for r in group.replicas):
             return group
     return None
+
+
+def assert_group(group: t.Optional[RevisionGroup]) -> None:
+    """Narrow an Optional current revision (a workload that exists always has one)."""
+    if group is None:
+        raise WorkloadNotFound("the workload has no containers")

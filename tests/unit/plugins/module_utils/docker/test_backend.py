@@ -17,14 +17,10 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     RolloutFailed,
     WorkloadRef,
 )
-from tests.support.docker_fakes import Engine, Pool
+from tests.support.docker_fakes import Engine, Pool, planning, platform_with
 
 from tests.support.docker_containers import retained_replica as container
 from tests.support.fake_module import FakeModule
-
-
-def platform_with(**params):
-    return DockerPlatform(FakeModule(params), WorkloadRef("docker", "w"))
 
 
 def test_invalid_workload_name_is_refused_before_anything():
@@ -60,20 +56,6 @@ def test_a_load_balancer_that_cannot_be_driven_fails_before_anything():
 
 
 # -- planning ---------------------------------------------------------------------------------------------------
-def planning(history, local=None, check_mode=True, **params):
-    """A platform that plans on ``history`` in check mode, its engine answering ``local`` (image reference ->
-    image id) for the images it has."""
-    platform = platform_with(**params)
-    platform.module.check_mode = check_mode
-    platform.docker.load = lambda: history
-    platform.docker.existing = lambda: history
-    platform.docker.local_image = lambda ref: {"Id": local[ref]} if ref in (local or {}) else None
-    platform.docker.image_config = lambda image_id: {}
-    platform.docker.divergence = lambda history, members=None: []
-    platform.docker.status = lambda history, target=None: None
-    return platform
-
-
 def _history(*replicas: Replica) -> History:
     return History(list(replicas))
 
@@ -121,24 +103,6 @@ def test_a_change_outside_check_mode_takes_the_lock_first():
     platform.change.locked = lambda operation, target, images, action: asked.append((operation, target, images))
     platform.rollback({})
     assert asked == [("rollback", "revision 1 (app:1)", ["sha:2", "sha:1"])]
-
-
-# -- rollback targets ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("given", [0, None])
-def test_rollback_to_revision_zero_means_the_previous_one_as_kubectl(given):
-    history = _history(container("a", 1, "app:1", "sha:1", False),
-                       container("c", 2, "app:2", "sha:2", True, created="2024-02-01T00:00:00Z"))
-    platform = planning(history)
-    platform.params["to_revision"] = given
-    result = platform._plan_rollback(history)
-    assert result.changed and "back from revision 2 to revision 1" in result.message, result.message
-
-
-def test_rollback_to_a_negative_revision_is_refused():
-    platform = platform_with()
-    platform.docker.existing = lambda: pytest.fail("read the engine before refusing the input")
-    with pytest.raises(InvalidInput, match="to_revision must be zero or more"):
-        platform.rollback({"to_revision": -1})
 
 
 # -- end to end on a stand-in engine, without a load balancer ---------------------------------------------------
