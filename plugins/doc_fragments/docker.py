@@ -66,7 +66,7 @@ options:
           - V(caddy) changes the upstreams of one C(reverse_proxy) handler through Caddy's admin API (Caddy
             2.6 or later; each change is a config reload of Caddy, no restart). Caddy counts no request of an
             upstream once it has left the config, so draining waits O(load_balancer.drain_grace) seconds.
-            Caddy 2.6 has no weighted selection policy, so weights and O(strategy=steps) are refused.
+            Caddy 2.6 has no weighted selection policy, so weights and O(zerodown.rollout.image_upgrade#module:strategy=steps) are refused.
           - V(none) drives nothing.
         type: str
         default: haproxy
