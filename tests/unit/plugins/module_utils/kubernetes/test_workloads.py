@@ -34,7 +34,7 @@ def replica_set(number, pod_hash, image, owner_uid="uid-web", name=None):
 
 def controller_revision(name, number, image, owner_uid, labels=None):
     return {"metadata": {"name": name, "uid": f"uid-{name}", "labels": dict(labels or {}),
-                        "ownerReferences": owner(owner_uid, "StatefulSet")},
+                         "ownerReferences": owner(owner_uid, "StatefulSet")},
             "revision": number, "data": {"spec": {"template": template(image)}}}
 
 
