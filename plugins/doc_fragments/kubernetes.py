@@ -121,8 +121,10 @@ options:
         step must not run while the old version may still serve or hold connections, for example a database
         migration the old version must not see.
       - The old pods are those matching the workload's selector whose C(pod-template-hash) (Deployment) or
-        C(controller-revision-hash) (StatefulSet, DaemonSet) label differs from the new revision's. Pods a
-        partitioned StatefulSet keeps below its partition do not count.
+        C(controller-revision-hash) (StatefulSet, DaemonSet) label differs from the new revision's, among the
+        workload's own pods (controlled by one of the Deployment's ReplicaSets, or by the StatefulSet or
+        DaemonSet). Pods of another controller that the selector matches too, such as a canary Deployment's, do
+        not count; nor do the pods a partitioned StatefulSet keeps below its partition.
       - Counts against the same wait timeout as the rollout; running out of time names the pods still present.
         On success the returned C(status) has C(old_pods_gone=true).
       - Applies only when the task waits. Docker hosts always stop the old containers before returning.

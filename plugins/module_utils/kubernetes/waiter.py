@@ -18,7 +18,8 @@
   the new revision that are crash-looping, cannot pull their image, cannot be created, or keep failing
   their readiness probe, named with their last events.
 * Opt-in (``wait_old_pods_gone``): once the rollout is complete, wait on until no pod of the workload that
-  carries another revision's hash label exists any more, terminating ones included. One LIST of the pods the
+  carries another revision's hash label exists any more, terminating ones included (only the workload's own
+  pods: those of its ReplicaSets, or controlled by it; a canary's pods match the selector but do not count). One LIST of the pods the
   workload's selector matches, then a watch on that selector from the LIST's ``resourceVersion``; polling
   once a second when the watch fails. Without the option this phase costs no request.
 """
@@ -336,14 +337,17 @@ class RolloutWaiter:
                  label: tuple[str, str]) -> list[dict[str, t.Any]]:
         """The pods of ``pods`` that carry another revision's ``label`` than the new one, sorted by name.
 
-        Pods without the label were not made by the workload's controller and do not count; nor do the pods a
-        partitioned StatefulSet keeps on the current revision on purpose.
+        Only the workload's own pods count: pods without the label, and pods another controller made that the
+        selector matches too (a canary Deployment's), do not; nor do the pods a partitioned StatefulSet keeps on
+        the current revision on purpose.
         """
         key, value = label
+        entries = self._history(obj)
         out = []
         for pod in pods:
             have = ((pod.get("metadata") or {}).get("labels") or {}).get(key)
-            if have and have != value and not self.adapter.keeps_old_revision(obj, pod):
+            if (have and have != value and self.adapter.owns_pod(obj, entries, pod)
+                    and not self.adapter.keeps_old_revision(obj, pod)):
                 out.append(pod)
         return sorted(out, key=lambda p: str((p.get("metadata") or {}).get("name") or ""))
 

@@ -81,6 +81,13 @@ class WorkloadAdapter:
         """Whether ``pod`` is meant to stay on an older revision once the rollout is complete."""
         return False
 
+    def owns_pod(self, obj: dict[str, t.Any], entries: list[rev.HistoryEntry], pod: dict[str, t.Any]) -> bool:
+        """Whether ``pod`` was made by this workload's controller (not merely matched by its selector).
+
+        DaemonSet and StatefulSet pods are controlled by the workload itself.
+        """
+        return rev.is_controlled_by(pod, str(rev.meta(obj).get("uid") or ""))
+
 
 class DeploymentAdapter(WorkloadAdapter):
     kind = "Deployment"
@@ -114,6 +121,24 @@ class DeploymentAdapter(WorkloadAdapter):
             return None
         pod_hash = ((entry.raw.get("metadata") or {}).get("labels") or {}).get(rev.POD_TEMPLATE_HASH)
         return (rev.POD_TEMPLATE_HASH, pod_hash) if pod_hash else None
+
+    def owns_pod(self, obj: dict[str, t.Any], entries: list[rev.HistoryEntry], pod: dict[str, t.Any]) -> bool:
+        """Whether ``pod`` belongs to one of this Deployment's ReplicaSets.
+
+        Another Deployment whose pods carry the same labels (a canary: the labels plus ``track=canary``) matches
+        the selector too; its pods are controlled by its own ReplicaSets, whose UIDs are not in ``entries``. A
+        ReplicaSet already deleted (revisionHistoryLimit 0) while its pods terminate is no entry any more: it is
+        recognised by the name the controller gives it, ``<deployment>-<pod-template-hash>``.
+        """
+        owned = {str(rev.meta(e.raw).get("uid") or "") for e in entries} - {""}
+        pod_hash = (rev.meta(pod).get("labels") or {}).get(rev.POD_TEMPLATE_HASH)
+        for ref in rev.meta(pod).get("ownerReferences") or []:
+            if not ref.get("controller") or ref.get("kind") != "ReplicaSet":
+                continue
+            if ref.get("uid") in owned:
+                return True
+            return bool(pod_hash) and ref.get("name") == f"{self.name}-{pod_hash}"
+        return False
 
 
 class _ControllerRevisionAdapter(WorkloadAdapter):

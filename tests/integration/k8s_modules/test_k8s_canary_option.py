@@ -117,3 +117,15 @@ def test_canary_requests_that_cannot_work_are_refused_and_nothing_changes(kubect
     assert sorted(deployments(kubectl)) == ["web", "web-stranger"]
     assert live(kubectl, "web-stranger")["spec"]["replicas"] == 1
     assert_workload_untouched(kubectl, web)
+
+
+def test_a_live_canary_does_not_hold_up_the_wait_for_old_pods(kubectl, play, web):
+    # the canary's pods match the workload's selector (app=web) and carry another pod-template-hash, but they
+    # are the canary Deployment's, not old pods of web
+    [present] = play(("image_upgrade", PRESENT))
+    assert not present.get("failed") and len(canary_pods(kubectl)) == 2, present.get("msg")
+    [wait] = play(("rollout_wait", {"name": "web", "timeout": 20, "wait_old_pods_gone": True}))
+    assert not wait.get("failed"), wait.get("msg")
+    assert wait["status"]["done"] is True and wait["status"]["old_pods_gone"] is True
+    assert len(canary_pods(kubectl)) == 2  # the canary still runs: it was not waited away
+    assert not any("old pods to be gone" in p["message"] for p in wait.get("progress") or []), wait.get("progress")

@@ -38,10 +38,20 @@ def complete_statefulset(partition=0, replicas=3):
     }
 
 
-def pod(name, hash_value, terminating=False, rv="1", label="pod-template-hash"):
+def rs_ref(name, uid):
+    return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": name, "uid": uid, "controller": True}
+
+
+def pod(name, hash_value, terminating=False, rv="1", label="pod-template-hash", owner=None):
+    """A pod; by default controlled by the ReplicaSet of web (or, for controller-revision-hash, the StatefulSet db)."""
     meta = {"name": name, "resourceVersion": rv, "labels": {"app": "web"}}
     if hash_value is not None:
         meta["labels"][label] = hash_value
+    if owner is None and hash_value is not None:
+        owner = (rs_ref(f"web-{hash_value}", f"uid-rs-{hash_value}") if label == "pod-template-hash" else
+                 {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "uid-db", "controller": True})
+    if owner:
+        meta["ownerReferences"] = [owner]
     if terminating:
         meta["deletionTimestamp"] = "2026-01-01T12:00:30Z"
     return {"metadata": meta, "spec": {"containers": [{"name": "app"}]}, "status": {}}
@@ -76,7 +86,8 @@ class PodScript:
         self.calls.append(("list", kind, label_selector))
         if kind == "ReplicaSet":
             return {"items": [
-                {"metadata": {"name": f"web-{h}", "labels": {"app": "web", "pod-template-hash": h},
+                {"metadata": {"name": f"web-{h}", "uid": f"uid-rs-{h}",
+                              "labels": {"app": "web", "pod-template-hash": h},
                               "annotations": {"deployment.kubernetes.io/revision": str(n)},
                               "ownerReferences": [{"uid": "uid-web", "controller": True}]},
                  "spec": {"template": {"metadata": {"labels": {"app": "web", "pod-template-hash": h}},
@@ -222,3 +233,57 @@ def test_statefulset_without_partition_waits_for_every_old_pod():
     client = PodScript(obj, [([sts_pod(0, "db-old", terminating=True)], "31")])
     with pytest.raises(WaitTimeout, match=r"1 still present: db-0 \(terminating\)"):
         make(client, StatefulSetAdapter, "db", "StatefulSet").wait(3, initial=obj)
+
+
+def canary_pod(name, terminating=False, rv="1"):
+    """A pod of the canary Deployment web-canary: web's labels plus track=canary, its own ReplicaSet and hash."""
+    p = pod(name, "cn", terminating=terminating, rv=rv, owner=rs_ref("web-canary-cn", "uid-rs-canary"))
+    p["metadata"]["labels"]["track"] = "canary"
+    return p
+
+
+def test_a_live_canary_pods_are_not_old_pods_of_the_workload():
+    # the canary's pods match web's selector and carry another pod-template-hash, but belong to web-canary
+    client = PodScript(complete_deployment(), [([pod("web-new-a", "new"), canary_pod("web-canary-cn-x")], "31")])
+    status = make(client).wait(5, initial=complete_deployment())
+    assert status.to_dict()["old_pods_gone"] is True
+    assert not [c for c in client.calls if c[0] == "watch"]
+
+
+def test_an_old_pod_is_waited_for_while_a_canary_runs_beside_it():
+    old = pod("web-old-a", "old", terminating=True, rv="30")
+    client = PodScript(complete_deployment(), [([canary_pod("web-canary-cn-x"), old], "31")], segments=[[
+        ("ADDED", canary_pod("web-canary-cn-y", rv="32")),
+        ("DELETED", pod("web-old-a", "old", terminating=True, rv="33")),
+    ]])
+    seen = []
+    status = make(client).wait(60, initial=complete_deployment(), progress=lambda s: seen.append(s.message))
+    assert status.to_dict()["old_pods_gone"] is True
+    assert "1 of an older revision still present (web-old-a (terminating))" in seen[-1]
+    assert not any("canary" in m for m in seen)
+
+
+def test_a_pod_of_an_already_deleted_replica_set_of_the_workload_still_counts():
+    # revisionHistoryLimit 0: the old ReplicaSet is gone from the history while its pod terminates
+    gone = pod("web-gone-a", "gone", terminating=True, owner=rs_ref("web-gone", "uid-rs-deleted"))
+    client = PodScript(complete_deployment(), [([gone], "31")])
+    with pytest.raises(WaitTimeout, match=r"1 still present: web-gone-a \(terminating\)"):
+        make(client).wait(3, initial=complete_deployment())
+
+
+def test_a_pod_of_another_controller_or_of_none_is_not_waited_for():
+    orphan = pod("web-orphan", "old", owner={})
+    job = pod("web-job", "old", owner={"apiVersion": "batch/v1", "kind": "Job", "name": "web", "uid": "uid-job",
+                                       "controller": True})
+    client = PodScript(complete_deployment(), [([orphan, job], "31")])
+    assert make(client).wait(3, initial=complete_deployment()).to_dict()["old_pods_gone"] is True
+
+
+def test_statefulset_counts_only_the_pods_it_controls():
+    obj = complete_statefulset(partition=0)
+    foreign = sts_pod(7, "db-old", terminating=True)
+    foreign["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db2",
+                                               "uid": "uid-db2", "controller": True}]
+    client = PodScript(obj, [([foreign, sts_pod(0, "db-new")], "31")])
+    waiter = make(client, StatefulSetAdapter, "db", "StatefulSet")
+    assert waiter.wait(3, initial=obj).to_dict()["old_pods_gone"] is True
