@@ -73,7 +73,7 @@ def ref(kind, name="web", namespace="ns"):
 ])
 def test_adapter_for_picks_the_adapter_of_the_kind(kind, cls, history_kind):
     adapter = adapter_for(ListingClient([]), ref(kind))
-    assert type(adapter) is cls and adapter.kind == kind and adapter.history_kind == history_kind
+    assert adapter.__class__ is cls and adapter.kind == kind and adapter.history_kind == history_kind
 
 
 def test_a_workload_without_namespace_is_read_in_default():
