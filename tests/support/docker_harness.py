@@ -450,12 +450,17 @@ class WrkLoad:
     ``stop()`` (SIGINT, after which wrk prints its summary) or ``max_seconds``.
     """
 
-    def __init__(self, url: str, connections: int = 16, delay_ms: int = 40, max_seconds: int = 300) -> None:
+    def __init__(self, url: str, connections: int = 16, delay_ms: int = 40, max_seconds: int = 300,
+                 timeout_s: int = 5) -> None:
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="zd-wrk-"))
         script = self.dir / "pace.lua"
         script.write_text(f"function delay()\n  return {int(delay_ms)}\nend\n")
         self.out = open(self.dir / "wrk.out", "w+")
-        self.proc = subprocess.Popen(["wrk", "-t1", f"-c{connections}", f"-d{max_seconds}s", "-s", str(script), url],
+        # a request unanswered after ``timeout_s`` counts as failed: 5 s, the recorder's own timeout, so that both
+        # clients of a test call the same thing a failure (wrk's default, 2 s, counted answers a saturated 2-core
+        # machine delivered in 2.3 s, with HAProxy logging them 200, as failed)
+        self.proc = subprocess.Popen(["wrk", "-t1", f"-c{connections}", f"-d{max_seconds}s", "--timeout", f"{timeout_s}s",
+                                      "-s", str(script), url],
                                      stdout=self.out, stderr=subprocess.STDOUT)
 
     def stop(self) -> dict[str, t.Any]:
