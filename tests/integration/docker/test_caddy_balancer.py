@@ -15,14 +15,11 @@ import time
 
 import pytest
 
-from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.config import SamplerConfig
-from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.recorder import TrafficRecorder
 from tests.support.caddy_harness import PrivateCaddy, caddy_binary
 from tests.support.docker_harness import IMAGE_V1, IMAGE_V2, WrkLoad, container_spec, module_args, run_playbook
+from tests.support.under_load import assert_no_failure, running, start_recorder, versions
 
 pytestmark = pytest.mark.docker
-
-RECORDER_RATE = 60
 
 
 @pytest.fixture
@@ -49,17 +46,6 @@ def caddy(workload_name):
 _base = functools.partial(module_args, drain_timeout=3)
 
 
-def _versions(samples):
-    out: dict[str, int] = {}
-    for sample in samples:
-        out[sample.version] = out.get(sample.version, 0) + 1
-    return out
-
-
-def _running(containers):
-    return sorted((c.labels["zerodown.revision"], c.id) for c in containers(all=False))
-
-
 def _published(container) -> str:
     container.reload()
     binding = container.ports["8080/tcp"][0]
@@ -68,17 +54,6 @@ def _published(container) -> str:
 
 def _expected(containers) -> dict[str, str]:
     return {c.name: _published(c) for c in containers(all=False)}
-
-
-def _recorder(caddy):
-    return TrafficRecorder(SamplerConfig(url=f"{caddy.url}/version", concurrency=4, timeout=5),
-                           rate=RECORDER_RATE, max_duration=120).start()
-
-
-def _assert_no_failure(load, timeline):
-    summary = timeline["summary"]
-    assert summary["errors"] == 0, (summary["error_kinds"], summary["error_examples"])
-    assert load["socket_errors"] == 0 and load["non_2xx_3xx"] == 0, load["text"]
 
 
 def _create(tmp_path, caddy, workload_name, containers):
@@ -95,11 +70,11 @@ def _create(tmp_path, caddy, workload_name, containers):
 @pytest.mark.exclusive  # it must hold 100 requests/s: not beside another stream of tests (scripts/test.sh)
 def test_upgrade_and_rollback_through_real_caddy(engine, caddy, workload_name, containers, tmp_path):
     _create(tmp_path, caddy, workload_name, containers)
-    v1_ids = [cid for rev, cid in _running(containers) if rev == "1"]
+    v1_ids = [cid for rev, cid in running(containers) if rev == "1"]
     pid = caddy.pid
 
     load = WrkLoad(f"{caddy.url}/version", connections=8, delay_ms=40, max_seconds=90)
-    recorder = _recorder(caddy)
+    recorder = start_recorder(f"{caddy.url}/version", max_duration=120)
     try:
         time.sleep(1.5)
         mark_upgrade = len(recorder.snapshot())
@@ -122,19 +97,19 @@ def test_upgrade_and_rollback_through_real_caddy(engine, caddy, workload_name, c
     assert not rollback.get("failed"), rollback
     assert (rollback["previous_revision"], rollback["revision"]) == (2, 1)
 
-    _assert_no_failure(load, timeline)
+    assert_no_failure(load, timeline)
     assert load["requests_per_s"] >= 100, load["text"]
     snap = recorder.snapshot()
-    assert _versions(snap[:mark_upgrade]) == {"1.0": mark_upgrade}
-    assert set(_versions(snap[mark_upgrade:mark_upgraded])) == {"1.0", "2.0"}
-    assert _versions(snap[mark_upgraded:mark_rollback]) == {"2.0": mark_rollback - mark_upgraded}
-    assert set(_versions(snap[mark_rollback:mark_rolled_back])) == {"1.0", "2.0"}
-    assert _versions(snap[mark_rolled_back:]) == {"1.0": len(snap) - mark_rolled_back}
+    assert versions(snap[:mark_upgrade]) == {"1.0": mark_upgrade}
+    assert set(versions(snap[mark_upgrade:mark_upgraded])) == {"1.0", "2.0"}
+    assert versions(snap[mark_upgraded:mark_rollback]) == {"2.0": mark_rollback - mark_upgraded}
+    assert set(versions(snap[mark_rollback:mark_rolled_back])) == {"1.0", "2.0"}
+    assert versions(snap[mark_rolled_back:]) == {"1.0": len(snap) - mark_rolled_back}
 
     # config changes through the admin API, never a restart: the same process served the whole run
     assert caddy.pid == pid and caddy.proc.poll() is None
-    assert sorted(cid for rev, cid in _running(containers) if rev == "1") == sorted(v1_ids)
-    assert [rev for rev, _cid in _running(containers)] == ["1"] * 3
+    assert sorted(cid for rev, cid in running(containers) if rev == "1") == sorted(v1_ids)
+    assert [rev for rev, _cid in running(containers)] == ["1"] * 3
     assert caddy.servers() == _expected(containers) and len(caddy.servers()) == 3
     assert caddy.file_servers() == caddy.servers()
 
@@ -142,7 +117,7 @@ def test_upgrade_and_rollback_through_real_caddy(engine, caddy, workload_name, c
 def test_a_caddy_reload_from_the_config_file_during_an_upgrade_keeps_the_members(engine, caddy, workload_name,
                                                                                  containers, tmp_path):
     _create(tmp_path, caddy, workload_name, containers)
-    recorder = _recorder(caddy)
+    recorder = start_recorder(f"{caddy.url}/version", max_duration=120)
     reloads: list[str] = []
     stop = threading.Event()
 
@@ -170,7 +145,7 @@ def test_a_caddy_reload_from_the_config_file_during_an_upgrade_keeps_the_members
     assert reloads and set(reloads) == {"ok"}, reloads
     summary = timeline["summary"]
     assert summary["errors"] == 0, (summary["error_kinds"], summary["error_examples"])
-    assert [rev for rev, _cid in _running(containers)] == ["2"] * 3
+    assert [rev for rev, _cid in running(containers)] == ["2"] * 3
     assert caddy.servers() == _expected(containers) and caddy.file_servers() == caddy.servers()
 
 
@@ -181,11 +156,11 @@ def test_a_caddy_reload_from_the_config_file_during_an_upgrade_keeps_the_members
 def test_bad_caddy_inputs_fail_clearly_and_change_nothing(engine, caddy, workload_name, containers, tmp_path, bad,
                                                           said):
     _create(tmp_path, caddy, workload_name, containers)
-    before = (_running(containers), caddy.upstreams(), open(caddy.config_file).read())
+    before = (running(containers), caddy.upstreams(), open(caddy.config_file).read())
     args = _base(workload_name, caddy, image=IMAGE_V2, batch_size=1)
     args["load_balancer"] = caddy.lb_options(**bad)
     result = run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": args}])["localhost"]["r0"]
     assert result.get("failed") and not result.get("changed"), result
     assert said in result["msg"], result["msg"]
     assert "Traceback" not in result.get("module_stderr", "")
-    assert (_running(containers), caddy.upstreams(), open(caddy.config_file).read()) == before
+    assert (running(containers), caddy.upstreams(), open(caddy.config_file).read()) == before
