@@ -18,10 +18,11 @@ cd "$(dirname "$0")/.." || exit 1
 PY=.venv/bin/python
 OLD_PY=.venv-oldest/bin/python
 TARGET_PY="$PWD/.venv-target-oldest/bin/python"
-PYTEST=("$PY" -m pytest -q -p no:cacheprovider)
+# --durations: each step's log ends with its slowest tests; step() adds --junitxml: every test's time in .tmp/test-logs
+PYTEST=("$PY" -m pytest -q -p no:cacheprovider --durations=10)
 LOGS=.tmp/test-logs
 mkdir -p "$LOGS"
-rm -f "$LOGS"/*.status "$LOGS"/*.log
+rm -f "$LOGS"/*.status "$LOGS"/*.log "$LOGS"/*.xml
 
 # The modules run a second time under the oldest supported target (Python 3.9 with the oldest clients): the
 # module and role tests, not the fleets or the demo stories (the same modules and roles, the longest tests).
@@ -38,7 +39,7 @@ step() {
   local log
   log="$LOGS/$stream-$(echo "$name" | tr -c 'a-zA-Z0-9\n' '-').log"
   echo "[$stream] >> $name: $*"
-  "$@" 2>&1 | tee "$log" | sed -u "s/^/[$stream] /"
+  PYTEST_ADDOPTS="--junitxml=${log%.log}.xml" "$@" 2>&1 | tee "$log" | sed -u "s/^/[$stream] /"
   rc=${PIPESTATUS[0]}
   echo "$rc $((SECONDS - started)) $stream $name" >>"$LOGS/steps.status"
   echo "[$stream] << $name: exit $rc after $((SECONDS - started)) s"
