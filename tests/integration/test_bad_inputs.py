@@ -22,6 +22,7 @@ import yaml
 from tests.support.docker_harness import IMAGE_V1, IMAGE_V2, TEST_LABEL, Haproxy, container_spec, run_playbook  # noqa: E402
 from tests.support.fault_harness import backend_servers, playbook_env, workload_state  # noqa: E402
 from tests.support.docker_engine import demo_engine  # noqa: E402
+from tests.support.saved_results import save_task  # noqa: E402
 from tests.k8s_server import manifests as m  # noqa: E402
 
 docker = pytest.importorskip("docker")
@@ -190,7 +191,7 @@ def test_bad_inputs_fail_clearly_change_nothing_leak_nothing(docker_workload, k8
             "ansible.builtin.set_fact": {"bad": "{{ bad | combine({'%s': {'failed': false}}) }}" % case_id}}],
             "rescue": [{"ansible.builtin.set_fact": {
                 "bad": "{{ bad | combine({'%s': ansible_failed_result}) }}" % case_id}}]})
-    tasks.append({"ansible.builtin.copy": {"content": "{{ bad | to_json }}", "dest": str(out_file), "mode": "0600"}})
+    tasks.append(save_task("bad", out_file))
     play = tmp_path / "play.yml"
     play.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "connection": "local",
                                      "tasks": tasks}], sort_keys=False))

@@ -16,6 +16,8 @@ import uuid
 
 import yaml
 
+from tests.support.saved_results import callback_env, save_task
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 VENV_BIN = pathlib.Path(sys.executable).parent
 TEST_LABEL = "zerodown-test"
@@ -228,10 +230,8 @@ def run_playbook(tmp: pathlib.Path, tasks: list[dict[str, t.Any]], inventory: t.
         task.setdefault("ignore_errors", True)
         play_tasks.append(task)
     names = [task["register"] for task in play_tasks]
-    collect = "{{ {" + ", ".join(f"'{n}': {n}" for n in names) + "} | to_json }}"
-    play_tasks.append({"name": "collect", "ansible.builtin.copy": {
-        "content": collect, "dest": f"{out_dir}/{{{{ inventory_hostname }}}}.json", "mode": "0600"},
-        "check_mode": False, "diff": False})
+    collect = "{" + ", ".join(f"'{n}': {n}" for n in names) + "}"
+    play_tasks.append(save_task(collect, f"{out_dir}/{{host}}.json"))
     play: dict[str, t.Any] = {"hosts": "all", "gather_facts": False, "connection": "local"}
     if serial is not None:
         play["serial"] = serial
@@ -249,7 +249,7 @@ def run_playbook(tmp: pathlib.Path, tasks: list[dict[str, t.Any]], inventory: t.
     if diff:
         cmd.append("--diff")
     env = dict(os.environ, ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-               ANSIBLE_DEPRECATION_WARNINGS="false")
+               ANSIBLE_DEPRECATION_WARNINGS="false", **callback_env())
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(ROOT), check=False)
     results = {}
     for path in out_dir.glob("*.json"):

@@ -15,6 +15,7 @@ import uuid
 import yaml
 
 from tests.support.docker_harness import ROOT, VENV_BIN, ExtraDockerd, container_of, haproxy_command
+from tests.support.saved_results import callback_env, save_task
 
 SERVING = ("UP", "NOLB")  # statuses under which HAProxy sends new requests to a server ("UP 1/2" too)
 
@@ -26,8 +27,7 @@ def write_playbook(tmp: pathlib.Path, task: dict[str, t.Any], inventory_vars: t.
     task = dict(task, register="result", ignore_errors=True)
     playbook = [{"hosts": "all", "gather_facts": False, "connection": "local", "tasks": [
         task,
-        {"name": "collect", "ansible.builtin.copy": {"content": "{{ result | to_json }}",
-                                                     "dest": str(out_dir / "result.json"), "mode": "0600"}},
+        save_task("result", out_dir / "result.json"),
     ]}]
     (out_dir / "play.yml").write_text(yaml.safe_dump(playbook, sort_keys=False))
     (out_dir / "inventory.yml").write_text(yaml.safe_dump({"all": {"hosts": {"localhost": inventory_vars or {}}}}))
@@ -37,7 +37,7 @@ def write_playbook(tmp: pathlib.Path, task: dict[str, t.Any], inventory_vars: t.
 
 def playbook_env() -> dict[str, str]:
     return dict(os.environ, ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-                ANSIBLE_DEPRECATION_WARNINGS="false", ANSIBLE_NOCOLOR="1")
+                ANSIBLE_DEPRECATION_WARNINGS="false", ANSIBLE_NOCOLOR="1", **callback_env())
 
 
 def process_tree(root: int) -> list[int]:

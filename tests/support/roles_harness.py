@@ -13,6 +13,7 @@ import yaml
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.config import SamplerConfig
 from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.recorder import TrafficRecorder
+from tests.support.saved_results import callback_env, save_task
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 VENV_BIN = pathlib.Path(sys.executable).parent
@@ -27,7 +28,7 @@ class Run(t.NamedTuple):
 def playbook_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ, ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
                ANSIBLE_DEPRECATION_WARNINGS="false", ANSIBLE_RETRY_FILES_ENABLED="false",
-               ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_SHOW_CUSTOM_STATS="true")
+               ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_SHOW_CUSTOM_STATS="true", **callback_env())
     for var in [k for k in env if k.startswith("K8S_AUTH_")]:
         del env[var]
     env.update(extra)
@@ -55,8 +56,7 @@ def run_role(tmp: pathlib.Path, role: str, role_vars: dict[str, t.Any], timeout:
     out.unlink(missing_ok=True)
     play = [{"name": "role under test", "hosts": "localhost", "gather_facts": False, "tasks": [{
         "name": "run", "block": [{"name": "role", "ansible.builtin.include_role": {"name": role}}],
-        "always": [{"name": "save the record", "ansible.builtin.copy": {
-            "content": "{{ " + record + " | default({}) | to_json }}", "dest": str(out), "mode": "0600"}}]}]}]
+        "always": [save_task(record + " | default({})", out)]}]}]
     pb = tmp / "play.yml"
     pb.write_text(yaml.safe_dump(play, sort_keys=False))
     proc = run_playbook(pb, role_vars, tmp, timeout=timeout)

@@ -5,7 +5,9 @@ all replicas UP in HAProxy and in the persisted backend file, no half-made or or
 LB members. Throughout, HAProxy's ``show stat`` is sampled: never fewer than ``replicas`` servers may take
 new requests (the swap is start-first), and the clients see no failed request.
 
-The seed is ``ZD_FAULT_SEED`` (default below); the kill points are printed and put in every assertion message.
+The seed is ``ZD_FAULT_SEED`` (default below), the number of kills ``ZD_FAULT_KILLS`` (5; each kill and its re-run
+take about 30 s on a busy machine, so ``make test`` keeps five: ``ZD_FAULT_KILLS=20`` for a longer search); the
+kill points are printed and put in every assertion message.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from tests.support.fault_harness import (
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 SEED = int(os.environ.get("ZD_FAULT_SEED", "20240611"))
-KILLS = 10
+KILLS = int(os.environ.get("ZD_FAULT_KILLS", "5"))
 REPLICAS = 4
 RETAIN = 2  # the module's default
 

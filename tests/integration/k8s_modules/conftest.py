@@ -11,6 +11,7 @@ import typing as t
 import pytest
 
 from tests.k8s_server.testing import Kubectl
+from tests.support.saved_results import callback_env, save_task
 
 PLAYBOOK_TIMEOUT = 300
 
@@ -42,8 +43,7 @@ class Play:
             tasks.append({"name": f"step {i} {module}", f"zerodown.rollout.{module}": args, "register": f"step{i}",
                           "check_mode": check, "diff": True, "ignore_errors": True})
         names = ", ".join(f"step{i}" for i in range(len(steps)))
-        tasks.append({"name": "save results", "ansible.builtin.copy": {
-            "content": "{{ [" + names + "] | to_json }}", "dest": str(out)}, "check_mode": False})
+        tasks.append(save_task("[" + names + "]", out))
         play = [{"hosts": "localhost", "gather_facts": False,
                  "module_defaults": {"group/zerodown.rollout.rollout": defaults or self.defaults()},
                  "tasks": tasks}]
@@ -51,7 +51,8 @@ class Play:
         path.write_text(json.dumps(play, indent=1))  # JSON is YAML
         binary = pathlib.Path(sys.executable).parent / "ansible-playbook"
         run_env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_LOCALHOST_WARNING="false",
-                       ANSIBLE_INVENTORY_UNPARSED_WARNING="false", ANSIBLE_RETRY_FILES_ENABLED="false")
+                       ANSIBLE_INVENTORY_UNPARSED_WARNING="false", ANSIBLE_RETRY_FILES_ENABLED="false",
+                       **callback_env())
         for var in [k for k in run_env if k.startswith("K8S_AUTH_")]:
             del run_env[var]
         run_env.update(env or {})
