@@ -136,14 +136,25 @@ frontend fe_{backend}
                 out[row["svname"]] = row["status"]
         return out
 
-    def failed_requests(self) -> list[str]:
+    def failed_requests(self, clients_stopped_at: t.Optional[float] = None) -> list[str]:
         """Log lines (``LOG_FORMAT``) of the requests that did not end normally: a status other than 2xx or a
-        termination state other than ``----`` (docs: HAProxy's "Session state at disconnection")."""
+        termination state other than ``----`` (docs: HAProxy's "Session state at disconnection").
+
+        ``clients_stopped_at`` (``time.time()`` when the test began to stop its clients): a request its client
+        abandoned (state ``C...``) that was still open at that moment is left out. wrk, stopped, drops what it has
+        in flight; that is the test's client going away, not a request the service failed.
+        """
         self.log.flush()
         out = []
         for line in (self.dir / "haproxy.log").read_text(errors="replace").splitlines():
             fields = line.split()
             if len(fields) >= 8 and fields[0] == "req" and (not fields[5].startswith("2") or fields[6] != "----"):
+                if clients_stopped_at is not None and fields[6].startswith("C"):
+                    # %Ts (the request's start, or earlier on a keep-alive connection) + %Ta (its active time): no
+                    # later than when HAProxy saw the client go, so nothing that ended before the stop is left out
+                    ended = float(fields[1]) + int(fields[4].split("/")[-1].lstrip("+")) / 1000
+                    if ended + 0.001 >= clients_stopped_at:
+                        continue
                 out.append(line)
         return out
 
