@@ -29,11 +29,13 @@ class Kubectl:
     def jsonpath(self, resource: str, path: str) -> str:
         return self("get", resource, "-o", f"jsonpath={path}").stdout
 
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+        """Poll ``predicate`` until it returns something true, and return that (a check can use what it saw)."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            if predicate():
-                return
+            value = predicate()
+            if value:
+                return value
             time.sleep(0.1)
         raise AssertionError(f"timed out waiting for {what}")
 

@@ -6,7 +6,7 @@ LB members. Throughout, HAProxy's ``show stat`` is sampled: never fewer than ``r
 new requests (the swap is start-first), and the clients see no failed request.
 
 The seed is ``ZD_FAULT_SEED`` (default below), the number of kills ``ZD_FAULT_KILLS`` (5; each kill and its re-run
-take about 30 s on a busy machine, so ``make test`` keeps five: ``ZD_FAULT_KILLS=20`` for a longer search); the
+took about 60 s of a busy ``make test``, so ``make test`` keeps five: ``ZD_FAULT_KILLS=20`` for a longer search); the
 kill points are printed and put in every assertion message.
 """
 from __future__ import annotations

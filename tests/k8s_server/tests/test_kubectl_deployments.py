@@ -161,17 +161,15 @@ def test_crash_looping_pods(kubectl, k8s_cluster):
         return None
     # The fake kubelet restarts the container after a back-off of at most 2 s and it runs 0.3 s, so two kubectl
     # calls may see two different phases of the loop: each check reads its own snapshot.
-    seen: list[dict] = []
-    kubectl.wait_for(lambda: seen.append(crashing()) or seen[-1] is not None, what="CrashLoopBackOff in the API")
-    cs = seen[-1]["status"]["containerStatuses"][0]
+    pod = kubectl.wait_for(crashing, what="CrashLoopBackOff in the API")
+    cs = pod["status"]["containerStatuses"][0]
     assert cs["lastState"]["terminated"]["exitCode"] == 1 and cs["ready"] is False
 
     def crash_row() -> list[str] | None:  # the table kubectl prints: READY, STATUS and RESTARTS of a crashing pod
         rows = [line.split() for line in kubectl.lines("get", "pods")[1:]]
         return next((row for row in rows if row[2] == "CrashLoopBackOff"), None)
-    rows: list = []
-    kubectl.wait_for(lambda: rows.append(crash_row()) or rows[-1] is not None, what="CrashLoopBackOff in kubectl's table")
-    assert rows[-1][1] == "0/1" and int(rows[-1][3]) >= 2, rows[-1]
+    row = kubectl.wait_for(crash_row, what="CrashLoopBackOff in kubectl's table")
+    assert row[1] == "0/1" and int(row[3]) >= 2, row
     proc = kubectl("rollout", "status", "deployment/web", "--timeout=2s", ok=False)
     assert proc.returncode == 1
     assert 'Waiting for deployment "web" rollout to finish: 1 out of 2 new replicas have been updated...' in proc.stdout
