@@ -71,6 +71,8 @@ class Store:
         self._events: collections.deque[tuple[int, str, str, Obj]] = collections.deque()
         self._oldest_rv = 0
         self.on_change: list[Callable[[], None]] = []
+        # threads waiting on one object (a pod's runtime): set when that object changes or goes
+        self._object_waiters: dict[tuple[str, str, str], set[threading.Event]] = {}
 
     # -- internals -------------------------------------------------------------------------
     def _next_rv(self) -> int:
@@ -83,6 +85,9 @@ class Store:
         while len(self._events) > self.EVENT_LOG_SIZE:
             self._oldest_rv = self._events.popleft()[0]
         self.changed.notify_all()
+        meta = obj["metadata"]
+        for waiter in self._object_waiters.get(self._k(res, meta.get("namespace"), meta["name"]), ()):
+            waiter.set()
         for cb in self.on_change:
             cb()
 
@@ -267,6 +272,34 @@ class Store:
     def wait(self, timeout: float) -> None:
         with self.changed:
             self.changed.wait(timeout)
+
+    @property
+    def revision(self) -> int:
+        """The newest resource version, as a number: pass it to :meth:`wait_for_change`."""
+        with self.lock:
+            return self._rv
+
+    def wait_for_change(self, since: int, timeout: float) -> None:
+        """Return once anything changed after resource version ``since``, or after ``timeout`` seconds.
+
+        Unlike :meth:`wait`, a change made between reading ``since`` and this call is not missed."""
+        with self.changed:
+            if self._rv == since:
+                self.changed.wait(timeout)
+
+    def watch_object(self, res: Resource, namespace: str | None, name: str, event: threading.Event) -> None:
+        """Set ``event`` whenever that object is written or deleted, until :meth:`unwatch_object`."""
+        with self.lock:
+            self._object_waiters.setdefault(self._k(res, namespace, name), set()).add(event)
+
+    def unwatch_object(self, res: Resource, namespace: str | None, name: str, event: threading.Event) -> None:
+        with self.lock:
+            key = self._k(res, namespace, name)
+            waiters = self._object_waiters.get(key)
+            if waiters is not None:
+                waiters.discard(event)
+                if not waiters:
+                    del self._object_waiters[key]
 
 
 def _same_but_rv(a: Obj, b: Obj) -> bool:

@@ -1,4 +1,4 @@
-"""playbooks/fleet_upgrade.yml: waves over 6 test clusters and over 4 Docker engines, a failure injected in
+"""playbooks/fleet_upgrade.yml: waves over 4 test clusters (1, 2, then the rest), a failure injected in
 wave 2, and every host back on the old revision afterwards (checked per host on the platform itself)."""
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from tests.k8s_server.server import K8sTestServer
 
 FLEET = ROOT / "playbooks" / "fleet_upgrade.yml"
 V1, V2, BROKEN = f"{m.DEMO_IMAGE}:1.0", f"{m.DEMO_IMAGE}:2.0", f"{m.DEMO_IMAGE}:broken"
-CLUSTERS = 6
+CLUSTERS = 4  # waves 1 and 2 (one of them failing) and a third that must never start
 
 
 @pytest.fixture(scope="module")
 def clusters():
-    """Six test API servers, each running Deployment 'web' (2 x 1.0) behind Service 'web'."""
+    """Four test API servers, each running Deployment 'web' (2 x 1.0) behind Service 'web'."""
     if os.environ.get("ZD_KUBECONFIG") or os.environ.get("ZD_REAL_CLUSTER") == "1":
         pytest.skip("the fleet test starts its own test API servers")
     out: list[K8sCluster] = []
@@ -48,7 +48,7 @@ def image_of(cluster: K8sCluster) -> str:
 
 
 @pytest.mark.k8s
-def test_six_clusters_failure_in_wave_two_rolls_back_every_host(clusters, tmp_path):
+def test_four_clusters_failure_in_wave_two_rolls_back_every_host(clusters, tmp_path):
     hosts = {}
     for i, cluster in enumerate(clusters):
         hosts[f"cluster{i}"] = {
@@ -71,7 +71,7 @@ def test_six_clusters_failure_in_wave_two_rolls_back_every_host(clusters, tmp_pa
     # waves 1 and 2 ran, wave 3 never started
     assert run["waves"] == [["cluster0"], ["cluster1", "cluster2"]], run["waves"]
     assert run["failed_hosts"] == ["cluster1"] and run["ok"] is False
-    assert sorted(run["not_reached_hosts"]) == ["cluster3", "cluster4", "cluster5"]
+    assert sorted(run["not_reached_hosts"]) == ["cluster3"]
     # cluster0 (wave 1) and cluster2 (wave 2, succeeded) were rolled back by the rollback play,
     # cluster1 rolled itself back; the others were never touched
     assert sorted(run["rolled_back_hosts"]) == ["cluster0", "cluster1", "cluster2"]

@@ -654,7 +654,9 @@ class DeploymentController(Controller):
                 msg = (f'ReplicaSet "{rs_name}" has timed out progressing.' if rs_name
                        else f'Deployment "{d["metadata"]["name"]}" has timed out progressing.')
                 set_condition(new_status, new_condition("Progressing", "False", TIMED_OUT, msg))
-                self.event(d, "Warning", TIMED_OUT, msg)
+                if cur is None or cur.get("reason") != TIMED_OUT:
+                    # once, when the deadline passes: every sync of a timed-out Deployment comes here again
+                    self.event(d, "Warning", TIMED_OUT, msg)
         failure = None
         for rs in ([new_rs] if new_rs else []) + [r for r in all_rss if r is not None]:
             failure = get_condition(rs.get("status") or {}, "ReplicaFailure")
