@@ -361,8 +361,9 @@ class PodRuntime(threading.Thread):
 class Kubelet:
     """Starts a PodRuntime per pod and handles graceful deletion."""
 
-    def __init__(self, store: Store, pull_delay: float = 0.05) -> None:
+    def __init__(self, store: Store, tick: float = 0.05, pull_delay: float = 0.05) -> None:
         self.store = store
+        self.tick = tick  # the shortest time between two looks at the pods
         self.pull_delay = pull_delay
         self.runtimes: dict[str, PodRuntime] = {}
         self.logs: dict[tuple[str, str], collections.deque[str]] = {}
@@ -390,6 +391,7 @@ class Kubelet:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            began = time.monotonic()
             seen = self.store.revision
             pods, _rv = self.store.list(POD)
             with self._lock:
@@ -408,6 +410,7 @@ class Kubelet:
                             pass
             # a new or deleted pod is a change; without one, look again after a second all the same
             self.store.wait_for_change(seen, 1.0)
+            self._stop.wait(max(0.0, began + self.tick - time.monotonic()))
 
     def delete_pod(self, pod: Obj, grace: int | None = None, dry_run: bool = False) -> Obj:
         """Graceful deletion: mark the pod terminating; its runtime removes it after the grace period."""

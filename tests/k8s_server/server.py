@@ -45,7 +45,7 @@ class K8sTestServer:
         self.stopping = False
         self.nodes = [f"zd-node-{i + 1}" for i in range(max(1, nodes))]
         self.store = Store()
-        self.kubelet = Kubelet(self.store, pull_delay=pull_delay)
+        self.kubelet = Kubelet(self.store, tick=tick, pull_delay=pull_delay)
         self.proxies = ServiceProxies(self.store)
         self.deployments = DeploymentController(self.store, self.record_event)
         self.replicasets = ReplicaSetController(self.store, self.record_event, self.nodes, self._controller_delete_pod)

@@ -10,7 +10,7 @@ import tempfile
 import threading
 
 STAT_HEADER = ("# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,"
-               "weight,hrsp_4xx,hrsp_5xx,req_tot,rtime")
+               "weight,hrsp_4xx,hrsp_5xx,req_tot,rtime,check_status")
 
 
 class ScriptedSocket:
@@ -73,7 +73,8 @@ class FakeHaproxy(ScriptedSocket):
         if line == "show stat":
             rows = [STAT_HEADER, "fe,FRONTEND,,,0,0,,0,0,0,0,0,0,,,,,OPEN,"]
             rows += [f"{be},{n},0,0,{s['scur']},0,,0,0,0,0,0,,{s.get('econ', 0)},0,0,0,{s['status']},{s.get('weight', 1)},"
-                     f"0,{s.get('5xx', 0)},{s.get('req', 0)},{s.get('rtime', '')}" for n, s in self.servers.items()]
+                     f"0,{s.get('5xx', 0)},{s.get('req', 0)},{s.get('rtime', '')},{s.get('check', '')}"
+                     for n, s in self.servers.items()]
             rows.append(f"{be},BACKEND,0,0,0,0,,0,0,0,0,0,,0,0,0,0,UP,1")
             return "\n".join(rows) + "\n\n"
         if line.startswith("show servers state"):

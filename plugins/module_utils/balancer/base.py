@@ -37,12 +37,20 @@ class Member:
     sessions: int = 0
     # the weight the load balancer gives it (None: the driver does not say)
     weight: t.Optional[int] = None
+    # whether the load balancer's last health check of it passed (None: it runs none, or the driver does not say);
+    # False also before the first check: HAProxy shows a server it has just added as UP before checking it
+    check_passed: t.Optional[bool] = None
 
     def to_dict(self) -> dict[str, t.Any]:
         out = {"name": self.name, "address": self.address, "status": self.status, "sessions": self.sessions}
         if self.weight is not None:
             out["weight"] = self.weight
         return out
+
+    @property
+    def up(self) -> bool:
+        """UP, and where the load balancer checks its health, since a check that passed."""
+        return self.status.startswith("UP") and self.check_passed is not False
 
     @property
     def serving(self) -> bool:

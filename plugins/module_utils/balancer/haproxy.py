@@ -106,6 +106,21 @@ def int_field(row: t.Mapping[str, str], key: str) -> int:
         return 0
 
 
+# ``show stat``'s check_status values of a check that passed (layer 4, 6 or 7; L7OKC: a 404 taken as success)
+CHECK_PASSED = frozenset(("L4OK", "L6OK", "L7OK", "L7OKC"))
+
+
+def check_passed(row: t.Mapping[str, str]) -> t.Optional[bool]:
+    """Whether the server's last health check passed, from its ``show stat`` row; None when it has no checks.
+
+    ``check_status`` is ``INI`` until a new server's first check has run, and carries a ``* `` prefix while a
+    check is in progress (the result shown is still the last one)."""
+    result = (row.get("check_status") or "").strip().lstrip("* ").strip()
+    if not result:
+        return None
+    return result in CHECK_PASSED
+
+
 def file_servers(text: str) -> list[tuple[str, str, str]]:
     """(name, address, whole line) of every ``server`` line of a servers file."""
     out = []
@@ -271,7 +286,7 @@ class HaproxyRuntime(Balancer):
             except ValueError:
                 sessions = 0
             out[name] = Member(name, addresses.get(name, row.get("addr", "")), row.get("status", ""), sessions,
-                               weights.get(name))
+                               weights.get(name), check_passed(row))
         return out
 
     def counters(self) -> dict[str, ServerCounters]:
@@ -355,8 +370,12 @@ class HaproxyRuntime(Balancer):
                 self._runtime_add(name, self.intent[name])
                 member = self.members().get(name)
             status = member.status if member else "missing"
-            if status.startswith("UP") or status == "no check":
+            # UP alone is not enough: a server just added shows UP ("UP 1/2" with rise 1, fall 2) until its first
+            # check, and one at a port where nothing listens shows it too, then DOWN once the check fails
+            if (member is not None and member.up) or status == "no check":
                 return
+            if member is not None and status.startswith("UP"):
+                status = f"{status} without a passed health check"
             if time.monotonic() >= deadline:
                 break
             time.sleep(POLL)

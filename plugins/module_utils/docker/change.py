@@ -87,7 +87,7 @@ class ChangeRun:
                 lock=held.owner.to_dict() if held.owner else {"container": lock.name})
         self.holding_lock = True
         try:
-            self.docker.begin_changes(self._remove_half_made(self.docker.load()))
+            self.docker.begin_changes(self._remove_half_made(self.docker.load()), self.module.warn)
             result = action()
             self.stops.settle()  # finish joined them already; this is for any other way out
             return result
@@ -149,7 +149,10 @@ class ChangeRun:
         extra = history.to_prune(retain)
         diverged = [] if self.holding_lock else self.docker.divergence(history)
         half = [] if self.holding_lock else sorted(r.name for r in history.replicas if r.state == "created")
-        if not extra and not diverged and not self.docker.fixes and not half and not self.half_made_removed:
+        # started just before the run (adopted, by Compose, by hand): made members once healthy, under the lock
+        starting = [] if self.holding_lock else sorted(self.docker.joining(history).values())
+        if not extra and not diverged and not self.docker.fixes and not half and not self.half_made_removed \
+                and not starting:
             return self.result(False, history, number, number, before, before, message)
         revisions = ", ".join(str(n) for n in sorted({r.revision for r in extra}))
         what = (f"the {len(extra)} stopped container(s) of revision(s) {revisions}, beyond retain={retain}: "
@@ -163,6 +166,9 @@ class ChangeRun:
             if half:
                 would.append(f"would remove {len(half)} container(s) an interrupted run created and never started: "
                              f"{', '.join(half)}")
+            if starting:
+                would.append(f"would make {', '.join(starting)} load balancer member(s) once their HEALTHCHECK "
+                             "passes (still starting)")
             result = self.result(True, history, number, number, before, before, "; ".join(would))
             result.extra["lb_repaired"] = diverged  # what it would repair
             return result

@@ -73,7 +73,7 @@ def rollout_status(history: History, workload: str, target: t.Optional[int] = No
     else:
         available = [r for r in ready
                      if (m := members.get(scope.name(r.name)) or members.get(server_name(r.name))) is not None
-                     and m.status.startswith("UP")]
+                     and m.up]
     others = [r for r in running_all if group is None or r.revision != group.number]
     standing_by = standing_by_replicas(others, standby, number, members, scope)
     others = [r for r in others if r.id not in {s.id for s in standing_by}]

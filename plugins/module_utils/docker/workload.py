@@ -268,11 +268,50 @@ class DockerWorkload:
         the pool by member names, read-only)."""
         return self.balancer if self.bound else self._view(history)
 
-    def begin_changes(self, history: History) -> None:
+    def begin_changes(self, history: History, warn: t.Callable[[str], None]) -> None:
         """Under the lock, before any change: take the intent from the workload and repair the pool to it."""
-        self._view(history)
+        self._view(self._settle_joining(history, warn))
         self.bound = True
         self.fixes += self.balancer.reconcile()
+
+    def joining(self, history: History) -> dict[str, str]:
+        """The replicas (id -> name) that join the pool once healthy and whose HEALTHCHECK is still starting: of
+        the current revision while no other one runs, with an address, and not members yet (implied_intent)."""
+        current = history.current if history.exists else None
+        if current is None or not self.balancer.routes or any(r.revision != current.number for r in
+                                                              history.replicas if r.running):
+            return {}
+        scope = self.scope(history)
+        members = self.balancer.members()
+        return {r.id: r.name for r in current.running if r.health == "starting" and r.address
+                and scope.name(r.name) not in members and server_name(r.name) not in members}
+
+    def _settle_joining(self, history: History, warn: t.Callable[[str], None]) -> History:
+        """Wait (up to health_timeout) for the replicas that join the pool once healthy and whose HEALTHCHECK is
+        still starting: of the current revision while no other one runs, and not members yet (implied_intent).
+        Containers started just before the run (adopted ones, a Compose service's, a replica started by hand) then
+        become members in this run, instead of being left out until a later one. Returns the history read again."""
+        pending = self.joining(history)
+        if not pending:
+            return history
+        timeout = health_timeout(self.params)
+        deadline = time.monotonic() + timeout
+        while True:
+            for cid in list(pending):
+                try:
+                    attrs = self.engine.inspect_container(cid)
+                except engine_mod.EngineNotFound:
+                    attrs = {}  # removed meanwhile: nothing to wait for
+                if not attrs or Replica.from_attrs(attrs).health != "starting":
+                    pending.pop(cid)
+            if not pending or time.monotonic() >= deadline:
+                break
+            time.sleep(WAIT_POLL)
+        if pending:
+            warn(f"container(s) {', '.join(sorted(pending.values()))} still starting their HEALTHCHECK after "
+                 f"health_timeout={timeout:g}s: left out of the load balancer; a later run makes them members once "
+                 "they are healthy")
+        return self.load()
 
     def repair(self, last: bool = False) -> None:
         """After a step: bring the pool back to the run's intent (a reload may have loaded an older set)."""

@@ -90,6 +90,40 @@ def test_wait_up_times_out_with_status(fake):
         lb.wait_up("down", 0.3)
 
 
+@pytest.mark.parametrize("check_status, passed", [
+    ("", None), ("INI", False), ("* INI", False), ("L7OK", True), ("* L7OK", True), ("L4OK", True),
+    ("L7OKC", True), ("L6OK", True), ("L4CON", False), ("* L4TOUT", False), ("L7STS", False),
+])
+def test_check_passed_reads_the_last_check_of_show_stat(check_status, passed):
+    assert hx.check_passed({"check_status": check_status}) is passed
+
+
+def test_wait_up_waits_for_the_first_passed_check_of_a_new_server(fake):
+    """HAProxy shows a dynamic server UP ("UP 1/2") from the moment it is added, before any check, and so for
+    a port where nothing listens: only a passed check (show stat's check_status) makes it UP for wait_up."""
+    lb = hx.HaproxyRuntime(fake.path, "web")
+    fake.servers["new"] = {"addr": "127.0.0.1:1", "status": "UP 1/2", "scur": 0, "check": "INI"}
+    with pytest.raises(RolloutFailed, match=r"status UP 1/2 without a passed health check"):
+        lb.wait_up("new", 0.3)
+    assert lb.members()["new"].up is False
+    fake.servers["new"]["check"] = "L4CON"  # the first check failed: still UP 1/2 (going down), not up
+    with pytest.raises(RolloutFailed, match="without a passed health check"):
+        lb.wait_up("new", 0.3)
+
+    def first_check_passes():
+        time.sleep(0.3)
+        fake.servers["new"].update(status="UP", check="L7OK")
+
+    checker = threading.Thread(target=first_check_passes)
+    fake.servers["new"].update(status="UP 1/2", check="* INI")
+    checker.start()
+    started = time.monotonic()
+    lb.wait_up("new", 5)
+    checker.join()
+    assert time.monotonic() - started >= 0.25  # it waited for the check, not for the word UP
+    assert lb.members()["new"].up is True
+
+
 def test_unknown_backend_and_missing_socket(fake, tmp_path):
     with pytest.raises(InvalidInput, match="no backend 'other'"):
         hx.HaproxyRuntime(fake.path, "other").check()

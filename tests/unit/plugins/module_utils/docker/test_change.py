@@ -75,7 +75,7 @@ class Workload:
     def load(self):
         return self.histories.pop(0) if len(self.histories) > 1 else self.histories[0]
 
-    def begin_changes(self, history):
+    def begin_changes(self, history, warn):
         self.bound = True
         self.log.append(("begin", sorted(r.name for r in history.replicas)))
 
@@ -84,6 +84,9 @@ class Workload:
 
     def divergence(self, history, members=None):
         return []
+
+    def joining(self, history):
+        return {}
 
     def status(self, history, target=None):
         return RolloutStatus(desired=1, updated=1, ready=0, available=0, revision=2, state="progressing",
@@ -182,5 +185,21 @@ def test_nothing_to_swap_changes_nothing_or_says_what_it_would_prune():
     assert result.changed and result.message == ("already there; would remove the 1 stopped container(s) of "
                                                  "revision(s) 1, beyond retain=1: w-r1-a")
     relocked = run_on(Workload(history), retain=1).nothing_to_swap(
+        history, 3, before, "already there", lambda: ActionResult(changed=True, workload=None, message="relocked"))
+    assert relocked.message == "relocked"
+
+
+def test_nothing_to_swap_takes_the_lock_for_a_replica_that_joins_once_healthy():
+    """A replica of the current revision started just before the run, HEALTHCHECK still starting: check mode says
+    it would make it a member; a real run takes the lock, whose start waits for it (DockerWorkload.begin_changes)."""
+    history = History([container("c", 3, True)])
+    before = {"revision": 3, "image": "app:3", "replicas": 1}
+    workload = Workload(history)
+    workload.joining = lambda history: {"id-d": "w-r3-d"}
+    result = run_on(workload, check_mode=True, retain=2).nothing_to_swap(
+        history, 3, before, "already there", lambda: pytest.fail("took the lock in check mode"))
+    assert result.changed and result.message == ("already there; would make w-r3-d load balancer member(s) once "
+                                                 "their HEALTHCHECK passes (still starting)")
+    relocked = run_on(workload, retain=2).nothing_to_swap(
         history, 3, before, "already there", lambda: ActionResult(changed=True, workload=None, message="relocked"))
     assert relocked.message == "relocked"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import engine_tag
+from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import Member, engine_tag
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.engine import EngineNotFound
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.workload import DockerWorkload
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
@@ -74,7 +74,7 @@ def test_without_a_load_balancer_no_member_is_named_so_the_engine_identity_is_ne
     engine = Engine(attrs("a", 1))
     docker = workload_on(engine)
     history = docker.load()
-    docker.begin_changes(history)
+    docker.begin_changes(history, lambda message: None)
     docker.repair(last=True)
     status = docker.status(history)
     assert status.state == "complete" and status.available == 1
@@ -100,3 +100,85 @@ def test_the_wait_fails_at_once_when_another_revision_runs():
     with pytest.raises(RolloutFailed, match="runs revision 2, not revision 1: it was rolled back or upgraded again"):
         workload_on(engine).wait(1, 30)
     assert workload_on(engine).wait(2, 0).state == "complete"
+
+
+class Pool:
+    """Stands for a balancer driver: the members it has, what it was bound to."""
+    kind = "haproxy"
+    routes = True
+
+    def __init__(self, members=()):
+        self._members = {name: Member(name, "127.0.0.1:1") for name in members}
+        self.intent = None
+
+    def members(self):
+        return dict(self._members)
+
+    def default_weight(self):
+        return None
+
+    def bind(self, scope, intent, drain, health, weights):
+        self.intent = dict(intent)
+
+    def reconcile(self, settle=False):
+        return []
+
+
+def _published(container, port):
+    container["NetworkSettings"] = {"Ports": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}}
+    return container
+
+
+class Starting(Engine):
+    """Replica ``b`` reports its HEALTHCHECK ``starting`` for its first ``checks`` inspects, then ``healthy``."""
+
+    def __init__(self, checks, *containers):
+        super().__init__(*containers)
+        self.checks = checks
+
+    def inspect_container(self, ref, what=""):
+        found = super().inspect_container(ref, what)
+        if ref == "b":
+            self.checks -= 1
+            found["State"]["Health"]["Status"] = "starting" if self.checks >= 0 else "healthy"
+        return found
+
+
+def test_a_replica_still_starting_is_waited_for_then_made_a_member(monkeypatch):
+    """Containers started just before the run (adopted, Compose's, by hand): one whose HEALTHCHECK is still
+    starting joins the pool in this run once healthy, instead of being left out of it."""
+    monkeypatch.setattr("ansible_collections.zerodown.rollout.plugins.module_utils.docker.workload.WAIT_POLL", 0.01)
+    engine = Starting(3, _published(attrs("a", 1), 32001), _published(attrs("b", 1), 32002))
+    docker = workload_on(engine, health_timeout=5)
+    pool = docker._balancer = Pool()
+    tag = docker.scope(docker.load()).tag
+    history = docker.load()
+    assert [r.health for r in history.replicas] == ["healthy", "starting"]
+    assert docker.joining(history) == {"b": "w-r1-b"}
+    warned = []
+    docker.begin_changes(history, warned.append)
+    assert pool.intent == {f"w-r1-a.{tag}": "127.0.0.1:32001", f"w-r1-b.{tag}": "127.0.0.1:32002"} and not warned
+
+
+def test_a_replica_that_keeps_starting_is_left_out_with_a_warning(monkeypatch):
+    monkeypatch.setattr("ansible_collections.zerodown.rollout.plugins.module_utils.docker.workload.WAIT_POLL", 0.01)
+    engine = Starting(10 ** 6, _published(attrs("a", 1), 32001), _published(attrs("b", 1), 32002))
+    docker = workload_on(engine, health_timeout=0.2)
+    pool = docker._balancer = Pool()
+    warned = []
+    docker.begin_changes(docker.load(), warned.append)
+    assert list(pool.intent) == [docker.scope(docker.load()).name("w-r1-a")]
+    assert len(warned) == 1 and "w-r1-b still starting their HEALTHCHECK after health_timeout=0.2s" in warned[0]
+
+
+def test_no_wait_mid_rollout_nor_for_a_member():
+    """Mid-rollout the run that goes on admits the new replicas as its strategy does; a member is one already."""
+    engine = Starting(10 ** 6, _published(attrs("a", 1), 32001), _published(attrs("b", 2), 32002))
+    docker = workload_on(engine, health_timeout=30)
+    docker._balancer = Pool()
+    assert docker.joining(docker.load()) == {}
+    engine = Starting(10 ** 6, _published(attrs("a", 1), 32001), _published(attrs("b", 1), 32002))
+    docker = workload_on(engine, health_timeout=30)
+    tag = docker.scope(docker.load()).tag
+    docker._balancer = Pool([f"w-r1-b.{tag}"])
+    assert docker.joining(docker.load()) == {}
