@@ -49,8 +49,9 @@ class Member:
 
     @property
     def up(self) -> bool:
-        """UP, and where the load balancer checks its health, since a check that passed."""
-        return self.status.startswith("UP") and self.check_passed is not False
+        """UP, and where the load balancer checks its health, since a check that passed (HAProxy's ``no check``: a
+        server without health checks, in rotation)."""
+        return (self.status.startswith("UP") and self.check_passed is not False) or self.status == "no check"
 
     @property
     def serving(self) -> bool:

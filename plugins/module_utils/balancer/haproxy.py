@@ -106,8 +106,9 @@ def int_field(row: t.Mapping[str, str], key: str) -> int:
         return 0
 
 
-# ``show stat``'s check_status values of a check that passed (layer 4, 6 or 7; L7OKC: a 404 taken as success)
-CHECK_PASSED = frozenset(("L4OK", "L6OK", "L7OK", "L7OKC"))
+# ``show stat``'s check_status values of a check that passed: layer 4, 6 or 7, an external check (PROCOK), and
+# L7OKC, the conditional pass of ``disable-on-404`` (HAProxy then shows the server NOLB, which is not UP anyway)
+CHECK_PASSED = frozenset(("L4OK", "L6OK", "L7OK", "L7OKC", "PROCOK"))
 
 
 def check_passed(row: t.Mapping[str, str]) -> t.Optional[bool]:
@@ -372,7 +373,7 @@ class HaproxyRuntime(Balancer):
             status = member.status if member else "missing"
             # UP alone is not enough: a server just added shows UP ("UP 1/2" with rise 1, fall 2) until its first
             # check, and one at a port where nothing listens shows it too, then DOWN once the check fails
-            if (member is not None and member.up) or status == "no check":
+            if member is not None and member.up:
                 return
             if member is not None and status.startswith("UP"):
                 status = f"{status} without a passed health check"

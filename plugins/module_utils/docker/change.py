@@ -87,7 +87,7 @@ class ChangeRun:
                 lock=held.owner.to_dict() if held.owner else {"container": lock.name})
         self.holding_lock = True
         try:
-            self.docker.begin_changes(self._remove_half_made(self.docker.load()), self.module.warn)
+            self.docker.begin_changes(self._remove_half_made(self.docker.load()))
             result = action()
             self.stops.settle()  # finish joined them already; this is for any other way out
             return result
@@ -150,7 +150,7 @@ class ChangeRun:
         diverged = [] if self.holding_lock else self.docker.divergence(history)
         half = [] if self.holding_lock else sorted(r.name for r in history.replicas if r.state == "created")
         # started just before the run (adopted, by Compose, by hand): made members once healthy, under the lock
-        starting = [] if self.holding_lock else sorted(self.docker.joining(history).values())
+        starting = sorted(self.docker.joining(history).values())
         if not extra and not diverged and not self.docker.fixes and not half and not self.half_made_removed \
                 and not starting:
             return self.result(False, history, number, number, before, before, message)
@@ -167,8 +167,8 @@ class ChangeRun:
                 would.append(f"would remove {len(half)} container(s) an interrupted run created and never started: "
                              f"{', '.join(half)}")
             if starting:
-                would.append(f"would make {', '.join(starting)} load balancer member(s) once their HEALTHCHECK "
-                             "passes (still starting)")
+                would.append(f"would wait (up to health_timeout) for {', '.join(starting)}, whose HEALTHCHECK is "
+                             "still starting, and make them load balancer members once healthy")
             result = self.result(True, history, number, number, before, before, "; ".join(would))
             result.extra["lb_repaired"] = diverged  # what it would repair
             return result
@@ -176,6 +176,7 @@ class ChangeRun:
             return relock()  # the lock's start repairs the load balancer (DockerWorkload.begin_changes)
         for rep in extra:
             discard(self.docker.engine, rep.id, self.module.warn)
+        self.docker.admit_joining(history, self.module.warn)
         self.docker.repair(last=True)
         history = self.docker.load()
         left = {r.id for r in history.replicas}

@@ -268,9 +268,9 @@ class DockerWorkload:
         the pool by member names, read-only)."""
         return self.balancer if self.bound else self._view(history)
 
-    def begin_changes(self, history: History, warn: t.Callable[[str], None]) -> None:
+    def begin_changes(self, history: History) -> None:
         """Under the lock, before any change: take the intent from the workload and repair the pool to it."""
-        self._view(self._settle_joining(history, warn))
+        self._view(history)
         self.bound = True
         self.fixes += self.balancer.reconcile()
 
@@ -286,14 +286,15 @@ class DockerWorkload:
         return {r.id: r.name for r in current.running if r.health == "starting" and r.address
                 and scope.name(r.name) not in members and server_name(r.name) not in members}
 
-    def _settle_joining(self, history: History, warn: t.Callable[[str], None]) -> History:
-        """Wait (up to health_timeout) for the replicas that join the pool once healthy and whose HEALTHCHECK is
-        still starting: of the current revision while no other one runs, and not members yet (implied_intent).
-        Containers started just before the run (adopted ones, a Compose service's, a replica started by hand) then
-        become members in this run, instead of being left out until a later one. Returns the history read again."""
+    def admit_joining(self, history: History, warn: t.Callable[[str], None]) -> None:
+        """Under the lock, in a run that keeps the current revision (nothing to swap): wait (up to health_timeout)
+        for the replicas that join the pool once healthy and whose HEALTHCHECK is still starting (:meth:`joining`),
+        then bind the intent again and repair the pool to it. Containers started just before the run (adopted ones,
+        a Compose service's, a replica started by hand) then become members in this run, instead of being left out
+        until a later one. A run that swaps revisions does not wait: it replaces them."""
         pending = self.joining(history)
         if not pending:
-            return history
+            return
         timeout = health_timeout(self.params)
         deadline = time.monotonic() + timeout
         while True:
@@ -308,10 +309,11 @@ class DockerWorkload:
                 break
             time.sleep(WAIT_POLL)
         if pending:
-            warn(f"container(s) {', '.join(sorted(pending.values()))} still starting their HEALTHCHECK after "
-                 f"health_timeout={timeout:g}s: left out of the load balancer; a later run makes them members once "
-                 "they are healthy")
-        return self.load()
+            warn(f"container(s) {', '.join(sorted(pending.values()))}: HEALTHCHECK still 'starting' after "
+                 f"health_timeout={timeout:g}s; not added to the load balancer in this run (a later run adds them "
+                 "once healthy)")
+        self._view(self.load())
+        self.fixes += self.balancer.reconcile()
 
     def repair(self, last: bool = False) -> None:
         """After a step: bring the pool back to the run's intent (a reload may have loaded an older set)."""

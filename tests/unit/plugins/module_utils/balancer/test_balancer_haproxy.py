@@ -92,10 +92,21 @@ def test_wait_up_times_out_with_status(fake):
 
 @pytest.mark.parametrize("check_status, passed", [
     ("", None), ("INI", False), ("* INI", False), ("L7OK", True), ("* L7OK", True), ("L4OK", True),
-    ("L7OKC", True), ("L6OK", True), ("L4CON", False), ("* L4TOUT", False), ("L7STS", False),
+    ("L7OKC", True), ("L6OK", True), ("PROCOK", True), ("L4CON", False), ("* L4TOUT", False), ("L7STS", False),
+    ("SOCKERR", False), ("PROCERR", False),
 ])
 def test_check_passed_reads_the_last_check_of_show_stat(check_status, passed):
     assert hx.check_passed({"check_status": check_status}) is passed
+
+
+def test_a_server_without_health_checks_is_up_and_one_in_maintenance_is_not(fake):
+    lb = hx.HaproxyRuntime(fake.path, "web", server_options="")
+    fake.servers["plain"] = {"addr": "127.0.0.1:1", "status": "no check", "scur": 0}
+    fake.servers["parked"] = {"addr": "127.0.0.1:2", "status": "MAINT", "scur": 0, "check": "L7OK"}
+    members = lb.members()
+    assert members["plain"].up and members["plain"].check_passed is None
+    assert not members["parked"].up
+    lb.wait_up("plain", 0.3)
 
 
 def test_wait_up_waits_for_the_first_passed_check_of_a_new_server(fake):

@@ -75,7 +75,7 @@ class Workload:
     def load(self):
         return self.histories.pop(0) if len(self.histories) > 1 else self.histories[0]
 
-    def begin_changes(self, history, warn):
+    def begin_changes(self, history):
         self.bound = True
         self.log.append(("begin", sorted(r.name for r in history.replicas)))
 
@@ -87,6 +87,9 @@ class Workload:
 
     def joining(self, history):
         return {}
+
+    def admit_joining(self, history, warn):
+        self.log.append(("admit_joining", sorted(self.joining(history).values())))
 
     def status(self, history, target=None):
         return RolloutStatus(desired=1, updated=1, ready=0, available=0, revision=2, state="progressing",
@@ -198,8 +201,13 @@ def test_nothing_to_swap_takes_the_lock_for_a_replica_that_joins_once_healthy():
     workload.joining = lambda history: {"id-d": "w-r3-d"}
     result = run_on(workload, check_mode=True, retain=2).nothing_to_swap(
         history, 3, before, "already there", lambda: pytest.fail("took the lock in check mode"))
-    assert result.changed and result.message == ("already there; would make w-r3-d load balancer member(s) once "
-                                                 "their HEALTHCHECK passes (still starting)")
+    assert result.changed and result.message == ("already there; would wait (up to health_timeout) for w-r3-d, whose "
+                                                 "HEALTHCHECK is still starting, and make them load balancer members "
+                                                 "once healthy")
     relocked = run_on(workload, retain=2).nothing_to_swap(
         history, 3, before, "already there", lambda: ActionResult(changed=True, workload=None, message="relocked"))
     assert relocked.message == "relocked"
+    locked = run_on(workload, retain=2)
+    locked.holding_lock = True  # the relocked run: waits for them, then repairs the pool to the new intent
+    locked.nothing_to_swap(history, 3, before, "already there", lambda: pytest.fail("took the lock again"))
+    assert workload.log.index(("admit_joining", ["w-r3-d"])) < workload.log.index(("repair", True)), workload.log
