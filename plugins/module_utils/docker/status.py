@@ -40,16 +40,24 @@ def implied_intent(history: History, scope: Scope, members: t.Mapping[str, Membe
     out, and so does an old one it had taken out and was stopping. Mid-rollout (other revisions still running), a
     replica of the current revision that is not a member yet stays out too: the run that goes on admits it as its
     strategy does (a rolling one at full weight, a steps one at weight 0, so that a share is never given unjudged)."""
-    current = history.current
-    mid_rollout = current is not None and any(r.running and r.revision != current.number for r in history.replicas)
-    intent = {}
-    for rep in history.replicas:
-        if rep.running and rep.address:
-            name = scope.name(rep.name)
-            member = name in members or server_name(rep.name) in members
-            if member or (rep.ready and current is not None and rep.revision == current.number and not mid_rollout):
-                intent[name] = rep.address
+    intent = {scope.name(rep.name): rep.address for rep in history.replicas
+              if rep.running and rep.address and _is_member(rep, scope, members)}
+    intent.update((scope.name(rep.name), rep.address) for rep in joining_once_ready(history, scope, members)
+                  if rep.ready)
     return intent
+
+
+def _is_member(rep: t.Any, scope: Scope, members: t.Mapping[str, Member]) -> bool:
+    return scope.name(rep.name) in members or server_name(rep.name) in members
+
+
+def joining_once_ready(history: History, scope: Scope, members: t.Mapping[str, Member]) -> list[t.Any]:
+    """The running replicas with an address that are not members yet and join the pool once ready (implied_intent):
+    those of the current revision, while no other revision runs."""
+    current = history.current if history.exists else None
+    if current is None or any(r.running and r.revision != current.number for r in history.replicas):
+        return []
+    return [rep for rep in current.running if rep.address and not _is_member(rep, scope, members)]
 
 
 def rollout_status(history: History, workload: str, target: t.Optional[int] = None,

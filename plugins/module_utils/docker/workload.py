@@ -43,7 +43,11 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker.adopt impo
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import LABEL_WORKLOAD, Replica
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker import standby as standby_mod
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.status import implied_intent, rollout_status
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.status import (
+    implied_intent,
+    joining_once_ready,
+    rollout_status,
+)
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.swap import drain_timeout, health_timeout
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     Deadline,
@@ -275,16 +279,12 @@ class DockerWorkload:
         self.fixes += self.balancer.reconcile()
 
     def joining(self, history: History) -> dict[str, str]:
-        """The replicas (id -> name) that join the pool once healthy and whose HEALTHCHECK is still starting: of
-        the current revision while no other one runs, with an address, and not members yet (implied_intent)."""
-        current = history.current if history.exists else None
-        if current is None or not self.balancer.routes or any(r.revision != current.number for r in
-                                                              history.replicas if r.running):
+        """The replicas (id -> name) that join the pool once healthy (status.joining_once_ready) and whose
+        HEALTHCHECK is still starting."""
+        if not history.exists or history.current is None or not self.balancer.routes:
             return {}
-        scope = self.scope(history)
-        members = self.balancer.members()
-        return {r.id: r.name for r in current.running if r.health == "starting" and r.address
-                and scope.name(r.name) not in members and server_name(r.name) not in members}
+        return {r.id: r.name for r in joining_once_ready(history, self.scope(history), self.balancer.members())
+                if r.health == "starting"}
 
     def admit_joining(self, history: History, warn: t.Callable[[str], None]) -> None:
         """Under the lock, in a run that keeps the current revision (nothing to swap): wait (up to health_timeout)
