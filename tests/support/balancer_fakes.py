@@ -63,6 +63,7 @@ class FakeHaproxy(ScriptedSocket):
         self.servers = {}  # name -> dict(addr, status, scur)
         self.refuse_del = 0
         self.pid = 100
+        self.dead = set()  # addresses where nothing listens: a server there fails its checks (DOWN, L4CON)
         super().__init__("zd-fake-", "admin.sock")
 
     def answer(self, line):
@@ -97,7 +98,8 @@ class FakeHaproxy(ScriptedSocket):
         if line.startswith("set server") and words[-2] == "weight":
             self.servers[name]["weight"] = int(words[-1])
         elif line.startswith("set server") and words[-1] == "ready":
-            self.servers[name]["status"] = "UP"
+            dead = self.servers[name]["addr"] in self.dead
+            self.servers[name].update(status="DOWN" if dead else "UP", check="L4CON" if dead else "")
         elif line.startswith("set server") and words[-1] == "drain":
             self.servers[name]["status"] = "DRAIN"
         elif line.startswith("set server") and words[-1] == "maint":

@@ -152,18 +152,31 @@ def workload_state(client: t.Any, name: str) -> dict[str, t.Any]:
     for c in client.api.containers(all=True, filters={"label": f"zerodown.workload={name}"}):
         status, labels = c["State"], c.get("Labels") or {}
         bucket = "running" if status == "running" else "stopped" if status == "exited" else "other"
-        out[bucket][c["Names"][0].lstrip("/")] = {"revision": int(labels["zerodown.revision"]),
-                                                  "image": labels["zerodown.image"], "status": status}
+        out[bucket][c["Names"][0].lstrip("/")] = {
+            "revision": int(labels["zerodown.revision"]), "image": labels["zerodown.image"], "status": status,
+            # where the load balancer reaches it: the host addresses its ports are published on
+            "published": {f"{_reachable(p.get('IP'))}:{p['PublicPort']}" for p in c.get("Ports") or []
+                          if p.get("PublicPort")}}
     return out
 
 
+def _reachable(ip: t.Optional[str]) -> str:
+    """The address a port published on ``ip`` is reached at from this host (all addresses: loopback)."""
+    return "127.0.0.1" if ip in (None, "", "0.0.0.0", "::") else f"[{ip}]" if ":" in ip else ip
+
+
 def servers_file_members(path: str) -> set[str]:
-    names = set()
+    return set(servers_file_addresses(path))
+
+
+def servers_file_addresses(path: str) -> dict[str, str]:
+    """The address of each member the servers file lists, by the name of the container it stands for."""
+    found = {}
     for line in pathlib.Path(path).read_text().splitlines():
         words = line.split()
-        if words[:1] == ["server"] and len(words) > 1:
-            names.add(container_of(words[1]))
-    return names
+        if words[:1] == ["server"] and len(words) > 2:
+            found[container_of(words[1])] = words[2]
+    return found
 
 
 def check_converged(client: t.Any, haproxy: t.Any, name: str, image: str, replicas: int,
@@ -185,7 +198,12 @@ def check_converged(client: t.Any, haproxy: t.Any, name: str, image: str, replic
     statuses = {n: row["status"] for n, row in servers.items()}
     assert set(statuses) == set(running), f"LB members {statuses} != running containers {sorted(running)}"
     assert all(s == "UP" for s in statuses.values()), statuses
-    assert servers_file_members(haproxy.servers_file) == set(running), pathlib.Path(haproxy.servers_file).read_text()
+    listed = servers_file_addresses(haproxy.servers_file)
+    assert set(listed) == set(running), pathlib.Path(haproxy.servers_file).read_text()
+    # each member at the address its container publishes now (a restarted dockerd publishes on other host ports)
+    wrong = {n: (row["addr"], listed[n], sorted(running[n]["published"])) for n, row in servers.items()
+             if row["addr"] not in running[n]["published"] or listed[n] not in running[n]["published"]}
+    assert not wrong, f"members not at their container's published address (runtime, file, published): {wrong}"
     return revision
 
 

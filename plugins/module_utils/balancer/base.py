@@ -93,6 +93,10 @@ class Scope:
         return bool(self._pattern.match(member)) or member in self.legacy
 
 
+# seconds between looks at where a member's container publishes, while waiting for the member to be up (wait_up)
+FOLLOW_EVERY = 1.0
+
+
 class Balancer:
     """Base driver; ``kind`` is the ``load_balancer.type`` value.
 
@@ -164,6 +168,12 @@ class Balancer:
         self.add(name, address)
         return [name]
 
+    def readdress(self, name: str, address: str) -> None:
+        """Intend member ``name``, when it is intended, at ``address`` from now on (its container publishes there now);
+        the next :meth:`reconcile` moves it. A member not intended stays out."""
+        if name in self.intent:
+            self.intent[name] = address
+
     def default_weight(self) -> int:
         """The weight a member has when the run gives it none."""
         return 1
@@ -176,8 +186,11 @@ class Balancer:
         """Intend ``name`` at ``address`` and put it in the pool (taking traffic once healthy)."""
         raise NotImplementedError
 
-    def wait_up(self, name: str, timeout: float) -> None:
-        """Block until the server receives traffic; raise RolloutFailed with the reason otherwise."""
+    def wait_up(self, name: str, timeout: float, follow: t.Optional[t.Callable[[], t.Optional[str]]] = None) -> None:
+        """Block until the server receives traffic; raise RolloutFailed with the reason otherwise. ``follow() ->
+        address or None``: where the member's container publishes now, looked at every :data:`FOLLOW_EVERY` seconds
+        while the member is not up; the member moves there when it changed (a restarted dockerd publishes the same
+        container port on another host port). Drivers that wait for nothing ignore it."""
 
     def drain(self, name: str) -> None:
         """No longer intend ``name``; stop sending it new requests, in-flight ones finish."""

@@ -414,8 +414,9 @@ class CaddyUpstreams(Balancer):
         self.persist()
         self._apply()
 
-    def wait_up(self, name: str, timeout: float) -> None:
-        """Until the running handler has the member (a reload from an older file may have dropped it: put back)."""
+    def wait_up(self, name: str, timeout: float, follow: t.Optional[t.Callable[[], t.Optional[str]]] = None) -> None:
+        """Until the running handler has the member (a reload from an older file may have dropped it: put back).
+        ``follow`` is not needed: Caddy checks no health, a member is up once the handler has it."""
         deadline = time.monotonic() + timeout
         while True:
             member = self.members().get(name)

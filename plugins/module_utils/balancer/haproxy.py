@@ -30,6 +30,7 @@ import time
 import typing as t
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import (
+    FOLLOW_EVERY,
     Balancer,
     Member,
     ServerCounters,
@@ -361,10 +362,16 @@ class HaproxyRuntime(Balancer):
         self.persist()
         self._runtime_add(name, address)
 
-    def wait_up(self, name: str, timeout: float) -> None:
+    def wait_up(self, name: str, timeout: float, follow: t.Optional[t.Callable[[], t.Optional[str]]] = None) -> None:
         deadline = time.monotonic() + timeout
+        look = time.monotonic() + FOLLOW_EVERY
         status = "missing"
         while True:
+            if follow is not None and name in self.intent and time.monotonic() >= look:
+                look = time.monotonic() + FOLLOW_EVERY
+                moved = follow()
+                if moved and moved != self.intent[name]:
+                    self.add(name, moved)  # its container came back elsewhere: nothing is behind the old address
             member = self.members().get(name)
             if member is None and name in self.intent:
                 # a reload loaded an older servers file: put the member back

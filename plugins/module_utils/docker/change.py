@@ -167,8 +167,8 @@ class ChangeRun:
                 would.append(f"would remove {len(half)} container(s) an interrupted run created and never started: "
                              f"{', '.join(half)}")
             if starting:
-                would.append(f"would wait (up to health_timeout) for {', '.join(starting)}, whose HEALTHCHECK is "
-                             "still starting, and make them load balancer members once healthy")
+                would.append(f"would wait for {', '.join(starting)}, whose HEALTHCHECK has not passed yet (starting, "
+                             "or unhealthy for a moment), and make them load balancer members once healthy")
             result = self.result(True, history, number, number, before, before, "; ".join(would))
             result.extra["lb_repaired"] = diverged  # what it would repair
             return result
@@ -188,7 +188,10 @@ class ChangeRun:
         if self.half_made_removed:
             done.append(f"removed {len(self.half_made_removed)} container(s) an interrupted run created and never "
                         f"started: {', '.join(self.half_made_removed)}")
-        result = self.result(True, history, number, number, before, before, "; ".join(done))
+        # a replica waited for that did not become healthy changed nothing (it is named in a warning): a run that
+        # finds the same is not a change each time
+        changed = bool(extra or self.docker.fixes or self.half_made_removed)
+        result = self.result(changed, history, number, number, before, before, "; ".join(done))
         result.extra["pruned"] = sorted(r.name for r in extra if r.id not in left) + self.half_made_removed
         return result
 

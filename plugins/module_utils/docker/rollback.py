@@ -16,7 +16,7 @@ import typing as t
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import Replica
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History, assert_group
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.swap import health_timeout
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.swap import health_timeout, published_now
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     ActionResult,
     InvalidInput,
@@ -133,7 +133,7 @@ class RollbackPlan:
                 unfit.append(f"container {rep.name} is not in the load balancer")
             for name in names if wait else ():
                 try:
-                    lb.wait_up(name, timeout)
+                    lb.wait_up(name, timeout, follow=lambda cid=rep.id: published_now(self.docker.engine, cid))
                 except RolloutError as err:
                     unfit.append(err.msg)
         return unfit

@@ -68,6 +68,15 @@ def batch_limit(params: t.Mapping[str, t.Any]) -> t.Optional[int]:
     return int(value) if value is not None else None
 
 
+def published_now(engine: DockerEngine, cid: str) -> t.Optional[str]:
+    """Where the load balancer reaches container ``cid`` now (its address from a fresh inspect: a restarted dockerd
+    publishes it on other host ports); None when it is gone or has no address (not running)."""
+    try:
+        return Replica.from_attrs(engine.inspect_container(cid)).address
+    except EngineNotFound:
+        return None
+
+
 def discard(engine: DockerEngine, cid: str, warn: t.Callable[[str], None]) -> None:
     """Remove container ``cid`` for good; one that cannot be warns, and the cleanup goes on (a re-run removes what
     is left)."""
@@ -255,12 +264,15 @@ class BatchSwap:
             attrs = wait_healthy(self.engine, ids, timeout, self.params.get("health_check"))
             # the addresses as inspected after the start: a restarted container may have another one on its network
             reps = [Replica.from_attrs(attrs[cid]) for cid in ids]
+            admitted = []
             for rep in reps:
                 if not rep.address and self.lb.routes:
                     raise RolloutFailed(rep.no_address())
-                added += self.lb.admit(rep.name, rep.address, weight)
-            for name in added:
-                self.lb.wait_up(name, timeout)
+                names = self.lb.admit(rep.name, rep.address, weight)
+                added += names
+                admitted += [(name, rep.id) for name in names]
+            for name, cid in admitted:
+                self.lb.wait_up(name, timeout, follow=lambda cid=cid: published_now(self.engine, cid))
             return reps
         except RolloutError:
             self._undo_started(ids, fresh, added)

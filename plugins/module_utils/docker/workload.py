@@ -40,7 +40,12 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker.adopt impo
     port_key,
     selector_from_params,
 )
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import LABEL_WORKLOAD, Replica
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import (
+    LABEL_WORKLOAD,
+    UNHEALTHY_GRACE,
+    Replica,
+    health_log,
+)
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker import standby as standby_mod
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.status import (
@@ -68,6 +73,8 @@ except ImportError:  # pragma: no cover - always there inside a module
         return f"Failed to import the required Python library ({library})"
 
 WAIT_POLL = 0.5
+# the HEALTHCHECK states of a replica that may still become healthy (DockerWorkload.joining)
+NOT_YET_HEALTHY = ("starting", "unhealthy")
 
 
 class DockerWorkload:
@@ -280,31 +287,42 @@ class DockerWorkload:
 
     def joining(self, history: History) -> dict[str, str]:
         """The replicas (id -> name) that join the pool once healthy (status.joining_once_ready) and whose
-        HEALTHCHECK is still starting."""
+        HEALTHCHECK has not passed yet: still starting, or unhealthy (a check that timed out on a busy host flips a
+        container that just started to unhealthy until its next check passes)."""
         if not history.exists or history.current is None or not self.balancer.routes:
             return {}
         return {r.id: r.name for r in joining_once_ready(history, self.scope(history), self.balancer.members())
-                if r.health == "starting"}
+                if r.health in NOT_YET_HEALTHY}
 
     def admit_joining(self, history: History, warn: t.Callable[[str], None]) -> None:
-        """Under the lock, in a run that keeps the current revision (nothing to swap): wait (up to health_timeout)
-        for the replicas that join the pool once healthy and whose HEALTHCHECK is still starting (:meth:`joining`),
+        """Under the lock, in a run that keeps the current revision (nothing to swap): wait for the replicas that
+        join the pool once healthy and are not healthy yet (:meth:`joining`): up to health_timeout for one still
+        starting, up to UNHEALTHY_GRACE for one unhealthy (as the swap's gate forgives a check that failed once);
         then bind the intent again and repair the pool to it. Containers started just before the run (adopted ones,
         a Compose service's, a replica started by hand) then become members in this run, instead of being left out
-        until a later one. A run that swaps revisions does not wait: it replaces them."""
+        until a later one; one left out is named in a warning. A run that swaps revisions does not wait: it
+        replaces them."""
         pending = self.joining(history)
         if not pending:
             return
         timeout = health_timeout(self.params)
         deadline = time.monotonic() + timeout
+        unhealthy_since: dict[str, float] = {}
+        failing: dict[str, str] = {}  # name -> its health log, for one that stayed unhealthy
         while True:
             for cid in list(pending):
                 try:
                     attrs = self.engine.inspect_container(cid)
                 except engine_mod.EngineNotFound:
                     attrs = {}  # removed meanwhile: nothing to wait for
-                if not attrs or Replica.from_attrs(attrs).health != "starting":
+                rep = Replica.from_attrs(attrs) if attrs else None
+                if rep is None or not rep.running or rep.health not in NOT_YET_HEALTHY:
                     pending.pop(cid)
+                elif rep.health == "unhealthy":
+                    if time.monotonic() - unhealthy_since.setdefault(cid, time.monotonic()) >= UNHEALTHY_GRACE:
+                        failing[pending.pop(cid)] = "; ".join(health_log(attrs)) or "no health log"
+                else:
+                    unhealthy_since.pop(cid, None)
             if not pending or time.monotonic() >= deadline:
                 break
             time.sleep(WAIT_POLL)
@@ -312,13 +330,30 @@ class DockerWorkload:
             warn(f"container(s) {', '.join(sorted(pending.values()))}: HEALTHCHECK still 'starting' after "
                  f"health_timeout={timeout:g}s; not added to the load balancer in this run (a later run adds them "
                  "once healthy)")
+        for name, log in sorted(failing.items()):
+            warn(f"container {name} is unhealthy (for {UNHEALTHY_GRACE:g}s; its HEALTHCHECK failed: {log}); not added "
+                 "to the load balancer in this run (a later run adds it once healthy)")
         self._view(self.load())
         self.fixes += self.balancer.reconcile()
 
-    def repair(self, last: bool = False) -> None:
-        """After a step: bring the pool back to the run's intent (a reload may have loaded an older set)."""
+    def repair(self, last: bool = False, history: t.Optional[History] = None) -> None:
+        """After a step: bring the pool back to the run's intent (a reload may have loaded an older set), at the
+        addresses the intended members' containers publish now (:meth:`_readdress`). ``history``: the workload as
+        just read, if the caller has it."""
         if self.bound:
+            if self.balancer.routes:
+                self._readdress(self.load() if history is None else history)
             self.fixes += self.balancer.reconcile(settle=last)
+
+    def _readdress(self, history: History) -> None:
+        """Move each intended member to the address its container publishes now. The run decided which members the
+        pool holds; where they are is the engine's to say: a restarted dockerd (or a container restarted by its
+        restart policy) publishes the same container port on another host port."""
+        lb = self.balancer
+        for rep in history.replicas:
+            if rep.running and rep.address:
+                for name in lb.member_names(rep.name):
+                    lb.readdress(name, rep.address)
 
     def divergence(self, history: History, members: t.Optional[t.Mapping[str, Member]] = None) -> list[str]:
         """What differs between the pool and the workload (read-only): the run's intent while it holds the
@@ -365,6 +400,8 @@ class DockerWorkload:
             if revision is not None and current is not None and current.number != revision and not history.groups[revision].running:
                 raise RolloutFailed(f"{self.ref.describe()} runs revision {current.number}, not revision "
                                     f"{revision}: it was rolled back or upgraded again", revision=current.number)
+            if self.bound:  # the run's own wait, under the lock: what changed meanwhile is repaired, not waited on
+                self.repair(history=history)
             status = self.status(history, revision)
             if progress is not None:
                 progress(status)

@@ -90,6 +90,40 @@ def test_wait_up_times_out_with_status(fake):
         lb.wait_up("down", 0.3)
 
 
+def test_wait_up_follows_a_container_that_came_back_at_another_address(fake, tmp_path):
+    """A dockerd restarted between the add and the first passed check brings the container back (restart policy)
+    publishing on another host port: wait_up moves the member there, in the running backend and in the servers
+    file, instead of waiting out its timeout at the old address, where nothing listens."""
+    servers_file = tmp_path / "servers.cfg"
+    lb = hx.HaproxyRuntime(fake.path, "web", servers_file=str(servers_file))
+    fake.dead.add("127.0.0.1:32772")
+    lb.add("new", "127.0.0.1:32772")
+    assert lb.members()["new"].up is False
+    looks = []
+
+    def follow():
+        looks.append(lb.members()["new"].address)
+        return "127.0.0.1:32768"
+
+    lb.wait_up("new", 10, follow=follow)
+    assert looks == ["127.0.0.1:32772"]  # looked once, while the member was down at the old address
+    assert fake.servers["new"]["addr"] == "127.0.0.1:32768" and lb.members()["new"].up
+    assert lb.intent["new"] == "127.0.0.1:32768"
+    assert "server new 127.0.0.1:32768" in servers_file.read_text()
+
+
+@pytest.mark.parametrize("where", [None, "127.0.0.1:32772"])
+def test_wait_up_keeps_a_member_whose_container_did_not_move(fake, where):
+    """A container gone (None) or still at the member's address: the member stays, and the wait times out there."""
+    lb = hx.HaproxyRuntime(fake.path, "web")
+    fake.dead.add("127.0.0.1:32772")
+    lb.add("new", "127.0.0.1:32772")
+    with pytest.raises(RolloutFailed, match="status DOWN"):
+        lb.wait_up("new", hx.FOLLOW_EVERY + 0.5, follow=lambda: where)
+    assert fake.servers["new"]["addr"] == "127.0.0.1:32772" and lb.intent["new"] == "127.0.0.1:32772"
+    assert [c for c in fake.commands if c.startswith("del server")] == []
+
+
 @pytest.mark.parametrize("check_status, passed", [
     ("", None), ("INI", False), ("* INI", False), ("L7OK", True), ("* L7OK", True), ("L4OK", True),
     ("L7OKC", True), ("L6OK", True), ("PROCOK", True), ("L4CON", False), ("* L4TOUT", False), ("L7STS", False),

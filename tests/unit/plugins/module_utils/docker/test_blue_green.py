@@ -275,7 +275,7 @@ class DownPool(WeighingPool):
         return {n: (m if n.split(".")[0] not in self.down else Member(n, m.address, "DOWN", weight=m.weight))
                 for n, m in super().members().items()}
 
-    def wait_up(self, name, timeout):
+    def wait_up(self, name, timeout, follow=None):
         if name.split(".")[0] in self.down:
             raise RolloutFailed(f"server {name.split('.')[0]} did not come UP within {timeout:g}s")
 

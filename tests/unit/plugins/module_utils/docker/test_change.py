@@ -201,13 +201,18 @@ def test_nothing_to_swap_takes_the_lock_for_a_replica_that_joins_once_healthy():
     workload.joining = lambda history: {"id-d": "w-r3-d"}
     result = run_on(workload, check_mode=True, retain=2).nothing_to_swap(
         history, 3, before, "already there", lambda: pytest.fail("took the lock in check mode"))
-    assert result.changed and result.message == ("already there; would wait (up to health_timeout) for w-r3-d, whose "
-                                                 "HEALTHCHECK is still starting, and make them load balancer members "
-                                                 "once healthy")
+    assert result.changed and result.message == ("already there; would wait for w-r3-d, whose HEALTHCHECK has not "
+                                                 "passed yet (starting, or unhealthy for a moment), and make them load "
+                                                 "balancer members once healthy")
     relocked = run_on(workload, retain=2).nothing_to_swap(
         history, 3, before, "already there", lambda: ActionResult(changed=True, workload=None, message="relocked"))
     assert relocked.message == "relocked"
     locked = run_on(workload, retain=2)
     locked.holding_lock = True  # the relocked run: waits for them, then repairs the pool to the new intent
-    locked.nothing_to_swap(history, 3, before, "already there", lambda: pytest.fail("took the lock again"))
+    waited = locked.nothing_to_swap(history, 3, before, "already there", lambda: pytest.fail("took the lock again"))
     assert workload.log.index(("admit_joining", ["w-r3-d"])) < workload.log.index(("repair", True)), workload.log
+    # it did not become healthy (a warning names it): nothing changed, and a run that finds the same reports no change
+    assert not waited.changed and waited.message == "already there"
+    workload.admit_joining = lambda history, warn: workload.fixes.append("added the missing w-r3-d")
+    joined = locked.nothing_to_swap(history, 3, before, "already there", lambda: pytest.fail("took the lock again"))
+    assert joined.changed and joined.message == "already there; repaired the load balancer (added the missing w-r3-d)"

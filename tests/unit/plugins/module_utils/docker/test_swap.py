@@ -91,7 +91,7 @@ class RecordingBalancer(Balancer):
         self.pool[name] = Member(name, address, "UP")
         self.log.append(("add", name))
 
-    def wait_up(self, name, timeout):
+    def wait_up(self, name, timeout, follow=None):
         self.log.append(("wait_up", name))
 
     def drain(self, name):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import Member, engine_tag
+from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import Balancer, Member, engine_tag
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.engine import EngineNotFound
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.workload import DockerWorkload
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
@@ -102,14 +102,15 @@ def test_the_wait_fails_at_once_when_another_revision_runs():
     assert workload_on(engine).wait(2, 0).state == "complete"
 
 
-class Pool:
-    """Stands for a balancer driver: the members it has, what it was bound to."""
+class Pool(Balancer):
+    """Stands for a balancer driver: the members it has, what it was bound to (Balancer.bind), each reconcile's
+    intent."""
     kind = "haproxy"
-    routes = True
 
     def __init__(self, members=()):
+        super().__init__()
         self._members = {name: Member(name, "127.0.0.1:1") for name in members}
-        self.intent = None
+        self.reconciled = []
 
     def members(self):
         return dict(self._members)
@@ -117,10 +118,8 @@ class Pool:
     def default_weight(self):
         return None
 
-    def bind(self, scope, intent, drain, health, weights):
-        self.intent = dict(intent)
-
     def reconcile(self, settle=False):
+        self.reconciled.append(dict(self.intent))
         return []
 
 
@@ -130,17 +129,19 @@ def _published(container, port):
 
 
 class Starting(Engine):
-    """Replica ``b`` reports its HEALTHCHECK ``starting`` for its first ``checks`` inspects, then ``healthy``."""
+    """Replica ``b`` reports its HEALTHCHECK ``health`` (``starting``) for its first ``checks`` inspects, then
+    ``healthy``."""
 
-    def __init__(self, checks, *containers):
+    def __init__(self, checks, *containers, health="starting"):
         super().__init__(*containers)
-        self.checks = checks
+        self.checks, self.health = checks, health
 
     def inspect_container(self, ref, what=""):
         found = super().inspect_container(ref, what)
         if ref == "b":
             self.checks -= 1
-            found["State"]["Health"]["Status"] = "starting" if self.checks >= 0 else "healthy"
+            found["State"]["Health"]["Status"] = self.health if self.checks >= 0 else "healthy"
+            found["State"]["Health"]["Log"] = [{"ExitCode": 1, "Output": "wget: download timed out"}]
         return found
 
 
@@ -175,6 +176,39 @@ def test_a_replica_that_keeps_starting_is_left_out_with_a_warning(monkeypatch):
                       "load balancer in this run (a later run adds them once healthy)"]
 
 
+def test_a_replica_unhealthy_for_a_moment_is_waited_for_then_made_a_member(monkeypatch):
+    """A check that timed out on a busy host flips a container that just started to unhealthy until its next check
+    passes: within UNHEALTHY_GRACE it is waited for, as the swap's gate forgives it, not silently left out."""
+    module = "ansible_collections.zerodown.rollout.plugins.module_utils.docker.workload"
+    monkeypatch.setattr(f"{module}.WAIT_POLL", 0.01)
+    monkeypatch.setattr(f"{module}.UNHEALTHY_GRACE", 0.5)
+    engine = Starting(5, _published(attrs("a", 1), 32001), _published(attrs("b", 1), 32002), health="unhealthy")
+    docker = workload_on(engine, health_timeout=5)
+    pool = docker._balancer = Pool()
+    history = docker.load()
+    assert docker.joining(history) == {"b": "w-r1-b"}
+    docker.begin_changes(history)
+    warned = []
+    docker.admit_joining(history, warned.append)
+    name = docker.scope(history).name
+    assert pool.intent == {name("w-r1-a"): "127.0.0.1:32001", name("w-r1-b"): "127.0.0.1:32002"} and not warned
+
+
+def test_a_replica_that_stays_unhealthy_is_left_out_and_named(monkeypatch):
+    module = "ansible_collections.zerodown.rollout.plugins.module_utils.docker.workload"
+    monkeypatch.setattr(f"{module}.WAIT_POLL", 0.01)
+    monkeypatch.setattr(f"{module}.UNHEALTHY_GRACE", 0.2)
+    engine = Starting(10 ** 6, _published(attrs("a", 1), 32001), _published(attrs("b", 1), 32002), health="unhealthy")
+    docker = workload_on(engine, health_timeout=30)
+    pool = docker._balancer = Pool()
+    docker.begin_changes(docker.load())
+    warned = []
+    docker.admit_joining(docker.load(), warned.append)  # after the grace, not after health_timeout
+    assert list(pool.intent) == [docker.scope(docker.load()).name("w-r1-a")]
+    assert warned == ["container w-r1-b is unhealthy (for 0.2s; its HEALTHCHECK failed: exit 1: wget: download timed out); "
+                      "not added to the load balancer in this run (a later run adds it once healthy)"]
+
+
 def test_no_wait_mid_rollout_nor_for_a_member():
     """Mid-rollout the run that goes on admits the new replicas as its strategy does; a member is one already."""
     engine = Starting(10 ** 6, _published(attrs("a", 1), 32001), _published(attrs("b", 2), 32002))
@@ -186,3 +220,24 @@ def test_no_wait_mid_rollout_nor_for_a_member():
     tag = docker.scope(docker.load()).tag
     docker._balancer = Pool([f"w-r1-b.{tag}"])
     assert docker.joining(docker.load()) == {}
+
+
+def test_a_repair_moves_intended_members_to_where_their_containers_publish_now():
+    """A dockerd restarted mid-run brings its containers back (restart policy) on other host ports: the run's repair
+    keeps the members it decided on, at their containers' new addresses; a container not running keeps its
+    member's address, and no member is added for a replica the run did not intend."""
+    engine = Engine(_published(attrs("a", 1), 32001), _published(attrs("b", 1), 32002), attrs("c", 1, status="exited"))
+    docker = workload_on(engine, health_timeout=5)
+    pool = docker._balancer = Pool()
+    history = docker.load()
+    name = docker.scope(history).name
+    pool._members = {name(f"w-r1-{c}"): Member(name(f"w-r1-{c}"), f"127.0.0.1:3200{i}") for i, c in ((1, "a"), (2, "b"))}
+    docker.begin_changes(history)
+    assert pool.intent == {name("w-r1-a"): "127.0.0.1:32001", name("w-r1-b"): "127.0.0.1:32002"}
+    _published(engine.by_id["a"], 32011)
+    engine.by_id["b"]["State"]["Status"] = "restarting"
+    engine.by_id["b"]["NetworkSettings"] = {"Ports": {}}
+    engine.by_id["c"]["State"]["Status"] = "running"
+    _published(engine.by_id["c"], 32013)
+    docker.repair()
+    assert pool.reconciled[-1] == {name("w-r1-a"): "127.0.0.1:32011", name("w-r1-b"): "127.0.0.1:32002"}
