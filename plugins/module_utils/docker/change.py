@@ -149,8 +149,12 @@ class ChangeRun:
         extra = history.to_prune(retain)
         diverged = [] if self.holding_lock else self.docker.divergence(history)
         half = [] if self.holding_lock else sorted(r.name for r in history.replicas if r.state == "created")
-        # started just before the run (adopted, by Compose, by hand): made members once healthy, under the lock
-        starting = sorted(self.docker.joining(history).values())
+        # started just before the run (adopted, by Compose, by hand): made members once healthy, under the lock,
+        # where admit_joining binds the intent again from a fresh read (one may have become healthy since the lock's
+        # start bound it) and repairs the pool to it
+        starting = [] if self.holding_lock else sorted(self.docker.joining(history).values())
+        if self.holding_lock:
+            history = self.docker.admit_joining(history, self.module.warn)
         if not extra and not diverged and not self.docker.fixes and not half and not self.half_made_removed \
                 and not starting:
             return self.result(False, history, number, number, before, before, message)
@@ -169,15 +173,16 @@ class ChangeRun:
             if starting:
                 would.append(f"would wait for {', '.join(starting)}, whose HEALTHCHECK has not passed yet (starting, "
                              "or unhealthy for a moment), and make them load balancer members once healthy")
-            result = self.result(True, history, number, number, before, before, "; ".join(would))
+            # one unhealthy all along changes nothing in a real run: it alone is no change
+            changed = bool(extra or diverged or half or self.docker.joining(history, ("starting",)))
+            result = self.result(changed, history, number, number, before, before, "; ".join(would))
             result.extra["lb_repaired"] = diverged  # what it would repair
             return result
         if not self.holding_lock:
             return relock()  # the lock's start repairs the load balancer (DockerWorkload.begin_changes)
         for rep in extra:
             discard(self.docker.engine, rep.id, self.module.warn)
-        self.docker.admit_joining(history, self.module.warn)
-        self.docker.repair(last=True)
+        self.docker.repair(last=True, history=history)  # what was pruned was stopped: the addresses still hold
         history = self.docker.load()
         left = {r.id for r in history.replicas}
         done = [message]
@@ -209,7 +214,7 @@ class ChangeRun:
         for rep in extra:
             discard(self.docker.engine, rep.id, self.module.warn)
         pruned = [r.name for r in extra]
-        self.docker.repair(last=True)
+        self.docker.repair(last=True, history=history)  # what was pruned was stopped: the addresses still hold
         if pruned:
             history = self.docker.load()
         self.drop_stale_standby(history)

@@ -30,6 +30,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas i
 )
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
     Deadline,
+    PlatformUnreachable,
     ProgressLog,
     RolloutError,
     RolloutFailed,
@@ -70,11 +71,13 @@ def batch_limit(params: t.Mapping[str, t.Any]) -> t.Optional[int]:
 
 def published_now(engine: DockerEngine, cid: str) -> t.Optional[str]:
     """Where the load balancer reaches container ``cid`` now (its address from a fresh inspect: a restarted dockerd
-    publishes it on other host ports); None when it is gone or has no address (not running)."""
+    publishes it on other host ports); None when it is gone, has no address (not running), or the engine does not
+    answer (restarting: the wait goes on, and looks again)."""
     try:
-        return Replica.from_attrs(engine.inspect_container(cid)).address
-    except EngineNotFound:
+        rep = Replica.from_attrs(engine.inspect_container(cid))
+    except (EngineNotFound, PlatformUnreachable):
         return None
+    return rep.address if rep.running else None
 
 
 def discard(engine: DockerEngine, cid: str, warn: t.Callable[[str], None]) -> None:

@@ -285,31 +285,31 @@ class DockerWorkload:
         self.bound = True
         self.fixes += self.balancer.reconcile()
 
-    def joining(self, history: History) -> dict[str, str]:
+    def joining(self, history: History, health: t.Sequence[str] = NOT_YET_HEALTHY) -> dict[str, str]:
         """The replicas (id -> name) that join the pool once healthy (status.joining_once_ready) and whose
-        HEALTHCHECK has not passed yet: still starting, or unhealthy (a check that timed out on a busy host flips a
-        container that just started to unhealthy until its next check passes)."""
+        HEALTHCHECK has not passed yet (``health``): still starting, or unhealthy (a check that timed out on a busy
+        host flips a container that just started to unhealthy until its next check passes)."""
         if not history.exists or history.current is None or not self.balancer.routes:
             return {}
         return {r.id: r.name for r in joining_once_ready(history, self.scope(history), self.balancer.members())
-                if r.health in NOT_YET_HEALTHY}
+                if r.health in health}
 
-    def admit_joining(self, history: History, warn: t.Callable[[str], None]) -> None:
+    def admit_joining(self, history: History, warn: t.Callable[[str], None]) -> History:
         """Under the lock, in a run that keeps the current revision (nothing to swap): wait for the replicas that
         join the pool once healthy and are not healthy yet (:meth:`joining`): up to health_timeout for one still
         starting, up to UNHEALTHY_GRACE for one unhealthy (as the swap's gate forgives a check that failed once);
-        then bind the intent again and repair the pool to it. Containers started just before the run (adopted ones,
-        a Compose service's, a replica started by hand) then become members in this run, instead of being left out
-        until a later one; one left out is named in a warning. A run that swaps revisions does not wait: it
-        replaces them."""
+        then bind the intent again from a fresh read and repair the pool to it, so that a replica that became
+        healthy since the lock's start (:meth:`begin_changes`) joins too. Containers started just before the run
+        (adopted ones, a Compose service's, a replica started by hand) then become members in this run, instead of
+        being left out until a later one; one left out is named in a warning. A run that swaps revisions does not
+        wait: it replaces them. Returns the workload as read for the intent."""
         pending = self.joining(history)
-        if not pending:
-            return
         timeout = health_timeout(self.params)
         deadline = time.monotonic() + timeout
         unhealthy_since: dict[str, float] = {}
         failing: dict[str, str] = {}  # name -> its health log, for one that stayed unhealthy
-        while True:
+        last: dict[str, tuple[str, str]] = {}  # id -> (health, log) as last seen
+        while pending:
             for cid in list(pending):
                 try:
                     attrs = self.engine.inspect_container(cid)
@@ -318,23 +318,30 @@ class DockerWorkload:
                 rep = Replica.from_attrs(attrs) if attrs else None
                 if rep is None or not rep.running or rep.health not in NOT_YET_HEALTHY:
                     pending.pop(cid)
-                elif rep.health == "unhealthy":
+                    continue
+                last[cid] = (rep.health or "", "; ".join(health_log(attrs)) or "no health log")
+                if rep.health == "unhealthy":
                     if time.monotonic() - unhealthy_since.setdefault(cid, time.monotonic()) >= UNHEALTHY_GRACE:
-                        failing[pending.pop(cid)] = "; ".join(health_log(attrs)) or "no health log"
+                        failing[pending.pop(cid)] = last[cid][1]
                 else:
                     unhealthy_since.pop(cid, None)
             if not pending or time.monotonic() >= deadline:
                 break
             time.sleep(WAIT_POLL)
-        if pending:
-            warn(f"container(s) {', '.join(sorted(pending.values()))}: HEALTHCHECK still 'starting' after "
-                 f"health_timeout={timeout:g}s; not added to the load balancer in this run (a later run adds them "
-                 "once healthy)")
+        for cid, name in pending.items():  # the timeout came first
+            if last[cid][0] == "unhealthy":
+                failing[name] = last[cid][1]
+        starting = sorted(n for c, n in pending.items() if last[c][0] != "unhealthy")
+        if starting:
+            warn(f"container(s) {', '.join(starting)}: HEALTHCHECK still 'starting' after health_timeout={timeout:g}s; "
+                 "not added to the load balancer in this run (a later run adds them once healthy)")
         for name, log in sorted(failing.items()):
-            warn(f"container {name} is unhealthy (for {UNHEALTHY_GRACE:g}s; its HEALTHCHECK failed: {log}); not added "
-                 "to the load balancer in this run (a later run adds it once healthy)")
-        self._view(self.load())
+            warn(f"container {name} is unhealthy (its HEALTHCHECK failed: {log}); not added to the load balancer in "
+                 "this run (a later run adds it once healthy)")
+        history = self.load()
+        self._view(history)
         self.fixes += self.balancer.reconcile()
+        return history
 
     def repair(self, last: bool = False, history: t.Optional[History] = None) -> None:
         """After a step: bring the pool back to the run's intent (a reload may have loaded an older set), at the
@@ -391,6 +398,7 @@ class DockerWorkload:
         """Until revision ``revision`` (None: the current one) is rolled out; fails at once when it cannot be any
         more (another revision runs, a replica is unhealthy), and after ``timeout`` seconds."""
         deadline = Deadline(timeout)
+        moved = False
         while True:
             history = self.existing()
             if revision is not None and revision not in history.groups:
@@ -401,11 +409,15 @@ class DockerWorkload:
                 raise RolloutFailed(f"{self.ref.describe()} runs revision {current.number}, not revision "
                                     f"{revision}: it was rolled back or upgraded again", revision=current.number)
             if self.bound:  # the run's own wait, under the lock: what changed meanwhile is repaired, not waited on
+                fixed = len(self.fixes)
                 self.repair(history=history)
+                moved = moved or len(self.fixes) > fixed
             status = self.status(history, revision)
             if progress is not None:
                 progress(status)
             if status.done:
+                if moved:  # as the last reconcile of a run: a reload that read the file before its rewrite comes up
+                    self.balancer.settle()
                 return status
             if status.failed:
                 raise RolloutFailed(status.message, status=status.to_dict())

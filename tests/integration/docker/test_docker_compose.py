@@ -84,9 +84,10 @@ def test_compose_service_upgraded_and_rolled_back_under_load(engine, haproxy, wo
     admit = run_playbook(tmp_path, [
         {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_V1, **svc)},
     ])["localhost"]["r0"]
-    # what the run said first: pytest cuts a long result in the middle, where the cause of a missing member is
+    # what the run said, as one string: pytest cuts the repr of a long tuple in the middle, where the cause of a
+    # missing member is
     assert admit["changed"] and sorted(haproxy.servers()) == [c.name for c in old], (
-        admit.get("msg"), admit.get("warnings"), admit.get("lb_repaired"), haproxy.servers(), admit)
+        "\n".join(map(str, (admit.get("msg"), admit.get("warnings"), admit.get("lb_repaired"), haproxy.servers(), admit))))
 
     load = WrkLoad(f"{haproxy.url}/version", delay_ms=60)
     recorder = _recorder(haproxy)

@@ -118,8 +118,10 @@ def test_wait_up_keeps_a_member_whose_container_did_not_move(fake, where):
     lb = hx.HaproxyRuntime(fake.path, "web")
     fake.dead.add("127.0.0.1:32772")
     lb.add("new", "127.0.0.1:32772")
+    looks = []
     with pytest.raises(RolloutFailed, match="status DOWN"):
-        lb.wait_up("new", hx.FOLLOW_EVERY + 0.5, follow=lambda: where)
+        lb.wait_up("new", hx.FOLLOW_EVERY + 0.5, follow=lambda: looks.append(1) or where)
+    assert looks == [1]  # it looked, and found nowhere else to go
     assert fake.servers["new"]["addr"] == "127.0.0.1:32772" and lb.intent["new"] == "127.0.0.1:32772"
     assert [c for c in fake.commands if c.startswith("del server")] == []
 

@@ -79,7 +79,7 @@ class Workload:
         self.bound = True
         self.log.append(("begin", sorted(r.name for r in history.replicas)))
 
-    def repair(self, last=False):
+    def repair(self, last=False, history=None):
         self.log.append(("repair", last))
 
     def divergence(self, history, members=None):
@@ -90,6 +90,7 @@ class Workload:
 
     def admit_joining(self, history, warn):
         self.log.append(("admit_joining", sorted(self.joining(history).values())))
+        return history
 
     def status(self, history, target=None):
         return RolloutStatus(desired=1, updated=1, ready=0, available=0, revision=2, state="progressing",
@@ -198,7 +199,7 @@ def test_nothing_to_swap_takes_the_lock_for_a_replica_that_joins_once_healthy():
     history = History([container("c", 3, True)])
     before = {"revision": 3, "image": "app:3", "replicas": 1}
     workload = Workload(history)
-    workload.joining = lambda history: {"id-d": "w-r3-d"}
+    workload.joining = lambda history, health=("starting", "unhealthy"): {"id-d": "w-r3-d"}
     result = run_on(workload, check_mode=True, retain=2).nothing_to_swap(
         history, 3, before, "already there", lambda: pytest.fail("took the lock in check mode"))
     assert result.changed and result.message == ("already there; would wait for w-r3-d, whose HEALTHCHECK has not "
@@ -210,9 +211,23 @@ def test_nothing_to_swap_takes_the_lock_for_a_replica_that_joins_once_healthy():
     locked = run_on(workload, retain=2)
     locked.holding_lock = True  # the relocked run: waits for them, then repairs the pool to the new intent
     waited = locked.nothing_to_swap(history, 3, before, "already there", lambda: pytest.fail("took the lock again"))
-    assert workload.log.index(("admit_joining", ["w-r3-d"])) < workload.log.index(("repair", True)), workload.log
+    assert ("admit_joining", ["w-r3-d"]) in workload.log, workload.log
     # it did not become healthy (a warning names it): nothing changed, and a run that finds the same reports no change
-    assert not waited.changed and waited.message == "already there"
-    workload.admit_joining = lambda history, warn: workload.fixes.append("added the missing w-r3-d")
+    assert not waited.changed and waited.message == "already there" and ("repair", True) not in workload.log
+    # it became healthy (before or after the lock's start bound the intent): admit_joining binds again, it joins
+    workload.joining = lambda history, health=("starting", "unhealthy"): {}
+    workload.admit_joining = lambda history, warn: workload.fixes.append("added the missing w-r3-d") or history
     joined = locked.nothing_to_swap(history, 3, before, "already there", lambda: pytest.fail("took the lock again"))
     assert joined.changed and joined.message == "already there; repaired the load balancer (added the missing w-r3-d)"
+    assert workload.log[-1] == ("repair", True)
+
+
+def test_check_mode_does_not_count_a_replica_unhealthy_all_along_as_a_change():
+    """A real run waits UNHEALTHY_GRACE for it, warns and changes nothing: check mode says it would wait, unchanged."""
+    history = History([container("c", 3, True)])
+    before = {"revision": 3, "image": "app:3", "replicas": 1}
+    workload = Workload(history)
+    workload.joining = lambda history, health=("starting", "unhealthy"): {"id-d": "w-r3-d"} if "unhealthy" in health else {}
+    result = run_on(workload, check_mode=True, retain=2).nothing_to_swap(
+        history, 3, before, "already there", lambda: pytest.fail("took the lock in check mode"))
+    assert not result.changed and "would wait for w-r3-d" in result.message

@@ -451,3 +451,26 @@ def test_a_container_without_an_address_on_its_network_cannot_join_and_is_remove
     with pytest.raises(RolloutFailed, match="w-r2-new1 has no address on network appnet"):
         swap.run([rep("a")], 1, factory(engine))
     assert ("removed", "new1") in log and not any(e[0] in ("add", "drain", "stopped") for e in log), log
+
+
+def test_where_a_new_member_is_now_is_unknown_while_the_engine_restarts():
+    """wait_up's follow: an engine that does not answer (dockerd restarting) or a container not running gives no
+    address, and the wait goes on; a running one gives where it publishes now."""
+    from ansible_collections.zerodown.rollout.plugins.module_utils.docker.swap import published_now
+    from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import PlatformUnreachable
+
+    class Restarting:
+        def inspect_container(self, cid, what=""):
+            raise PlatformUnreachable("lost the connection to the Docker engine")
+
+    class Answers:
+        def __init__(self, status):
+            self.status = status
+
+        def inspect_container(self, cid, what=""):
+            return {"Id": cid, "Name": "/w-r2-a", "Config": {"Labels": {}}, "State": {"Status": self.status},
+                    "NetworkSettings": {"Ports": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "32768"}]}}}
+
+    assert published_now(Restarting(), "a") is None
+    assert published_now(Answers("restarting"), "a") is None
+    assert published_now(Answers("running"), "a") == "127.0.0.1:32768"

@@ -120,7 +120,7 @@ class Pool(Balancer):
 
     def reconcile(self, settle=False):
         self.reconciled.append(dict(self.intent))
-        return []
+        return [f"moved {n} to {a}" for n, a in self.intent.items() if n in self._members and self._members[n].address != a]
 
 
 def _published(container, port):
@@ -205,7 +205,7 @@ def test_a_replica_that_stays_unhealthy_is_left_out_and_named(monkeypatch):
     warned = []
     docker.admit_joining(docker.load(), warned.append)  # after the grace, not after health_timeout
     assert list(pool.intent) == [docker.scope(docker.load()).name("w-r1-a")]
-    assert warned == ["container w-r1-b is unhealthy (for 0.2s; its HEALTHCHECK failed: exit 1: wget: download timed out); "
+    assert warned == ["container w-r1-b is unhealthy (its HEALTHCHECK failed: exit 1: wget: download timed out); "
                       "not added to the load balancer in this run (a later run adds it once healthy)"]
 
 
@@ -241,3 +241,43 @@ def test_a_repair_moves_intended_members_to_where_their_containers_publish_now()
     _published(engine.by_id["c"], 32013)
     docker.repair()
     assert pool.reconciled[-1] == {name("w-r1-a"): "127.0.0.1:32011", name("w-r1-b"): "127.0.0.1:32002"}
+
+
+def test_a_replica_that_became_healthy_after_the_lock_bound_the_intent_joins():
+    """The lock's start bound the intent while b was still starting; b is healthy by the time the run looks again:
+    nothing is pending, and admit_joining still binds again from a fresh read, so b is not left out."""
+    engine = Starting(2, _published(attrs("a", 1), 32001), _published(attrs("b", 1), 32002))
+    docker = workload_on(engine, health_timeout=5)
+    pool = docker._balancer = Pool()
+    name = docker.scope(docker.load()).name
+    docker.begin_changes(docker.load())  # b reads starting here (its last starting answer)
+    assert pool.intent == {name("w-r1-a"): "127.0.0.1:32001"}
+    history = docker.load()
+    assert docker.joining(history) == {}
+    warned = []
+    docker.admit_joining(history, warned.append)
+    assert pool.intent == {name("w-r1-a"): "127.0.0.1:32001", name("w-r1-b"): "127.0.0.1:32002"} and not warned
+
+
+def test_the_runs_own_wait_follows_a_member_whose_container_moved(monkeypatch):
+    """Under the lock, the final wait repairs at each look: a member whose container came back on another port
+    (a restarted dockerd) is moved, instead of waiting for it at the old address until wait_timeout."""
+    monkeypatch.setattr("ansible_collections.zerodown.rollout.plugins.module_utils.docker.workload.WAIT_POLL", 0.01)
+    engine = Engine(_published(attrs("a", 1), 32001))
+    docker = workload_on(engine, health_timeout=5)
+    pool = docker._balancer = Pool()
+    name = docker.scope(docker.load()).name
+    pool._members = {name("w-r1-a"): Member(name("w-r1-a"), "127.0.0.1:32001")}
+    docker.begin_changes(docker.load())
+    _published(engine.by_id["a"], 32011)
+    settled = []
+    pool.settle = lambda: settled.append(True)
+    looks = []
+
+    def progress(status):
+        looks.append(status.state)
+        pool._members = {n: Member(n, a) for n, a in pool.intent.items()}  # the driver applied the reconcile
+
+    status = docker.wait(1, 5, progress=progress)
+    assert status.state == "complete" and pool.intent == {name("w-r1-a"): "127.0.0.1:32011"}
+    assert pool.reconciled[-1] == {name("w-r1-a"): "127.0.0.1:32011"} and settled == [True]
