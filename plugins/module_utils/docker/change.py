@@ -152,7 +152,8 @@ class ChangeRun:
         # started just before the run (adopted, by Compose, by hand): made members once healthy, under the lock,
         # where admit_joining binds the intent again from a fresh read (one may have become healthy since the lock's
         # start bound it) and repairs the pool to it
-        starting = [] if self.holding_lock else sorted(self.docker.joining(history).values())
+        joining = [] if self.holding_lock else self.docker.joining(history)
+        starting = sorted(r.name for r in joining)
         if self.holding_lock:
             history = self.docker.admit_joining(history, self.module.warn)
         if not extra and not diverged and not self.docker.fixes and not half and not self.half_made_removed \
@@ -174,7 +175,7 @@ class ChangeRun:
                 would.append(f"would wait for {', '.join(starting)}, whose HEALTHCHECK has not passed yet (starting, "
                              "or unhealthy for a moment), and make them load balancer members once healthy")
             # one unhealthy all along changes nothing in a real run: it alone is no change
-            changed = bool(extra or diverged or half or self.docker.joining(history, ("starting",)))
+            changed = bool(extra or diverged or half or any(r.health == "starting" for r in joining))
             result = self.result(changed, history, number, number, before, before, "; ".join(would))
             result.extra["lb_repaired"] = diverged  # what it would repair
             return result

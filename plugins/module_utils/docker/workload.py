@@ -285,14 +285,14 @@ class DockerWorkload:
         self.bound = True
         self.fixes += self.balancer.reconcile()
 
-    def joining(self, history: History, health: t.Sequence[str] = NOT_YET_HEALTHY) -> dict[str, str]:
-        """The replicas (id -> name) that join the pool once healthy (status.joining_once_ready) and whose
-        HEALTHCHECK has not passed yet (``health``): still starting, or unhealthy (a check that timed out on a busy
-        host flips a container that just started to unhealthy until its next check passes)."""
+    def joining(self, history: History) -> list[Replica]:
+        """The replicas that join the pool once healthy (status.joining_once_ready) and whose HEALTHCHECK has not
+        passed yet: still starting, or unhealthy (a check that timed out on a busy host flips a container that just
+        started to unhealthy until its next check passes)."""
         if not history.exists or history.current is None or not self.balancer.routes:
-            return {}
-        return {r.id: r.name for r in joining_once_ready(history, self.scope(history), self.balancer.members())
-                if r.health in health}
+            return []
+        return [r for r in joining_once_ready(history, self.scope(history), self.balancer.members())
+                if r.health in NOT_YET_HEALTHY]
 
     def admit_joining(self, history: History, warn: t.Callable[[str], None]) -> History:
         """Under the lock, in a run that keeps the current revision (nothing to swap): wait for the replicas that
@@ -303,12 +303,11 @@ class DockerWorkload:
         (adopted ones, a Compose service's, a replica started by hand) then become members in this run, instead of
         being left out until a later one; one left out is named in a warning. A run that swaps revisions does not
         wait: it replaces them. Returns the workload as read for the intent."""
-        pending = self.joining(history)
+        pending = {r.id: r.name for r in self.joining(history)}
         timeout = health_timeout(self.params)
         deadline = time.monotonic() + timeout
-        unhealthy_since: dict[str, float] = {}
+        unhealthy: dict[str, tuple[float, str]] = {}  # id -> (unhealthy since, health log), while it reads unhealthy
         failing: dict[str, str] = {}  # name -> its health log, for one that stayed unhealthy
-        last: dict[str, tuple[str, str]] = {}  # id -> (health, log) as last seen
         while pending:
             for cid in list(pending):
                 try:
@@ -318,20 +317,18 @@ class DockerWorkload:
                 rep = Replica.from_attrs(attrs) if attrs else None
                 if rep is None or not rep.running or rep.health not in NOT_YET_HEALTHY:
                     pending.pop(cid)
-                    continue
-                last[cid] = (rep.health or "", "; ".join(health_log(attrs)) or "no health log")
-                if rep.health == "unhealthy":
-                    if time.monotonic() - unhealthy_since.setdefault(cid, time.monotonic()) >= UNHEALTHY_GRACE:
-                        failing[pending.pop(cid)] = last[cid][1]
+                elif rep.health == "unhealthy":
+                    since = unhealthy.get(cid, (time.monotonic(), ""))[0]
+                    unhealthy[cid] = (since, "; ".join(health_log(attrs)) or "no health log")
+                    if time.monotonic() - since >= UNHEALTHY_GRACE:
+                        failing[pending.pop(cid)] = unhealthy[cid][1]
                 else:
-                    unhealthy_since.pop(cid, None)
+                    unhealthy.pop(cid, None)
             if not pending or time.monotonic() >= deadline:
                 break
             time.sleep(WAIT_POLL)
-        for cid, name in pending.items():  # the timeout came first
-            if last[cid][0] == "unhealthy":
-                failing[name] = last[cid][1]
-        starting = sorted(n for c, n in pending.items() if last[c][0] != "unhealthy")
+        failing.update((name, unhealthy[cid][1]) for cid, name in pending.items() if cid in unhealthy)  # timed out
+        starting = sorted(name for cid, name in pending.items() if cid not in unhealthy)
         if starting:
             warn(f"container(s) {', '.join(starting)}: HEALTHCHECK still 'starting' after health_timeout={timeout:g}s; "
                  "not added to the load balancer in this run (a later run adds them once healthy)")

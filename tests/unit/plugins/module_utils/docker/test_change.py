@@ -19,13 +19,14 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import (
 from tests.support.fake_module import FakeModule
 
 
-def container(cid, rev, running, finished=""):
+def container(cid, rev, running, finished="", health=None):
     labels = {"zerodown.workload": "w", "zerodown.revision": str(rev), "zerodown.image": f"app:{rev}"}
     return Replica.from_attrs({"Id": cid, "Name": f"/w-r{rev}-{cid}", "Image": f"sha:{rev}",
                                "Config": {"Labels": labels},
                                "State": {"Status": running if isinstance(running, str) else
                                          ("running" if running else "exited"),
-                                         "StartedAt": f"2024-01-0{rev}T00:00:00Z", "FinishedAt": finished}})
+                                         "StartedAt": f"2024-01-0{rev}T00:00:00Z", "FinishedAt": finished,
+                                         **({"Health": {"Status": health}} if health else {})}})
 
 
 class Engine:
@@ -86,10 +87,10 @@ class Workload:
         return []
 
     def joining(self, history):
-        return {}
+        return []
 
     def admit_joining(self, history, warn):
-        self.log.append(("admit_joining", sorted(self.joining(history).values())))
+        self.log.append(("admit_joining", sorted(r.name for r in self.joining(history))))
         return history
 
     def status(self, history, target=None):
@@ -199,7 +200,7 @@ def test_nothing_to_swap_takes_the_lock_for_a_replica_that_joins_once_healthy():
     history = History([container("c", 3, True)])
     before = {"revision": 3, "image": "app:3", "replicas": 1}
     workload = Workload(history)
-    workload.joining = lambda history, health=("starting", "unhealthy"): {"id-d": "w-r3-d"}
+    workload.joining = lambda history: [container("d", 3, True, health="starting")]
     result = run_on(workload, check_mode=True, retain=2).nothing_to_swap(
         history, 3, before, "already there", lambda: pytest.fail("took the lock in check mode"))
     assert result.changed and result.message == ("already there; would wait for w-r3-d, whose HEALTHCHECK has not "
@@ -215,7 +216,7 @@ def test_nothing_to_swap_takes_the_lock_for_a_replica_that_joins_once_healthy():
     # it did not become healthy (a warning names it): nothing changed, and a run that finds the same reports no change
     assert not waited.changed and waited.message == "already there" and ("repair", True) not in workload.log
     # it became healthy (before or after the lock's start bound the intent): admit_joining binds again, it joins
-    workload.joining = lambda history, health=("starting", "unhealthy"): {}
+    workload.joining = lambda history: []
     workload.admit_joining = lambda history, warn: workload.fixes.append("added the missing w-r3-d") or history
     joined = locked.nothing_to_swap(history, 3, before, "already there", lambda: pytest.fail("took the lock again"))
     assert joined.changed and joined.message == "already there; repaired the load balancer (added the missing w-r3-d)"
@@ -227,7 +228,7 @@ def test_check_mode_does_not_count_a_replica_unhealthy_all_along_as_a_change():
     history = History([container("c", 3, True)])
     before = {"revision": 3, "image": "app:3", "replicas": 1}
     workload = Workload(history)
-    workload.joining = lambda history, health=("starting", "unhealthy"): {"id-d": "w-r3-d"} if "unhealthy" in health else {}
+    workload.joining = lambda history: [container("d", 3, True, health="unhealthy")]
     result = run_on(workload, check_mode=True, retain=2).nothing_to_swap(
         history, 3, before, "already there", lambda: pytest.fail("took the lock in check mode"))
     assert not result.changed and "would wait for w-r3-d" in result.message

@@ -155,7 +155,7 @@ def test_a_replica_still_starting_is_waited_for_then_made_a_member(monkeypatch):
     tag = docker.scope(docker.load()).tag
     history = docker.load()
     assert [r.health for r in history.replicas] == ["healthy", "starting"]
-    assert docker.joining(history) == {"b": "w-r1-b"}
+    assert [r.name for r in docker.joining(history)] == ["w-r1-b"]
     docker.begin_changes(history)  # every locked run's start: no wait (a swap would replace them)
     assert pool.intent == {f"w-r1-a.{tag}": "127.0.0.1:32001"}
     warned = []
@@ -186,7 +186,7 @@ def test_a_replica_unhealthy_for_a_moment_is_waited_for_then_made_a_member(monke
     docker = workload_on(engine, health_timeout=5)
     pool = docker._balancer = Pool()
     history = docker.load()
-    assert docker.joining(history) == {"b": "w-r1-b"}
+    assert [r.name for r in docker.joining(history)] == ["w-r1-b"]
     docker.begin_changes(history)
     warned = []
     docker.admit_joining(history, warned.append)
@@ -214,12 +214,12 @@ def test_no_wait_mid_rollout_nor_for_a_member():
     engine = Starting(10 ** 6, _published(attrs("a", 1), 32001), _published(attrs("b", 2), 32002))
     docker = workload_on(engine, health_timeout=30)
     docker._balancer = Pool()
-    assert docker.joining(docker.load()) == {}
+    assert docker.joining(docker.load()) == []
     engine = Starting(10 ** 6, _published(attrs("a", 1), 32001), _published(attrs("b", 1), 32002))
     docker = workload_on(engine, health_timeout=30)
     tag = docker.scope(docker.load()).tag
     docker._balancer = Pool([f"w-r1-b.{tag}"])
-    assert docker.joining(docker.load()) == {}
+    assert docker.joining(docker.load()) == []
 
 
 def test_a_repair_moves_intended_members_to_where_their_containers_publish_now():
@@ -253,7 +253,7 @@ def test_a_replica_that_became_healthy_after_the_lock_bound_the_intent_joins():
     docker.begin_changes(docker.load())  # b reads starting here (its last starting answer)
     assert pool.intent == {name("w-r1-a"): "127.0.0.1:32001"}
     history = docker.load()
-    assert docker.joining(history) == {}
+    assert docker.joining(history) == []
     warned = []
     docker.admit_joining(history, warned.append)
     assert pool.intent == {name("w-r1-a"): "127.0.0.1:32001", name("w-r1-b"): "127.0.0.1:32002"} and not warned
