@@ -230,8 +230,11 @@ options:
   health_timeout:
     description:
       - Seconds a new container has to become healthy (its image's HEALTHCHECK, and O(health_check) when
-        set) and to be marked up by the load balancer. A container reported V(unhealthy) or that exits fails
-        at once.
+        set) and to be marked up by the load balancer. A container that exits fails at once; one reported
+        V(unhealthy) fails once it stays so for 3 seconds (a check that timed out once on a busy host is forgiven).
+      - A run with nothing to swap waits this long too for the running containers of the current revision that are
+        not load balancer members yet and whose HEALTHCHECK is still V(starting) (started just before the run, such as
+        adopted ones or a Compose service's), then makes the healthy ones members; one left out is named in a warning.
       - More than 0 (V(0) is refused, as no container is healthy the instant it starts).
       - Default V(60). Only for O(platform=docker), refused with O(platform=kubernetes).
     type: float
