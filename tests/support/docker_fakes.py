@@ -102,7 +102,7 @@ class Pool(Balancer):
         self.intent.pop(name, None)
         self.pool.pop(name, None)
 
-    def reconcile(self, settle=False):
+    def reconcile(self, settle=False, wait=True):
         return []
 
 

@@ -258,10 +258,12 @@ class Balancer:
         is what :meth:`members` just returned, when the caller has it."""
         return []
 
-    def reconcile(self, settle: bool = False) -> list[str]:
+    def reconcile(self, settle: bool = False, wait: bool = True) -> list[str]:
         """Make the running pool and what a reload loads match the intent; returns what was fixed. ``settle``:
         the last reconcile of a run, which first lets a reload that read the rendered file before its last rewrite
-        come up (:meth:`settle`)."""
+        come up (:meth:`settle`). ``wait``: a member it adds or puts back is waited for until up (up to the bound
+        ``up_timeout``), as after a swap's step; without it, the caller waits (a rollout wait, which polls until
+        its own timeout)."""
         return []
 
     def describe(self) -> str:

@@ -478,7 +478,7 @@ class CaddyUpstreams(Balancer):
                 out += self._file_fixes(upstreams)
         return out
 
-    def reconcile(self, settle: bool = False) -> list[str]:
+    def reconcile(self, settle: bool = False, wait: bool = True) -> list[str]:
         fixes = self.persist()
         members = self.members()
         stale, missing, _parked = plan_fixes(self.intent, members, self.owns)

@@ -496,11 +496,12 @@ class HaproxyRuntime(Balancer):
                 out += self._file_fixes(old)
         return out
 
-    def reconcile(self, settle: bool = False) -> list[str]:
+    def reconcile(self, settle: bool = False, wait: bool = True) -> list[str]:
         """Make the running backend and ``servers_file`` match the intent; returns what was fixed.
 
         With ``settle`` (the last reconcile of a run), it first lets a reload that may have read the file
-        before its last rewrite come up, so that what it reads is what stays."""
+        before its last rewrite come up, so that what it reads is what stays. With ``wait``, a member added or
+        put back is waited for until UP (``up_timeout``); without it, the caller waits."""
         fixes = self.persist()
         if settle:
             self.settle()
@@ -524,8 +525,9 @@ class HaproxyRuntime(Balancer):
                 self._runtime_add(name, self.intent[name])
             for name in parked:
                 self._runtime_ready(name)
-            for name in missing + parked:
-                self.wait_up(name, self.up_timeout)
+            if wait:
+                for name in missing + parked:
+                    self.wait_up(name, self.up_timeout)
         raise RolloutFailed(f"{where} kept changing while it was being brought to the intended members "
                             f"({ROUNDS} rounds): is something else changing it, or is HAProxy reloading "
                             "without end?")

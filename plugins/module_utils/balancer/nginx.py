@@ -233,5 +233,5 @@ class NginxUpstream(Balancer):
         old, new = self._plan()
         return [] if old == new else self._fixes(old)
 
-    def reconcile(self, settle: bool = False) -> list[str]:
+    def reconcile(self, settle: bool = False, wait: bool = True) -> list[str]:
         return self._apply()

@@ -340,14 +340,16 @@ class DockerWorkload:
         self.fixes += self.balancer.reconcile()
         return history
 
-    def repair(self, last: bool = False, history: t.Optional[History] = None) -> None:
+    def repair(self, last: bool = False, history: t.Optional[History] = None, wait: bool = True) -> None:
         """After a step: bring the pool back to the run's intent (a reload may have loaded an older set), at the
         addresses the intended members' containers publish now (:meth:`_readdress`). ``history``: the workload as
-        just read, if the caller has it."""
+        just read, if the caller has it. ``wait``: wait for a member it adds or moves until up (up to
+        health_timeout); the run's own rollout wait does not, it waits for the member as it waits for the rest,
+        up to its wait_timeout."""
         if self.bound:
             if self.balancer.routes:
                 self._readdress(self.load() if history is None else history)
-            self.fixes += self.balancer.reconcile(settle=last)
+            self.fixes += self.balancer.reconcile(settle=last, wait=wait)
 
     def _readdress(self, history: History) -> None:
         """Move each intended member to the address its container publishes now. The run decided which members the
@@ -407,7 +409,7 @@ class DockerWorkload:
                                     f"{revision}: it was rolled back or upgraded again", revision=current.number)
             if self.bound:  # the run's own wait, under the lock: what changed meanwhile is repaired, not waited on
                 fixed = len(self.fixes)
-                self.repair(history=history)
+                self.repair(history=history, wait=False)
                 moved = moved or len(self.fixes) > fixed
             status = self.status(history, revision)
             if progress is not None:

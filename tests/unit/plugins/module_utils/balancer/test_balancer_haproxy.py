@@ -226,6 +226,22 @@ def test_reconcile_puts_back_a_member_left_drained_and_moves_a_changed_address(f
     assert len([f for f in fixes if f.startswith("HAProxy")]) == 2, fixes
 
 
+def test_reconcile_without_wait_leaves_a_member_that_is_not_up_yet_to_the_caller(fake, tmp_path):
+    """A rollout wait reconciles at each look and waits for members itself, up to its own timeout: a member moved
+    to an address whose container is not answering yet is put there and left DOWN, instead of failing the run after
+    up_timeout (which waiting does, as a swap's step needs)."""
+    intent = {"app-r1-000001.aaaaaa": "127.0.0.1:5"}
+    fake.dead.add("127.0.0.1:5")
+    lb = _bound(fake, tmp_path, intent)
+    fake.servers["app-r1-000001.aaaaaa"] = {"addr": "127.0.0.1:1", "status": "UP", "scur": 0}
+    fixes = lb.reconcile(wait=False)
+    assert fixes and fake.servers["app-r1-000001.aaaaaa"]["addr"] == "127.0.0.1:5"
+    assert lb.members()["app-r1-000001.aaaaaa"].up is False and lb.divergence() == []
+    fake.servers["app-r1-000001.aaaaaa"]["addr"] = "127.0.0.1:1"
+    with pytest.raises(RolloutFailed, match="status DOWN"):
+        lb.reconcile()  # waiting, as after a swap's step: the member never comes up within up_timeout
+
+
 def test_reconcile_reads_again_when_the_worker_changed_while_reading(fake, tmp_path):
     lb = _bound(fake, tmp_path, {"app-r1-000001.aaaaaa": "127.0.0.1:1"})
     lb.reconcile()

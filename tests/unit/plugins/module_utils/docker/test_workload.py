@@ -111,6 +111,7 @@ class Pool(Balancer):
         super().__init__()
         self._members = {name: Member(name, "127.0.0.1:1") for name in members}
         self.reconciled = []
+        self.waited = []  # each reconcile's wait: whether the driver waits for a member it adds until up
 
     def members(self):
         return dict(self._members)
@@ -118,8 +119,9 @@ class Pool(Balancer):
     def default_weight(self):
         return None
 
-    def reconcile(self, settle=False):
+    def reconcile(self, settle=False, wait=True):
         self.reconciled.append(dict(self.intent))
+        self.waited.append(wait)
         return [f"moved {n} to {a}" for n, a in self.intent.items() if n in self._members and self._members[n].address != a]
 
 
@@ -281,3 +283,30 @@ def test_the_runs_own_wait_follows_a_member_whose_container_moved(monkeypatch):
     status = docker.wait(1, 5, progress=progress)
     assert status.state == "complete" and pool.intent == {name("w-r1-a"): "127.0.0.1:32011"}
     assert pool.reconciled[-1] == {name("w-r1-a"): "127.0.0.1:32011"} and settled == [True]
+
+
+def test_the_runs_own_wait_waits_for_a_moved_member_up_to_its_own_timeout(monkeypatch):
+    """The final wait's repairs do not wait for a moved member up to health_timeout (and fail the run with "did not
+    mark UP" while wait_timeout still runs): the wait itself waits, up to its own timeout, for the member to be up."""
+    monkeypatch.setattr("ansible_collections.zerodown.rollout.plugins.module_utils.docker.workload.WAIT_POLL", 0.01)
+    engine = Engine(_published(attrs("a", 1), 32001))
+    docker = workload_on(engine, health_timeout=5)
+    pool = docker._balancer = Pool()
+    name = docker.scope(docker.load()).name
+    pool._members = {name("w-r1-a"): Member(name("w-r1-a"), "127.0.0.1:32001")}
+    docker.begin_changes(docker.load())
+    _published(engine.by_id["a"], 32011)
+    looks = []
+    reconcile = pool.reconcile
+
+    def applied(settle=False, wait=True):  # the driver applies the intent; the member is up from the third look
+        fixes = reconcile(settle, wait)
+        state = "UP" if len(looks) >= 2 else "DOWN"
+        pool._members = {n: Member(n, a, state) for n, a in pool.intent.items()}
+        return fixes
+
+    pool.reconcile = applied
+    status = docker.wait(1, 5, progress=lambda status: looks.append(status.state))
+    assert status.state == "complete" and pool.intent == {name("w-r1-a"): "127.0.0.1:32011"}
+    assert looks == ["progressing", "progressing", "complete"]
+    assert pool.waited == [True, False, False, False]  # begin_changes waits; the wait's repairs do not
