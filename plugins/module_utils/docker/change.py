@@ -215,15 +215,19 @@ class ChangeRun:
         for rep in extra:
             discard(self.docker.engine, rep.id, self.module.warn)
         pruned = [r.name for r in extra]
-        self.docker.repair(last=True, history=history)  # what was pruned was stopped: the addresses still hold
+        # a run stopped by max_batches leaves other revisions serving on purpose: nothing to wait for (what was
+        # pruned was stopped: the running replicas are the same before and after)
+        partial = (paused or batch_limit(self.params) is not None) and any(r.running and r.revision != revision
+                                                                           for r in history.replicas)
+        waits = bool(self.params.get("wait", True)) and not partial
+        # what was pruned was stopped: the addresses still hold. A run that waits next does not wait here for a
+        # member this repair adds or moves: its final wait does, up to wait_timeout
+        self.docker.repair(last=True, history=history, wait=not waits)
         if pruned:
             history = self.docker.load()
         self.drop_stale_standby(history)
         status = self.docker.status(history, revision)
-        # a run stopped by max_batches leaves other revisions serving on purpose: nothing to wait for
-        partial = (paused or batch_limit(self.params) is not None) and any(r.running and r.revision != revision
-                                                                           for r in history.replicas)
-        if self.params.get("wait", True) and not status.done and not partial:
+        if waits and not status.done:
             wait_timeout = self.params.get("wait_timeout")
             timeout = float(wait_timeout if wait_timeout is not None else 300)
             status = self.docker.wait(revision, timeout, progress=self.progress)

@@ -118,9 +118,13 @@ def rollout_status(history: History, workload: str, target: t.Optional[int] = No
                                      f"hold what the workload runs ({'; '.join(diverged)}); a run of "
                                      "image_upgrade or rollback with the same options repairs it")
     if len(available) < len(updated):
+        # ready, but the load balancer does not send them requests yet (not UP, or not a member): name them
+        unserved = sorted(r.name for r in ready if r.id not in {a.id for a in available})
         return RolloutStatus(**counts, state=STATE_PROGRESSING, extra=extra,
                              message=f"Waiting for Docker workload {name!r} rollout to finish: {len(available)} of "
-                                     f"{len(updated)} updated replicas are available...")
+                                     f"{len(updated)} updated replicas are available"
+                                     + (f" (not UP on the load balancer yet: {', '.join(unserved)})" if unserved else "")
+                                     + "...")
     return RolloutStatus(**counts, state=STATE_COMPLETE, extra=extra,
                          message=f"Docker workload {name!r} successfully rolled out (revision {number}, "
                                  f"{len(updated)} replicas)"

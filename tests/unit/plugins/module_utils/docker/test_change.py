@@ -66,6 +66,7 @@ class Workload:
         self.fixes = []
         self.bound = False
         self.waited = []
+        self.repair_waits = []  # each repair's wait: whether it waits for a member it adds or moves until up
 
     def host(self):
         return "the default Docker engine"
@@ -80,8 +81,9 @@ class Workload:
         self.bound = True
         self.log.append(("begin", sorted(r.name for r in history.replicas)))
 
-    def repair(self, last=False, history=None):
+    def repair(self, last=False, history=None, wait=True):
         self.log.append(("repair", last))
+        self.repair_waits.append(wait)
 
     def divergence(self, history, members=None):
         return []
@@ -166,6 +168,17 @@ def test_wait_timeout_is_honoured_zero_included(given, waited):
     workload = Workload(History([container("c", 2, True)]))
     run_on(workload, wait_timeout=given, retain=5).finish(2, 1, {"image": "app:1"}, "upgraded")
     assert workload.waited == [(2, waited)]
+
+
+@pytest.mark.parametrize("params, waits_in_repair, final_wait", [
+    ({}, False, True),  # the final wait waits for a member the last repair moved, up to wait_timeout
+    ({"wait": False}, True, False),  # no final wait: the repair itself waits (up to health_timeout)
+    ({"max_batches": 1}, True, False),  # stopped with the old revision still serving on purpose: no final wait
+])
+def test_the_last_repair_leaves_waiting_to_the_final_wait_when_there_is_one(params, waits_in_repair, final_wait):
+    workload = Workload(History([container("c", 2, True), container("b", 1, True)]))
+    run_on(workload, retain=5, **params).finish(2, 1, {"image": "app:1"}, "upgraded")
+    assert workload.repair_waits == [waits_in_repair] and bool(workload.waited) == final_wait
 
 
 def test_the_end_prunes_beyond_retain_then_repairs_the_pool_a_last_time():

@@ -53,7 +53,7 @@ def test_a_replica_not_up_in_the_load_balancer_is_not_available():
     history = History([replica("a", 1), replica("b", 1)])
     status = rollout_status(history, "w", None, members(("w-r1-a", "UP"), ("w-r1-b", "DRAIN")), SCOPE)
     assert status.state == "progressing" and status.available == 1
-    assert "1 of 2 updated replicas are available" in status.message
+    assert "1 of 2 updated replicas are available (not UP on the load balancer yet: w-r1-b)..." in status.message
     # missing from the pool altogether: the same
     assert rollout_status(history, "w", None, members(("w-r1-a", "UP")), SCOPE).available == 1
 

@@ -2,6 +2,8 @@
 the null driver without a load balancer, the status and the wait."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import Balancer, Member, engine_tag
@@ -287,26 +289,32 @@ def test_the_runs_own_wait_follows_a_member_whose_container_moved(monkeypatch):
 
 def test_the_runs_own_wait_waits_for_a_moved_member_up_to_its_own_timeout(monkeypatch):
     """The final wait's repairs do not wait for a moved member up to health_timeout (and fail the run with "did not
-    mark UP" while wait_timeout still runs): the wait itself waits, up to its own timeout, for the member to be up."""
+    mark UP" while wait_timeout still runs): the wait itself waits, up to its own timeout, for the member to be up,
+    then settles."""
     monkeypatch.setattr("ansible_collections.zerodown.rollout.plugins.module_utils.docker.workload.WAIT_POLL", 0.01)
     engine = Engine(_published(attrs("a", 1), 32001))
-    docker = workload_on(engine, health_timeout=5)
+    docker = workload_on(engine, health_timeout=0.1)
     pool = docker._balancer = Pool()
     name = docker.scope(docker.load()).name
     pool._members = {name("w-r1-a"): Member(name("w-r1-a"), "127.0.0.1:32001")}
     docker.begin_changes(docker.load())
-    _published(engine.by_id["a"], 32011)
-    looks = []
+    _published(engine.by_id["a"], 32011)  # the container came back elsewhere, and answers checks 0.5 s later
+    up_at = time.monotonic() + 0.5
     reconcile = pool.reconcile
 
-    def applied(settle=False, wait=True):  # the driver applies the intent; the member is up from the third look
+    def applied(settle=False, wait=True):  # as the HAProxy driver: moves the member, waits for it only when asked
         fixes = reconcile(settle, wait)
-        state = "UP" if len(looks) >= 2 else "DOWN"
+        state = "UP" if time.monotonic() >= up_at else "DOWN"
         pool._members = {n: Member(n, a, state) for n, a in pool.intent.items()}
+        if wait and state != "UP":
+            raise RolloutFailed(f"HAProxy did not mark server {name('w-r1-a')} UP within 0.1s")
         return fixes
 
     pool.reconcile = applied
+    settled = []
+    pool.settle = lambda: settled.append(time.monotonic())
+    looks = []
     status = docker.wait(1, 5, progress=lambda status: looks.append(status.state))
     assert status.state == "complete" and pool.intent == {name("w-r1-a"): "127.0.0.1:32011"}
-    assert looks == ["progressing", "progressing", "complete"]
-    assert pool.waited == [True, False, False, False]  # begin_changes waits; the wait's repairs do not
+    assert looks[0] == "progressing" and looks[-1] == "complete" and len(settled) == 1 and settled[0] >= up_at
+    assert pool.waited[1:] == [False] * (len(pool.waited) - 1)  # begin_changes waited; the wait's repairs do not
