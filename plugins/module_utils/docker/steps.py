@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import typing as t
 
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker import standby as standby_mod
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History, RevisionGroup
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import Replica
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.swap import ReplicaFactory, batch_limit
@@ -91,6 +92,16 @@ class StepsPlan:
     def check_pool(self, history: History) -> None:
         check_own_pool(self.docker, history, "steps")
 
+    def _standby(self, history: History, stale: t.Sequence[Replica], number: int) -> list[Replica]:
+        """The running replicas of the blue-green standby recorded for the current revision (standby.py), unless it
+        is the revision this rollout goes to. A steps rollout shares the requests between the new revision and the
+        old side: the standby, at weight 0 and taking no request, would get its part of the old side's share and
+        serve again, so it is retired before the first step, as a rolling upgrade takes it out with the rest."""
+        record = self.docker.standby(history)
+        if record is None or record.revision == number:
+            return []
+        return [r for r in stale if r.revision == record.revision]
+
     def _names(self, reps: t.Sequence[Replica], members: t.Mapping[str, t.Any]) -> list[str]:
         lb = self.docker.balancer
         return [n for r in reps for n in lb.member_names(r.name) if n in members or n in lb.intent]
@@ -101,18 +112,29 @@ class StepsPlan:
     def fresh(self, history: History, current: RevisionGroup, stale: list[Replica], number: int, image: str,
               start: t.Optional[ReplicaFactory], desired: int, before: dict[str, t.Any], check_result: t.Callable[[str], ActionResult],
               relock: t.Callable[[], ActionResult]) -> ActionResult:
-        """An upgrade to revision ``number`` (``image``), every replica from ``start``, in steps."""
+        """An upgrade to revision ``number`` (``image``), every replica from ``start``, in steps. A blue-green
+        standby for the current revision is retired first (:meth:`_standby`)."""
         self.check_pool(history)
+        standby = self._standby(history, stale, number)
         if self.platform.module.check_mode:
             result = check_result(f"would upgrade {self.workload.describe()} from {current.image} (revision "
-                                  f"{current.number}) to {image} (revision {number}) in steps: {desired} new replica(s) "
-                                  f"at weight 0, then {self._outline()}")
+                                  f"{current.number}) to {image} (revision {number}) in steps: "
+                                  + (f"revision {standby[0].revision}'s blue-green standby would be retired first, then "
+                                     if standby else "")
+                                  + f"{desired} new replica(s) at weight 0, then {self._outline()}")
             result.extra["partial"] = any(s.pause for s in self.steps)
             return result
         if not self.change.holding_lock:
             return relock()
         if start is None:  # only check mode plans without one, and it returned above
             raise RolloutFailed("internal error: a steps upgrade without its replicas; please report it")
+        if standby:
+            self.change.swap.take_out(standby)
+            standby_mod.drop(self.docker.engine, self.workload.name)
+            self.change.progress.note(f"retired revision {standby[0].revision}'s blue-green standby (drained, taken "
+                                      "out, stopped and kept): the steps share the requests between the serving "
+                                      f"revision {current.number} and the new one")
+            stale = [r for r in stale if r.id not in {s.id for s in standby}]
         old = sorted(current.running, key=lambda r: r.name) + sorted(stale, key=lambda r: r.name)
         ids, fresh = start(desired)
         new = self.change.swap.take_in(ids, fresh, weight=0)

@@ -126,6 +126,36 @@ def test_a_failing_release_is_caught_by_the_first_step_and_the_old_revision_serv
     assert summary["errors"] == 0 or set(summary["error_kinds"]) == {"status"}, summary["error_kinds"]
 
 
+def test_a_blue_green_standby_gets_no_share_of_a_steps_rollout(engine, haproxy, workload_name, containers, tmp_path):
+    """A blue-green switch left revision 1 standing by at weight 0 for revision 2; a steps rollout to a new image
+    then shares the requests between revision 2 and the new one only. Revision 1's standby is retired before the
+    first step (it would otherwise get its part of the old side's share and answer 1.0 again)."""
+    created = run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": _base(
+        workload_name, haproxy, image=IMAGE_V1, replicas=2, docker_container=container_spec())}])["localhost"]["r0"]
+    assert not created.get("failed"), created
+    switched = run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": _base(
+        workload_name, haproxy, image=IMAGE_V2, strategy="blue_green", standby_seconds=600)}])["localhost"]["r0"]
+    assert switched["standby"]["revision"] == 1, switched
+    steps = {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_FLAKY, strategy="steps",
+                                                     steps=[{"weight": 50}, {"pause": True}])}
+    try:
+        checked = run_playbook(tmp_path, [steps], check=True)["localhost"]["r0"]
+        paused = run_playbook(tmp_path, [steps])["localhost"]["r0"]
+        seen = _count_versions(f"{haproxy.url}/version", 200)
+        by_revision = _running_by_revision(containers)
+    finally:
+        for marker in engine.containers.list(all=True, filters={"name": f"zerodown-standby-{workload_name}"}):
+            marker.remove(force=True)
+    assert "revision 1's blue-green standby would be retired first" in checked["msg"], checked["msg"]
+    assert not paused.get("failed") and paused["partial"] is True, paused
+    assert "retired revision 1's blue-green standby" in " ".join(e["message"] for e in paused["progress"]), paused
+    # the share: revision 2 and the new one, about half each; never the standby's 1.0
+    assert set(seen) == {"2.0", "2.2"} and min(seen.values()) >= 50, seen
+    assert sorted(by_revision) == [2, 3], {rev: [c.name for c in reps] for rev, reps in by_revision.items()}
+    assert sorted(haproxy.servers()) == sorted(c.name for reps in by_revision.values() for c in reps)
+    assert not engine.containers.list(all=True, filters={"name": f"zerodown-standby-{workload_name}"})
+
+
 def test_rollback_from_a_paused_step_takes_the_new_revision_out_under_load(
         engine, haproxy, workload_name, containers, tmp_path):
     created = run_playbook(tmp_path, [{"zerodown.rollout.image_upgrade": _base(
