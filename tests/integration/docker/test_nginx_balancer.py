@@ -1,8 +1,8 @@
 """The nginx load-balancer driver against a real nginx: a private master on a loopback port whose
 configuration includes the upstream file the driver writes, reloaded by the driver's own commands.
 
-Create, upgrade and rollback under a steady load through nginx, and a broken image that must leave
-nginx's upstream and the old replicas alone."""
+Create, upgrade and rollback under a steady load through nginx; a broken image that must leave nginx's upstream
+and the old replicas alone; steps judged from a sample of each member; a blue-green switch and switch back."""
 from __future__ import annotations
 
 import functools
@@ -18,7 +18,8 @@ import pytest
 
 from tests.support.docker_harness import (IMAGE_BROKEN, IMAGE_FLAKY, IMAGE_V1, IMAGE_V2, WrkLoad, container_of, container_spec,
                                           free_port, module_args, run_playbook)
-from tests.support.under_load import assert_no_failure, running, start_recorder, upgrade_and_rollback, versions
+from tests.support.under_load import (SETTLING_SAMPLES, STEADY, assert_no_failure, running, start_recorder,
+                                      upgrade_and_rollback, versions)
 from tests.support.unavailable import skip_or_fail
 
 pytestmark = pytest.mark.docker
@@ -259,3 +260,69 @@ def test_steps_on_nginx_are_judged_from_a_sample_of_each_member(
         assert [rev for rev, _cid in running(containers)] == ["2"] * 3
         assert summary["errors"] == 0, (summary["error_kinds"], summary["error_examples"])
     assert nginx.servers() == _expected_upstream(containers) and len(nginx.servers()) == 3
+
+
+def _upstream_lines(nginx) -> dict[str, str]:
+    """container name -> how the upstream file serves it: ``down`` (weight 0) or ``up``."""
+    out = {}
+    for line in pathlib.Path(nginx.upstream_file).read_text().splitlines():
+        if "# zerodown:" in line and "zerodown:placeholder" not in line:
+            body, name = line.split("# zerodown:", 1)
+            out[container_of(name.strip())] = "down" if " down" in body else "up"
+    return out
+
+
+def test_blue_green_switch_and_switch_back_through_real_nginx(engine, nginx, workload_name, containers, tmp_path):
+    """strategy=blue_green on nginx: the switch is two upstream writes and reloads (new members up, then the old
+    ones ``down``), the old revision stands by still running and takes no request, and a rollback inside the window
+    switches back to those same containers, none started. Through nginx, every request is answered."""
+    create = run_playbook(tmp_path, [
+        {"zerodown.rollout.image_upgrade": _base(workload_name, nginx, image=IMAGE_V1, replicas=3,
+                                                 docker_container=container_spec())}])["localhost"]["r0"]
+    assert not create.get("failed"), create
+    v1 = {c.name: c.attrs["State"]["StartedAt"] for c in containers(all=False)}
+    master = nginx.master_pid()
+    upgrade = {"zerodown.rollout.image_upgrade": _base(workload_name, nginx, image=IMAGE_V2, strategy="blue_green",
+                                                       standby_seconds=600)}
+    recorder = start_recorder(f"{nginx.url}/version", max_duration=180)
+    try:
+        time.sleep(STEADY)
+        switched = run_playbook(tmp_path, [upgrade])["localhost"]["r0"]
+        switched_at = len(recorder.snapshot())
+        standing = _upstream_lines(nginx)
+        again = run_playbook(tmp_path, [upgrade])["localhost"]["r0"]  # traffic goes on: the standby gets none of it
+        rollback_at = len(recorder.snapshot())
+        rolled = run_playbook(tmp_path, [{"zerodown.rollout.rollback": _base(workload_name, nginx)}])["localhost"]["r0"]
+        rolled_at = len(recorder.snapshot())
+        time.sleep(STEADY)
+    finally:
+        timeline = recorder.stop()
+        for marker in engine.containers.list(all=True, filters={"name": f"zerodown-standby-{workload_name}"}):
+            marker.remove(force=True)
+    samples = recorder.snapshot()  # in the order they were answered, as the marks count them
+
+    assert not switched.get("failed") and switched["changed"], switched
+    assert (switched["previous_revision"], switched["revision"]) == (1, 2), switched
+    assert switched["standby"]["revision"] == 1, switched.get("standby")
+    # the standby: revision 1's members stay in the upstream, marked down; revision 2's serve
+    by_revision = {c.name: c.labels["zerodown.revision"] for c in containers()}
+    assert sorted(standing) == sorted(n for n, rev in by_revision.items() if rev in ("1", "2")), standing
+    assert all(standing[n] == ("down" if by_revision[n] == "1" else "up") for n in standing), standing
+    assert again["changed"] is False and again["standby"]["revision"] == 1, again
+    # after the switch (a request sent just before it returned, or finished by a reload's old worker, aside) only
+    # revision 2 answers; after the switch back only revision 1
+    assert versions(samples[:5]) == {"1.0": 5}
+    assert versions(samples[switched_at + SETTLING_SAMPLES:rollback_at]) == {
+        "2.0": len(samples[switched_at + SETTLING_SAMPLES:rollback_at])}
+    assert versions(samples[rolled_at + SETTLING_SAMPLES:]) == {"1.0": len(samples[rolled_at + SETTLING_SAMPLES:])}
+    assert len(samples) - rolled_at - SETTLING_SAMPLES >= 20 and rollback_at - switched_at - SETTLING_SAMPLES >= 20
+
+    assert not rolled.get("failed") and rolled["changed"], rolled
+    assert (rolled["previous_revision"], rolled["revision"]) == (2, 1), rolled
+    assert "no container starts" in rolled["msg"], rolled["msg"]
+    # the same revision 1 containers serve again, started by nobody; revision 2 stopped and out of the upstream
+    assert {c.name: c.attrs["State"]["StartedAt"] for c in containers(all=False)} == v1
+    assert _upstream_lines(nginx) == {name: "up" for name in v1}
+    assert nginx.master_pid() == master  # reloads, never a restart
+    summary = timeline["summary"]
+    assert summary["errors"] == 0, (summary["error_kinds"], summary["error_examples"])
