@@ -92,15 +92,35 @@ class StepsPlan:
     def check_pool(self, history: History) -> None:
         check_own_pool(self.docker, history, "steps")
 
-    def _standby(self, history: History, stale: t.Sequence[Replica], number: int) -> list[Replica]:
-        """The running replicas of the blue-green standby recorded for the current revision (standby.py), unless it
-        is the revision this rollout goes to. A steps rollout shares the requests between the new revision and the
-        old side: the standby, at weight 0 and taking no request, would get its part of the old side's share and
-        serve again, so it is retired before the first step, as a rolling upgrade takes it out with the rest."""
+    def _idle(self, history: History, stale: t.Sequence[Replica]) -> list[Replica]:
+        """The replicas of ``stale`` that take no request: the blue-green standby recorded for the current revision
+        (standby.py), and any whose members are all at weight 0 or drained (a standby whose record a later run
+        dropped, a replica a killed run left half taken out). A steps rollout shares the requests between the new
+        revision and the old side: these would get their part of the old side's share and serve again, so they are
+        retired before the first step (:meth:`_retire`), as a rolling upgrade takes them out with the rest."""
         record = self.docker.standby(history)
-        if record is None or record.revision == number:
-            return []
-        return [r for r in stale if r.revision == record.revision]
+        lb = self.docker.view(history)
+        members = lb.members()
+
+        def takes_none(rep: Replica) -> bool:
+            names = [n for n in lb.member_names(rep.name) if n in members]
+            return bool(names) and all(members[n].weight == 0 or not members[n].serving for n in names)
+        return [r for r in stale if (record is not None and r.revision == record.revision) or takes_none(r)]
+
+    def _retire(self, idle: t.Sequence[Replica], raise_first: t.Sequence[Replica] = ()) -> None:
+        """Retire ``idle`` (:meth:`_idle`): ``raise_first`` gets its default weight first (a blue-green switch cut
+        off between recording its standby and its weights left the standby serving and the revision switched to at
+        weight 0), ``idle`` weight 0, then ``idle`` is drained, taken out, stopped and kept, and the standby's record
+        dropped."""
+        if not idle:
+            return
+        self.platform._shift_to(raise_first, idle)
+        self.change.swap.take_out(idle)
+        standby_mod.drop(self.docker.engine, self.workload.name)
+        revisions = ", ".join(sorted({str(r.revision) for r in idle}))
+        self.change.progress.note(f"retired {len(idle)} replica(s) of revision(s) {revisions} taking no request (a "
+                                  "blue-green standby; drained, taken out, stopped and kept): the steps share the "
+                                  "requests between the serving revision and the new one only")
 
     def _names(self, reps: t.Sequence[Replica], members: t.Mapping[str, t.Any]) -> list[str]:
         lb = self.docker.balancer
@@ -112,34 +132,32 @@ class StepsPlan:
     def fresh(self, history: History, current: RevisionGroup, stale: list[Replica], number: int, image: str,
               start: t.Optional[ReplicaFactory], desired: int, before: dict[str, t.Any], check_result: t.Callable[[str], ActionResult],
               relock: t.Callable[[], ActionResult]) -> ActionResult:
-        """An upgrade to revision ``number`` (``image``), every replica from ``start``, in steps. A blue-green
-        standby for the current revision is retired first (:meth:`_standby`)."""
+        """An upgrade to revision ``number`` (``image``), every replica from ``start``, in steps. Old replicas that
+        take no request (a blue-green standby: :meth:`_idle`) are retired once the new ones are in at weight 0."""
         self.check_pool(history)
-        standby = self._standby(history, stale, number)
+        idle = self._idle(history, stale)
         if self.platform.module.check_mode:
+            retired = ", ".join(sorted({str(r.revision) for r in idle}))
             result = check_result(f"would upgrade {self.workload.describe()} from {current.image} (revision "
-                                  f"{current.number}) to {image} (revision {number}) in steps: "
-                                  + (f"revision {standby[0].revision}'s blue-green standby would be retired first, then "
-                                     if standby else "")
-                                  + f"{desired} new replica(s) at weight 0, then {self._outline()}")
+                                  f"{current.number}) to {image} (revision {number}) in steps: {desired} new replica(s) "
+                                  "at weight 0, "
+                                  + (f"then revision(s) {retired} would be retired (a blue-green standby, taking no "
+                                     "request: it would get a share of the steps), " if idle else "")
+                                  + f"then {self._outline()}")
             result.extra["partial"] = any(s.pause for s in self.steps)
             return result
         if not self.change.holding_lock:
             return relock()
         if start is None:  # only check mode plans without one, and it returned above
             raise RolloutFailed("internal error: a steps upgrade without its replicas; please report it")
-        if standby:
-            self.change.swap.take_out(standby)
-            standby_mod.drop(self.docker.engine, self.workload.name)
-            self.change.progress.note(f"retired revision {standby[0].revision}'s blue-green standby (drained, taken "
-                                      "out, stopped and kept): the steps share the requests between the serving "
-                                      f"revision {current.number} and the new one")
-            stale = [r for r in stale if r.id not in {s.id for s in standby}]
-        old = sorted(current.running, key=lambda r: r.name) + sorted(stale, key=lambda r: r.name)
         ids, fresh = start(desired)
         new = self.change.swap.take_in(ids, fresh, weight=0)
         self.change.progress.note(f"{len(new)} replica(s) of revision {number} healthy and in the load balancer at "
                                   "weight 0")
+        # after the gate: a new revision that does not become healthy leaves the standby as it was
+        self._retire(idle, current.running)
+        stale = [r for r in stale if r.id not in {i.id for i in idle}]
+        old = sorted(current.running, key=lambda r: r.name) + sorted(stale, key=lambda r: r.name)
         return self._run(number, current.number, new, old, set(fresh), 0, before, image)
 
     def resume(self, history: History, current: RevisionGroup, stale: list[Replica], desired: int,
@@ -148,8 +166,14 @@ class StepsPlan:
         """The same upgrade run again while the old revision still serves: on from the share the pool gives."""
         self.check_pool(history)
         lb = self.docker.view(history)
+        # old replicas taking no request (:meth:`_idle`) get no share, as long as other old ones serve (else the
+        # old side is already out: the rollout ends)
+        idle = self._idle(history, stale)
+        if len(idle) == len(stale):
+            idle = []
+        idle_ids = {r.id for r in idle}
         if not self.change.holding_lock:
-            share = self._share(current.running, stale, lb.members())
+            share = self._share(current.running, [r for r in stale if r.id not in idle_ids], lb.members())
             index = resume_at(self.steps, share)
             if self.platform.module.check_mode:
                 result = check_result(f"would go on from step {index + 1} of {len(self.steps)} of the steps rollout of "
@@ -166,6 +190,8 @@ class StepsPlan:
             self.change.swap.take_in(ids, fresh, weight=0)
             history = self.docker.load()
             current = history.groups[current.number]
+        self._retire(idle)  # the old side that serves keeps the weights the steps gave it
+        stale = [r for r in stale if r.id not in idle_ids]
         members = lb.members()
         index = resume_at(self.steps, self._share(current.running, stale, members))
         self.change.progress.note(f"going on from step {index + 1} of {len(self.steps)}")

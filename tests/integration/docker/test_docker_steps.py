@@ -138,22 +138,31 @@ def test_a_blue_green_standby_gets_no_share_of_a_steps_rollout(engine, haproxy, 
     assert switched["standby"]["revision"] == 1, switched
     steps = {"zerodown.rollout.image_upgrade": _base(workload_name, haproxy, image=IMAGE_FLAKY, strategy="steps",
                                                      steps=[{"weight": 50}, {"pause": True}])}
+    marker = {"name": f"zerodown-standby-{workload_name}"}
     try:
+        before_check = sorted(c.name for c in containers())
         checked = run_playbook(tmp_path, [steps], check=True)["localhost"]["r0"]
+        after_check = sorted(c.name for c in containers())
         paused = run_playbook(tmp_path, [steps])["localhost"]["r0"]
         seen = _count_versions(f"{haproxy.url}/version", 200)
         by_revision = _running_by_revision(containers)
+        markers_left = engine.containers.list(all=True, filters=marker)
     finally:
-        for marker in engine.containers.list(all=True, filters={"name": f"zerodown-standby-{workload_name}"}):
-            marker.remove(force=True)
-    assert "revision 1's blue-green standby would be retired first" in checked["msg"], checked["msg"]
+        for left in engine.containers.list(all=True, filters=marker):
+            left.remove(force=True)
+    assert "then revision(s) 1 would be retired (a blue-green standby" in checked["msg"], checked["msg"]
+    assert after_check == before_check  # check mode started and stopped nothing
     assert not paused.get("failed") and paused["partial"] is True, paused
-    assert "retired revision 1's blue-green standby" in " ".join(e["message"] for e in paused["progress"]), paused
+    assert "retired 2 replica(s) of revision(s) 1 taking no request" in " ".join(
+        e["message"] for e in paused["progress"]), paused["progress"]
     # the share: revision 2 and the new one, about half each; never the standby's 1.0
     assert set(seen) == {"2.0", "2.2"} and min(seen.values()) >= 50, seen
     assert sorted(by_revision) == [2, 3], {rev: [c.name for c in reps] for rev, reps in by_revision.items()}
     assert sorted(haproxy.servers()) == sorted(c.name for reps in by_revision.values() for c in reps)
-    assert not engine.containers.list(all=True, filters={"name": f"zerodown-standby-{workload_name}"})
+    # the standby was retired as a rolling upgrade retires a revision: stopped and kept; its record is gone
+    revision1 = [c for c in containers() if c.labels["zerodown.revision"] == "1"]
+    assert len(revision1) == 2 and all(c.status == "exited" for c in revision1), [(c.name, c.status) for c in revision1]
+    assert markers_left == []
 
 
 def test_rollback_from_a_paused_step_takes_the_new_revision_out_under_load(
