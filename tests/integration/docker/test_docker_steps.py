@@ -13,6 +13,7 @@ import requests
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.config import SamplerConfig
 from ansible_collections.zerodown.rollout.plugins.module_utils.traffic.recorder import TrafficRecorder
+from tests.support.analysis_oracle import assert_failure_names_its_thresholds
 from tests.support.docker_harness import IMAGE_FLAKY, IMAGE_V1, IMAGE_V2, container_spec, module_args, run_playbook
 
 pytestmark = pytest.mark.docker
@@ -109,8 +110,9 @@ def test_a_failing_release_is_caught_by_the_first_step_and_the_old_revision_serv
     finally:
         timeline = recorder.stop()
     assert res.get("failed"), res
-    assert "step 1 (10 % for 60s)" in res["msg"] and "analysis.max_error_rate=5.0%" in res["msg"], res["msg"]
+    assert "step 1 (10 % for 60s)" in res["msg"], res["msg"]
     verdict = res["analysis"]
+    assert_failure_names_its_thresholds(res["msg"], verdict, max_error_rate=0.05, min_requests=20)
     assert verdict["verdict"] == "fail" and verdict["new"]["responses_5xx"] > 0, verdict
     assert verdict["new"]["requests"] >= 20 and verdict["baseline"]["responses_5xx"] == 0, verdict
     # caught well before the step's 60 s ended

@@ -16,6 +16,7 @@ import typing as t
 
 import pytest
 
+from tests.support.analysis_oracle import assert_failure_names_its_thresholds
 from tests.support.docker_harness import (IMAGE_BROKEN, IMAGE_FLAKY, IMAGE_V1, IMAGE_V2, WrkLoad, container_of, container_spec,
                                           free_port, module_args, run_playbook)
 from tests.support.under_load import (SETTLING_SAMPLES, STEADY, assert_no_failure, running, start_recorder,
@@ -250,7 +251,7 @@ def test_steps_on_nginx_are_judged_from_a_sample_of_each_member(
     summary = timeline["summary"]
     if verdict == "fail":
         assert result.get("failed") and result["revision"] == 1, result
-        assert "analysis.max_error_rate=5.0%" in result["msg"], result["msg"]
+        assert_failure_names_its_thresholds(result["msg"], step["analysis"], max_error_rate=0.05, min_requests=20)
         assert step["analysis"]["new"]["responses_5xx"] > 0 and step["analysis"]["baseline"]["errors"] == 0, step
         assert sorted(cid for rev, cid in running(containers) if rev == "1") == v1
         assert not [c for c in containers() if c.labels["zerodown.revision"] != "1"]

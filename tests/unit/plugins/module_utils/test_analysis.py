@@ -95,3 +95,22 @@ def test_thresholds_from_params_keep_explicit_zero():
     got = Thresholds.from_params({"max_error_rate": 0, "max_error_rate_increase": 0, "min_requests": 1})
     assert (got.max_error_rate, got.max_error_rate_increase, got.min_requests) == (0, 0, 1)
     assert Thresholds.from_params({}) == Thresholds()
+
+
+@pytest.mark.parametrize("new_errors, new_requests, old_errors, old_requests", [
+    (1, 30, 0, 300),   # 3.3 %: only the increase trips (the flaky release's unlucky first window)
+    (6, 30, 0, 300),   # 20 %: both trip
+    (3, 50, 2, 50),    # 6 % against 4 %: only the rate trips
+    (3, 50, 0, 10),    # the old revision answered too few for the increase to be judged
+    (1, 100, 0, 300),  # 1 %: neither trips
+])
+def test_the_integration_tests_oracle_agrees_with_the_verdict(new_errors, new_requests, old_errors, old_requests):
+    """The integration tests check a failure's message against the thresholds its counts exceed
+    (tests/support/analysis_oracle.py): that reading of the counts is the product's."""
+    from tests.support.analysis_oracle import tripped_thresholds
+    verdict = judge(totals({"n": c(new_requests, new_errors)}, ["n"]), totals({"o": c(old_requests, old_errors)}, ["o"]),
+                    Thresholds(max_error_rate=0.05, max_error_rate_increase=0.02, min_requests=20))
+    named = sorted(word for reason in verdict.reasons for word in reason.replace("(", " ").replace(")", " ").split()
+                   if word.startswith("analysis.max_error_rate"))
+    assert named == sorted(tripped_thresholds(verdict.to_dict()))
+    assert (verdict.status == FAIL) == bool(named)
