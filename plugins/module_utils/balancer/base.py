@@ -58,6 +58,12 @@ class Member:
         """Whether the load balancer may send it new requests (not drained, not in maintenance)."""
         return not self.status.startswith(("DRAIN", "MAINT"))
 
+    @property
+    def takes_requests(self) -> bool:
+        """Whether the pool gives it a part of new requests while it is healthy: serving (not drained, not in
+        maintenance) at a weight other than 0 (or one the driver does not say). Its health is the check's, not ours."""
+        return self.serving and self.weight != 0
+
 
 def server_name(container_name: str) -> str:
     """A container name kept to the characters every driver accepts (the member name before version 2 of

@@ -212,7 +212,7 @@ class BlueGreenPlan:
         for rep in old:
             for name in lb.member_names(rep.name):
                 member = members.get(name)
-                if member is not None and member.serving and member.weight != 0:
+                if member is not None and member.takes_requests:
                     return False
         return True
 

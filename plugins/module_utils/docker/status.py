@@ -142,7 +142,7 @@ def standing_by_replicas(others: t.Sequence[t.Any], standby: t.Optional[Standby]
     if members is not None and scope is not None:
         for rep in reps:
             member = members.get(scope.name(rep.name)) or members.get(server_name(rep.name))
-            if member is not None and member.serving and member.weight != 0:
+            if member is not None and member.takes_requests:
                 return []
     return reps
 

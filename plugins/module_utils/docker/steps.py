@@ -15,6 +15,7 @@ its default weight back and fails with the analysis.
 from __future__ import annotations
 
 import typing as t
+from dataclasses import dataclass
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker import standby as standby_mod
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.revisions import History, RevisionGroup
@@ -79,6 +80,28 @@ def check_own_pool(docker: t.Any, history: History, strategy: str) -> None:
                            "own backend, or use strategy=rolling")
 
 
+@dataclass
+class IdleReplicas:
+    """Old replicas that take no request (:meth:`StepsPlan._idle`), and the revision of the recorded blue-green
+    standby (None: no record), to tell the two kinds apart."""
+
+    replicas: list[Replica]
+    standby: t.Optional[int]
+
+    @property
+    def ids(self) -> set[str]:
+        return {r.id for r in self.replicas}
+
+    def describe(self) -> str:
+        """``revision 1 (the blue-green standby) and revision(s) 0 (at weight 0 or drained)``, the parts there are."""
+        revisions = sorted({r.revision for r in self.replicas})
+        others = ", ".join(str(n) for n in revisions if n != self.standby)
+        parts = [f"revision {self.standby} (the blue-green standby)"] if self.standby in revisions else []
+        if others:
+            parts.append(f"revision(s) {others} (at weight 0 or drained)")
+        return " and ".join(parts)
+
+
 class StepsPlan:
     """The steps part of one run of :class:`~.backend.DockerPlatform` (``platform``)."""
 
@@ -92,35 +115,35 @@ class StepsPlan:
     def check_pool(self, history: History) -> None:
         check_own_pool(self.docker, history, "steps")
 
-    def _idle(self, history: History, stale: t.Sequence[Replica]) -> list[Replica]:
+    def _idle(self, history: History, stale: t.Sequence[Replica], lb: t.Any,
+              members: t.Mapping[str, t.Any]) -> IdleReplicas:
         """The replicas of ``stale`` that take no request: the blue-green standby recorded for the current revision
-        (standby.py), and any whose members are all at weight 0 or drained (a standby whose record a later run
-        dropped, a replica a killed run left half taken out). A steps rollout shares the requests between the new
-        revision and the old side: these would get their part of the old side's share and serve again, so they are
-        retired before the first step (:meth:`_retire`), as a rolling upgrade takes them out with the rest."""
+        (standby.py), and any whose members (``members``, read from the view ``lb``) are all at weight 0 or drained
+        (a standby whose record a later run dropped, a replica a killed run left half taken out). A steps rollout
+        shares the requests between the new revision and the old side: these would get their part of the old side's
+        share and serve again, so they are retired before the first step (:meth:`_retire`), as a rolling upgrade
+        takes them out with the rest."""
         record = self.docker.standby(history)
-        lb = self.docker.view(history)
-        members = lb.members()
+        standby = record.revision if record is not None else None
 
         def takes_none(rep: Replica) -> bool:
-            names = [n for n in lb.member_names(rep.name) if n in members]
-            return bool(names) and all(members[n].weight == 0 or not members[n].serving for n in names)
-        return [r for r in stale if (record is not None and r.revision == record.revision) or takes_none(r)]
+            found = [members[n] for n in lb.member_names(rep.name) if n in members]
+            return bool(found) and not any(m.takes_requests for m in found)
+        return IdleReplicas([r for r in stale if r.revision == standby or takes_none(r)], standby)
 
-    def _retire(self, idle: t.Sequence[Replica], raise_first: t.Sequence[Replica] = ()) -> None:
+    def _retire(self, idle: IdleReplicas, raise_first: t.Sequence[Replica] = ()) -> None:
         """Retire ``idle`` (:meth:`_idle`): ``raise_first`` gets its default weight first (a blue-green switch cut
         off between recording its standby and its weights left the standby serving and the revision switched to at
         weight 0), ``idle`` weight 0, then ``idle`` is drained, taken out, stopped and kept, and the standby's record
         dropped."""
-        if not idle:
+        if not idle.replicas:
             return
-        self.platform._shift_to(raise_first, idle)
-        self.change.swap.take_out(idle)
+        self.platform._shift_to(raise_first, idle.replicas)
+        self.change.swap.take_out(idle.replicas)
         standby_mod.drop(self.docker.engine, self.workload.name)
-        revisions = ", ".join(sorted({str(r.revision) for r in idle}))
-        self.change.progress.note(f"retired {len(idle)} replica(s) of revision(s) {revisions} taking no request (a "
-                                  "blue-green standby; drained, taken out, stopped and kept): the steps share the "
-                                  "requests between the serving revision and the new one only")
+        self.change.progress.note(f"retired {len(idle.replicas)} replica(s) of {idle.describe()}, taking no request "
+                                  "(drained, taken out, stopped and kept): the steps share the requests between the "
+                                  "serving revision and the new one only")
 
     def _names(self, reps: t.Sequence[Replica], members: t.Mapping[str, t.Any]) -> list[str]:
         lb = self.docker.balancer
@@ -135,14 +158,14 @@ class StepsPlan:
         """An upgrade to revision ``number`` (``image``), every replica from ``start``, in steps. Old replicas that
         take no request (a blue-green standby: :meth:`_idle`) are retired once the new ones are in at weight 0."""
         self.check_pool(history)
-        idle = self._idle(history, stale)
+        lb = self.docker.view(history)
+        idle = self._idle(history, stale, lb, lb.members())
         if self.platform.module.check_mode:
-            retired = ", ".join(sorted({str(r.revision) for r in idle}))
             result = check_result(f"would upgrade {self.workload.describe()} from {current.image} (revision "
                                   f"{current.number}) to {image} (revision {number}) in steps: {desired} new replica(s) "
                                   "at weight 0, "
-                                  + (f"then revision(s) {retired} would be retired (a blue-green standby, taking no "
-                                     "request: it would get a share of the steps), " if idle else "")
+                                  + (f"then {idle.describe()} would be retired (taking no request, it would get a "
+                                     "share of the steps), " if idle.replicas else "")
                                   + f"then {self._outline()}")
             result.extra["partial"] = any(s.pause for s in self.steps)
             return result
@@ -156,7 +179,7 @@ class StepsPlan:
                                   "weight 0")
         # after the gate: a new revision that does not become healthy leaves the standby as it was
         self._retire(idle, current.running)
-        stale = [r for r in stale if r.id not in {i.id for i in idle}]
+        stale = [r for r in stale if r.id not in idle.ids]
         old = sorted(current.running, key=lambda r: r.name) + sorted(stale, key=lambda r: r.name)
         return self._run(number, current.number, new, old, set(fresh), 0, before, image)
 
@@ -166,14 +189,14 @@ class StepsPlan:
         """The same upgrade run again while the old revision still serves: on from the share the pool gives."""
         self.check_pool(history)
         lb = self.docker.view(history)
+        members = lb.members()
         # old replicas taking no request (:meth:`_idle`) get no share, as long as other old ones serve (else the
         # old side is already out: the rollout ends)
-        idle = self._idle(history, stale)
-        if len(idle) == len(stale):
-            idle = []
-        idle_ids = {r.id for r in idle}
+        idle = self._idle(history, stale, lb, members)
+        if len(idle.replicas) == len(stale):
+            idle = IdleReplicas([], idle.standby)
         if not self.change.holding_lock:
-            share = self._share(current.running, [r for r in stale if r.id not in idle_ids], lb.members())
+            share = self._share(current.running, [r for r in stale if r.id not in idle.ids], members)
             index = resume_at(self.steps, share)
             if self.platform.module.check_mode:
                 result = check_result(f"would go on from step {index + 1} of {len(self.steps)} of the steps rollout of "
@@ -191,7 +214,7 @@ class StepsPlan:
             history = self.docker.load()
             current = history.groups[current.number]
         self._retire(idle)  # the old side that serves keeps the weights the steps gave it
-        stale = [r for r in stale if r.id not in idle_ids]
+        stale = [r for r in stale if r.id not in idle.ids]
         members = lb.members()
         index = resume_at(self.steps, self._share(current.running, stale, members))
         self.change.progress.note(f"going on from step {index + 1} of {len(self.steps)}")

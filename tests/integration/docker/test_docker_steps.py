@@ -152,10 +152,10 @@ def test_a_blue_green_standby_gets_no_share_of_a_steps_rollout(engine, haproxy, 
     finally:
         for left in engine.containers.list(all=True, filters=marker):
             left.remove(force=True)
-    assert "then revision(s) 1 would be retired (a blue-green standby" in checked["msg"], checked["msg"]
+    assert "then revision 1 (the blue-green standby) would be retired" in checked["msg"], checked["msg"]
     assert after_check == before_check  # check mode started and stopped nothing
     assert not paused.get("failed") and paused["partial"] is True, paused
-    assert "retired 2 replica(s) of revision(s) 1 taking no request" in " ".join(
+    assert "retired 2 replica(s) of revision 1 (the blue-green standby), taking no request" in " ".join(
         e["message"] for e in paused["progress"]), paused["progress"]
     # the share: revision 2 and the new one, about half each; never the standby's 1.0
     assert set(seen) == {"2.0", "2.2"} and min(seen.values()) >= 50, seen

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.zerodown.rollout.plugins.module_utils.balancer import haproxy as hx
-from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import Scope, engine_tag
+from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.base import Member, Scope, engine_tag
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import RolloutFailed
 from tests.support.balancer_fakes import FakeHaproxy
 
@@ -46,3 +46,13 @@ def test_admit_adds_the_tagged_member_and_refuses_a_container_without_address(fa
     assert lb.intent == {} and not any(c.startswith("add server") for c in fake.commands)
     assert lb.admit("app-r1-abcdef", "127.0.0.1:32768") == ["app-r1-abcdef.aaaaaa"]
     assert lb.intent == {"app-r1-abcdef.aaaaaa": "127.0.0.1:32768"}
+
+
+def test_a_member_takes_requests_when_serving_at_a_weight_other_than_0():
+    """The one reading of "takes no request" that blue-green's switch, the standby's status and the steps share."""
+    assert Member("a", "127.0.0.1:1", "UP", 0, 5).takes_requests
+    assert Member("a", "127.0.0.1:1", "UP", 0, None).takes_requests  # a driver that does not say: it serves
+    assert Member("a", "127.0.0.1:1", "DOWN", 0, 5).takes_requests  # down is the health check's, not ours
+    assert not Member("a", "127.0.0.1:1", "UP", 0, 0).takes_requests
+    assert not Member("a", "127.0.0.1:1", "DRAIN", 0, 5).takes_requests
+    assert not Member("a", "127.0.0.1:1", "MAINT", 0, 5).takes_requests

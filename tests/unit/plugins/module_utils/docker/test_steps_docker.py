@@ -12,7 +12,7 @@ from ansible_collections.zerodown.rollout.plugins.module_utils.balancer.none imp
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker import standby as standby_mod
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.replicas import Replica
 from ansible_collections.zerodown.rollout.plugins.module_utils.docker.standby import Standby
-from ansible_collections.zerodown.rollout.plugins.module_utils.docker.steps import StepsPlan, check_steps, steps_strategy
+from ansible_collections.zerodown.rollout.plugins.module_utils.docker.steps import IdleReplicas, StepsPlan, check_steps, steps_strategy
 from ansible_collections.zerodown.rollout.plugins.module_utils.rollout import InvalidInput, WorkloadRef
 from tests.support.docker_containers import container_attrs
 
@@ -113,9 +113,13 @@ def test_the_standby_and_old_replicas_taking_no_request_are_idle(monkeypatch):
     members = {"w-r1-a": _member("w-r1-a"), "w-r0-b": _member("w-r0-b", 0), "w-r0-c": _member("w-r0-c", 5, "DRAIN"),
                "w-r2-d": _member("w-r2-d", 5)}
     record = Standby.starting("w", 1, 2, 600)
-    plan = StepsPlan(_Plan(record, members), [])
-    assert _names(plan._idle(None, [standby, zero, drained, serving])) == ["w-r0-b", "w-r0-c", "w-r1-a"]
-    assert _names(StepsPlan(_Plan(None, members), [])._idle(None, [standby, serving])) == []
+    pool = _Pool(members)
+    idle = StepsPlan(_Plan(record, members), [])._idle(None, [standby, zero, drained, serving], pool, members)
+    assert _names(idle.replicas) == ["w-r0-b", "w-r0-c", "w-r1-a"]
+    assert idle.describe() == "revision 1 (the blue-green standby) and revision(s) 0 (at weight 0 or drained)"
+    unrecorded = StepsPlan(_Plan(None, members), [])._idle(None, [standby, zero, serving], pool, members)
+    assert _names(unrecorded.replicas) == ["w-r0-b"]
+    assert unrecorded.describe() == "revision(s) 0 (at weight 0 or drained)"
 
 
 def test_retiring_raises_the_serving_side_before_it_takes_the_idle_out(monkeypatch):
@@ -125,10 +129,10 @@ def test_retiring_raises_the_serving_side_before_it_takes_the_idle_out(monkeypat
     dropped = []
     monkeypatch.setattr(standby_mod, "drop", lambda engine, workload: dropped.append(workload) or True)
     platform = _Plan(Standby.starting("w", 1, 2, 600), {})
-    StepsPlan(platform, [])._retire([_rep("a", 1)], [_rep("d", 2)])
+    StepsPlan(platform, [])._retire(IdleReplicas([_rep("a", 1)], 1), [_rep("d", 2)])
     assert [entry[0] for entry in platform.log] == ["shift", "take_out", "note"]
     assert platform.log[0] == ("shift", ["w-r2-d"], ["w-r1-a"]) and platform.log[1] == ("take_out", ["w-r1-a"])
     assert dropped == ["w"]
     platform.log.clear()
-    StepsPlan(platform, [])._retire([])
+    StepsPlan(platform, [])._retire(IdleReplicas([], 1))
     assert platform.log == [] and dropped == ["w"]  # nothing idle: nothing done
