@@ -263,17 +263,24 @@ def test_a_replica_that_became_healthy_after_the_lock_bound_the_intent_joins():
     assert pool.intent == {name("w-r1-a"): "127.0.0.1:32001", name("w-r1-b"): "127.0.0.1:32002"} and not warned
 
 
-def test_the_runs_own_wait_follows_a_member_whose_container_moved(monkeypatch):
-    """Under the lock, the final wait repairs at each look: a member whose container came back on another port
-    (a restarted dockerd) is moved, instead of waiting for it at the old address until wait_timeout."""
+def _a_member_moves_under_the_lock(monkeypatch, health_timeout):
+    """Replica ``a`` of revision 1 in the pool at port 32001 when the run takes the lock, then published on 32011
+    (a restarted dockerd): the workload, its pool and the scope's member naming."""
     monkeypatch.setattr("ansible_collections.zerodown.rollout.plugins.module_utils.docker.workload.WAIT_POLL", 0.01)
     engine = Engine(_published(attrs("a", 1), 32001))
-    docker = workload_on(engine, health_timeout=5)
+    docker = workload_on(engine, health_timeout=health_timeout)
     pool = docker._balancer = Pool()
     name = docker.scope(docker.load()).name
     pool._members = {name("w-r1-a"): Member(name("w-r1-a"), "127.0.0.1:32001")}
     docker.begin_changes(docker.load())
     _published(engine.by_id["a"], 32011)
+    return docker, pool, name
+
+
+def test_the_runs_own_wait_follows_a_member_whose_container_moved(monkeypatch):
+    """Under the lock, the final wait repairs at each look: a member whose container came back on another port
+    (a restarted dockerd) is moved, instead of waiting for it at the old address until wait_timeout."""
+    docker, pool, name = _a_member_moves_under_the_lock(monkeypatch, health_timeout=5)
     settled = []
     pool.settle = lambda: settled.append(True)
     looks = []
@@ -291,14 +298,8 @@ def test_the_runs_own_wait_waits_for_a_moved_member_up_to_its_own_timeout(monkey
     """The final wait's repairs do not wait for a moved member up to health_timeout (and fail the run with "did not
     mark UP" while wait_timeout still runs): the wait itself waits, up to its own timeout, for the member to be up,
     then settles."""
-    monkeypatch.setattr("ansible_collections.zerodown.rollout.plugins.module_utils.docker.workload.WAIT_POLL", 0.01)
-    engine = Engine(_published(attrs("a", 1), 32001))
-    docker = workload_on(engine, health_timeout=0.1)
-    pool = docker._balancer = Pool()
-    name = docker.scope(docker.load()).name
-    pool._members = {name("w-r1-a"): Member(name("w-r1-a"), "127.0.0.1:32001")}
-    docker.begin_changes(docker.load())
-    _published(engine.by_id["a"], 32011)  # the container came back elsewhere, and answers checks 0.5 s later
+    docker, pool, name = _a_member_moves_under_the_lock(monkeypatch, health_timeout=0.1)
+    # the container came back elsewhere, and answers checks 0.5 s later
     up_at = time.monotonic() + 0.5
     reconcile = pool.reconcile
 
