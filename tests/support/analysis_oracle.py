@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import typing as t
 
+from ansible_collections.zerodown.rollout.plugins.module_utils.analysis import Thresholds
+
 
 def _rate(side: t.Mapping[str, t.Any]) -> t.Optional[float]:
     attempts = side["requests"] + side["connection_errors"]
     return side["errors"] / attempts if attempts else None
 
 
-def tripped_thresholds(verdict: t.Mapping[str, t.Any], max_error_rate: float = 0.05,
-                       max_error_rate_increase: float = 0.02, min_requests: int = 20) -> list[str]:
-    """The ``analysis.<name>=<value>`` words a failed verdict's message must hold, given its counts."""
+def tripped_thresholds(verdict: t.Mapping[str, t.Any], max_error_rate: t.Optional[float] = None,
+                       max_error_rate_increase: t.Optional[float] = None, min_requests: t.Optional[int] = None) -> list[str]:
+    """The ``analysis.<name>=<value>`` words a failed verdict's message must hold, given its counts (a threshold
+    not given is the product's default)."""
+    defaults = Thresholds()
+    max_error_rate = defaults.max_error_rate if max_error_rate is None else max_error_rate
+    if max_error_rate_increase is None:
+        max_error_rate_increase = defaults.max_error_rate_increase
+    min_requests = defaults.min_requests if min_requests is None else min_requests
     new, old = verdict["new"], verdict["baseline"]
     rate = _rate(new) or 0.0
     out = []

@@ -164,8 +164,8 @@ class StepsPlan:
             result = check_result(f"would upgrade {self.workload.describe()} from {current.image} (revision "
                                   f"{current.number}) to {image} (revision {number}) in steps: {desired} new replica(s) "
                                   "at weight 0, "
-                                  + (f"then {idle.describe()} would be retired (taking no request, it would get a "
-                                     "share of the steps), " if idle.replicas else "")
+                                  + (f"then {idle.describe()} would be retired (they take no request and would get "
+                                     "a share of the steps), " if idle.replicas else "")
                                   + f"then {self._outline()}")
             result.extra["partial"] = any(s.pause for s in self.steps)
             return result

@@ -97,19 +97,24 @@ def test_thresholds_from_params_keep_explicit_zero():
     assert Thresholds.from_params({}) == Thresholds()
 
 
-@pytest.mark.parametrize("new_errors, new_requests, old_errors, old_requests", [
-    (1, 30, 0, 300),   # 3.3 %: only the increase trips (the flaky release's unlucky first window)
-    (6, 30, 0, 300),   # 20 %: both trip
-    (3, 50, 2, 50),    # 6 % against 4 %: only the rate trips
-    (3, 50, 0, 10),    # the old revision answered too few for the increase to be judged
-    (1, 100, 0, 300),  # 1 %: neither trips
+@pytest.mark.parametrize("new, old", [
+    (c(30, 1), c(300)),                  # 3.3 %: only the increase trips (the flaky release's unlucky first window)
+    (c(27, econ=1), c(300)),             # the same with a refused connection: 1 error in 28 attempts
+    (c(30, 6), c(300)),                  # 20 %: both trip
+    (c(50, 3), c(50, 2)),                # 6 % against 4 %: only the rate trips
+    (c(50, 3), c(10)),                   # the old revision answered too few for the increase to be judged
+    (c(50, 3), c(19, econ=1)),           # ... but 20 attempts are enough, a refused connection among them
+    (c(50, 1), c(300)),                  # exactly 2 % above: not above, nothing trips
+    (c(20, 1), c(300)),                  # exactly 5 %: only the increase trips
+    (c(19, econ=1), c(300)),             # exactly 5 % of attempts (1 in 19 requests would be above)
+    (c(40, 1, eresp=1), c(300, 1)),      # a response that broke off counts as an error
+    (c(100, 1), c(300)),                 # 1 %: neither trips
 ])
-def test_the_integration_tests_oracle_agrees_with_the_verdict(new_errors, new_requests, old_errors, old_requests):
+def test_the_integration_tests_oracle_agrees_with_the_verdict(new, old):
     """The integration tests check a failure's message against the thresholds its counts exceed
-    (tests/support/analysis_oracle.py): that reading of the counts is the product's."""
+    (tests/support/analysis_oracle.py): that reading of the counts is the product's, at its defaults."""
     from tests.support.analysis_oracle import tripped_thresholds
-    verdict = judge(totals({"n": c(new_requests, new_errors)}, ["n"]), totals({"o": c(old_requests, old_errors)}, ["o"]),
-                    Thresholds(max_error_rate=0.05, max_error_rate_increase=0.02, min_requests=20))
+    verdict = judge(totals({"n": new}, ["n"]), totals({"o": old}, ["o"]), Thresholds())
     named = sorted(word for reason in verdict.reasons for word in reason.replace("(", " ").replace(")", " ").split()
                    if word.startswith("analysis.max_error_rate"))
     assert named == sorted(tripped_thresholds(verdict.to_dict()))
