@@ -169,9 +169,7 @@ class BlueGreenPlan:
                relock: t.Callable[[], ActionResult]) -> ActionResult:
         """The same upgrade run again while another revision still runs: end an unfinished switch, retire a standby
         whose time has passed (or with ``promote``), or leave a valid one as it is."""
-        check_own_pool(self.docker, history, "blue_green")
-        lb = self.docker.view(history)
-        members = lb.members()
+        _lb, members = check_own_pool(self.docker, history, "blue_green")
         standby = self.docker.standby(history)
         switched = len(current.running) >= desired and self._switched(current.running, stale, members)
         previous = history.previous

@@ -68,16 +68,19 @@ def check_steps(params: t.Mapping[str, t.Any], balancer: t.Any) -> list[Step]:
     return steps
 
 
-def check_own_pool(docker: t.Any, history: History, strategy: str) -> None:
+def check_own_pool(docker: t.Any, history: History, strategy: str) -> tuple[t.Any, dict[str, t.Any]]:
     """Refuse a pool that also holds members of other hosts or workloads (``docker``: the DockerWorkload): the
-    weights of ``strategy`` give shares of the whole pool, and theirs are not this run's to change."""
+    weights of ``strategy`` give shares of the whole pool, and theirs are not this run's to change. Returns the
+    view of the pool and its members as read, for the caller to go on from without reading them again."""
     lb = docker.view(history)
-    foreign = sorted(n for n in lb.members() if not lb.owns(n))
+    members = lb.members()
+    foreign = sorted(n for n in members if not lb.owns(n))
     if foreign:
         raise InvalidInput(f"strategy={strategy} needs a load-balancer pool of its own: {lb.describe()} also holds "
                            f"{', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''} (other hosts or "
                            "workloads), whose weights would make every share wrong; give this host's workload its "
                            "own backend, or use strategy=rolling")
+    return lb, members
 
 
 @dataclass
@@ -112,8 +115,8 @@ class StepsPlan:
         self.docker = platform.docker
         self.workload = platform.workload
 
-    def check_pool(self, history: History) -> None:
-        check_own_pool(self.docker, history, "steps")
+    def check_pool(self, history: History) -> tuple[t.Any, dict[str, t.Any]]:
+        return check_own_pool(self.docker, history, "steps")
 
     def _idle(self, history: History, stale: t.Sequence[Replica], lb: t.Any,
               members: t.Mapping[str, t.Any]) -> IdleReplicas:
@@ -157,9 +160,8 @@ class StepsPlan:
               relock: t.Callable[[], ActionResult]) -> ActionResult:
         """An upgrade to revision ``number`` (``image``), every replica from ``start``, in steps. Old replicas that
         take no request (a blue-green standby: :meth:`_idle`) are retired once the new ones are in at weight 0."""
-        self.check_pool(history)
-        lb = self.docker.view(history)
-        idle = self._idle(history, stale, lb, lb.members())
+        lb, members = self.check_pool(history)
+        idle = self._idle(history, stale, lb, members)
         if self.platform.module.check_mode:
             result = check_result(f"would upgrade {self.workload.describe()} from {current.image} (revision "
                                   f"{current.number}) to {image} (revision {number}) in steps: {desired} new replica(s) "
@@ -187,9 +189,7 @@ class StepsPlan:
                before: dict[str, t.Any], check_result: t.Callable[[str], ActionResult],
                relock: t.Callable[[], ActionResult]) -> ActionResult:
         """The same upgrade run again while the old revision still serves: on from the share the pool gives."""
-        self.check_pool(history)
-        lb = self.docker.view(history)
-        members = lb.members()
+        lb, members = self.check_pool(history)
         # old replicas taking no request (:meth:`_idle`) get no share, as long as other old ones serve (else the
         # old side is already out: the rollout ends)
         idle = self._idle(history, stale, lb, members)
