@@ -17,34 +17,29 @@ def _rate(side: t.Mapping[str, t.Any]) -> t.Optional[float]:
     return side["errors"] / attempts if attempts else None
 
 
-def tripped_thresholds(verdict: t.Mapping[str, t.Any], max_error_rate: t.Optional[float] = None,
-                       max_error_rate_increase: t.Optional[float] = None, min_requests: t.Optional[int] = None) -> list[str]:
-    """The ``analysis.<name>=<value>`` words a failed verdict's message must hold, given its counts (a threshold
-    not given is the product's default)."""
-    defaults = Thresholds()
-    max_error_rate = defaults.max_error_rate if max_error_rate is None else max_error_rate
-    if max_error_rate_increase is None:
-        max_error_rate_increase = defaults.max_error_rate_increase
-    min_requests = defaults.min_requests if min_requests is None else min_requests
+def tripped_thresholds(verdict: t.Mapping[str, t.Any], **given: t.Any) -> list[str]:
+    """The ``analysis.<name>=<value>`` words a failed verdict's message must hold, given its counts and the
+    ``analysis`` thresholds ``given`` (those not given are the product's defaults)."""
+    limits = Thresholds.from_params(given)
     new, old = verdict["new"], verdict["baseline"]
     rate = _rate(new) or 0.0
-    out = []
-    if rate > max_error_rate:
-        out.append(f"analysis.max_error_rate={max_error_rate:.1%}")
     base = _rate(old)
-    if old["requests"] + old["connection_errors"] >= min_requests and base is not None \
-            and rate - base > max_error_rate_increase:
-        out.append(f"analysis.max_error_rate_increase={max_error_rate_increase:.1%}")
+    out = []
+    if rate > limits.max_error_rate:
+        out.append(f"analysis.max_error_rate={limits.max_error_rate:.1%}")
+    if old["requests"] + old["connection_errors"] >= limits.min_requests and base is not None \
+            and rate - base > limits.max_error_rate_increase:
+        out.append(f"analysis.max_error_rate_increase={limits.max_error_rate_increase:.1%}")
     return out
 
 
-def assert_failure_names_its_thresholds(message: str, verdict: t.Mapping[str, t.Any], **thresholds: t.Any) -> None:
+def assert_failure_names_its_thresholds(message: str, verdict: t.Mapping[str, t.Any], **given: t.Any) -> None:
     """A failed verdict names every error-rate threshold its counts exceed, and no other."""
-    expected = tripped_thresholds(verdict, **thresholds)
+    expected = tripped_thresholds(verdict, **given)
     assert expected, f"the counts exceed no error-rate threshold, yet the step failed: {verdict}"
     for name in ("analysis.max_error_rate=", "analysis.max_error_rate_increase="):
-        named = [word for word in expected if word.startswith(name)]
-        if named:
-            assert named[0] in message, (named[0], message, verdict)
+        word = next((w for w in expected if w.startswith(name)), None)
+        if word is not None:
+            assert word in message, (word, message, verdict)
         else:
             assert name not in message, (name, message, verdict)
